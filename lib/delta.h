@@ -1,0 +1,35 @@
+// Delta: one change to one Jules session, as the store keeps it.
+// The wire formats (spec/wire-formats.md) map onto it; the parser builds it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace deltatap {
+
+enum class DeltaType { created, updated, deleted };
+
+std::string_view to_string(DeltaType type);
+std::optional<DeltaType> parse_delta_type(std::string_view text);
+
+struct Delta {
+  std::string session_id;
+  DeltaType type = DeltaType::created;
+  // Compact JSON text of the state objects exactly as received (numbers keep
+  // their digits, strings their unicode); empty optional when absent.
+  std::optional<std::string> before;
+  std::optional<std::string> after;
+  // Normalised UTC "YYYY-MM-DDTHH:MM:SS.sssZ" (see timestamp.h).
+  std::string timestamp;
+};
+
+// A delta as read back from the store.
+struct StoredDelta {
+  std::int64_t id = 0;
+  Delta delta;
+  std::string created_at;  // same normalised form as timestamp
+};
+
+}  // namespace deltatap
