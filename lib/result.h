@@ -29,6 +29,8 @@ class [[nodiscard]] Result {
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
 
+  T value_or(T fallback) const { return ok() ? value() : std::move(fallback); }
+
   const std::string& error() const { return std::get<1>(state_).message; }
 
  private:

@@ -1,0 +1,644 @@
+#include "store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <utility>
+
+namespace deltatap {
+
+namespace {
+
+constexpr const char* kCreateDeltas = R"sql(
+CREATE TABLE IF NOT EXISTS session_deltas (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  session_id TEXT NOT NULL,
+  delta_type TEXT NOT NULL CHECK(delta_type IN ('created', 'updated', 'deleted')),
+  before_state TEXT,
+  after_state TEXT,
+  timestamp TEXT NOT NULL,
+  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);)sql";
+
+constexpr const char* kCreateIndexesAndTables = R"sql(
+CREATE INDEX IF NOT EXISTS idx_session_deltas_session_id ON session_deltas(session_id);
+CREATE INDEX IF NOT EXISTS idx_session_deltas_timestamp ON session_deltas(timestamp);
+CREATE INDEX IF NOT EXISTS idx_session_deltas_created_at ON session_deltas(created_at);
+CREATE INDEX IF NOT EXISTS idx_session_deltas_session_ts ON session_deltas(session_id, timestamp);
+CREATE TABLE IF NOT EXISTS rejected_messages (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  received_at TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  detail TEXT NOT NULL DEFAULT '',
+  raw BLOB
+);
+CREATE TABLE IF NOT EXISTS stream_events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  at TEXT NOT NULL,
+  event TEXT NOT NULL,
+  url TEXT NOT NULL DEFAULT '',
+  close_code INTEGER NOT NULL DEFAULT 0,
+  reason TEXT NOT NULL DEFAULT ''
+);)sql";
+
+constexpr const char* kDeltaColumns =
+    "id, session_id, delta_type, before_state, after_state, timestamp, created_at";
+
+std::string sqlite_error(sqlite3* db, std::string_view what) {
+  return std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "out of memory");
+}
+
+// A prepared statement; reset on destruction so a cached one can be reused.
+class Statement {
+ public:
+  Statement() = default;
+  explicit Statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  Statement(Statement&& other) noexcept : stmt_(std::exchange(other.stmt_, nullptr)) {}
+  ~Statement() { sqlite3_finalize(stmt_); }
+  sqlite3_stmt* get() const { return stmt_; }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// Resets a cached statement when the caller is done with it.
+class Use {
+ public:
+  explicit Use(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  ~Use() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  sqlite3_stmt* operator*() const { return stmt_; }
+
+ private:
+  sqlite3_stmt* stmt_;
+};
+
+void bind_text(sqlite3_stmt* stmt, int index, std::string_view text) {
+  sqlite3_bind_text64(stmt, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8);
+}
+
+void bind_optional(sqlite3_stmt* stmt, int index, const std::optional<std::string>& text) {
+  if (text) bind_text(stmt, index, *text); else sqlite3_bind_null(stmt, index);
+}
+
+void bind_named(sqlite3_stmt* stmt, const char* name, std::string_view text) {
+  int index = sqlite3_bind_parameter_index(stmt, name);
+  if (index > 0) bind_text(stmt, index, text);
+}
+
+std::string column_text(sqlite3_stmt* stmt, int column) {
+  auto text = sqlite3_column_text(stmt, column);
+  if (!text) return {};
+  return std::string(reinterpret_cast<const char*>(text), sqlite3_column_bytes(stmt, column));
+}
+
+std::optional<std::string> column_optional(sqlite3_stmt* stmt, int column) {
+  if (sqlite3_column_type(stmt, column) == SQLITE_NULL) return std::nullopt;
+  return column_text(stmt, column);
+}
+
+StoredDelta read_delta(sqlite3_stmt* stmt) {
+  StoredDelta row;
+  row.id = sqlite3_column_int64(stmt, 0);
+  row.delta.session_id = column_text(stmt, 1);
+  row.delta.type = parse_delta_type(column_text(stmt, 2)).value_or(DeltaType::updated);
+  row.delta.before = column_optional(stmt, 3);
+  row.delta.after = column_optional(stmt, 4);
+  row.delta.timestamp = column_text(stmt, 5);
+  row.created_at = column_text(stmt, 6);
+  return row;
+}
+
+// SQL function used by the version-0 migration: the normalised form of a time,
+// or the value unchanged when it is not one (a row is never dropped for that).
+// datetime('now') values carry no zone; SQLite writes them in UTC.
+void normalise_sql_function(sqlite3_context* context, int, sqlite3_value** args) {
+  auto raw = sqlite3_value_text(args[0]);
+  if (!raw) {
+    sqlite3_result_null(context);
+    return;
+  }
+  std::string_view text(reinterpret_cast<const char*>(raw), sqlite3_value_bytes(args[0]));
+  auto normalised = normalise_timestamp(text);
+  if (!normalised.ok()) normalised = normalise_timestamp(std::string(text) + "Z");
+  if (normalised.ok()) {
+    sqlite3_result_text64(context, normalised->data(), normalised->size(), SQLITE_TRANSIENT,
+                          SQLITE_UTF8);
+  } else {
+    sqlite3_result_value(context, args[0]);
+  }
+}
+
+}  // namespace
+
+std::optional<Cursor> parse_cursor(std::string_view text) {
+  auto split = text.rfind('_');
+  if (split == std::string_view::npos) return std::nullopt;
+  Cursor cursor;
+  auto id_text = text.substr(split + 1);
+  auto [end, ec] = std::from_chars(id_text.data(), id_text.data() + id_text.size(), cursor.id);
+  if (ec != std::errc() || end != id_text.data() + id_text.size() || cursor.id <= 0) {
+    return std::nullopt;
+  }
+  auto timestamp = normalise_timestamp(text.substr(0, split));
+  if (!timestamp.ok() || *timestamp != text.substr(0, split)) return std::nullopt;
+  cursor.timestamp = *timestamp;
+  return cursor;
+}
+
+std::string format_cursor(const Cursor& cursor) {
+  return cursor.timestamp + "_" + std::to_string(cursor.id);
+}
+
+DatabaseImage::DatabaseImage(unsigned char* bytes, std::size_t size) : bytes_(bytes), size_(size) {}
+void DatabaseImage::Free::operator()(unsigned char* p) const { sqlite3_free(p); }
+
+struct Store::Impl {
+  sqlite3* db = nullptr;
+  std::map<std::string, Statement> statements;
+  std::int64_t delta_count = 0;
+  std::int64_t rejected_count = 0;
+  std::int64_t rejected_evicted = 0;
+
+  ~Impl() {
+    statements.clear();
+    sqlite3_close(db);
+  }
+
+  Status exec(const char* sql) {
+    char* message = nullptr;
+    if (sqlite3_exec(db, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+      std::string text = message ? message : "unknown error";
+      sqlite3_free(message);
+      return Error{text};
+    }
+    return ok_status();
+  }
+
+  Result<sqlite3_stmt*> statement(const std::string& sql) {
+    auto found = statements.find(sql);
+    if (found != statements.end()) return found->second.get();
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) !=
+        SQLITE_OK) {
+      return Error{sqlite_error(db, "prepare")};
+    }
+    statements.emplace(sql, Statement(stmt));
+    return stmt;
+  }
+
+  Result<std::int64_t> scalar(const std::string& sql) {
+    auto stmt = statement(sql);
+    if (!stmt.ok()) return Error{stmt.error()};
+    Use use(*stmt);
+    if (sqlite3_step(*use) != SQLITE_ROW) return Error{sqlite_error(db, sql)};
+    return sqlite3_column_int64(*use, 0);
+  }
+
+  std::optional<std::string> scalar_text(const std::string& sql) {
+    auto stmt = statement(sql);
+    if (!stmt.ok()) return std::nullopt;
+    Use use(*stmt);
+    if (sqlite3_step(*use) != SQLITE_ROW) return std::nullopt;
+    return column_optional(*use, 0);
+  }
+
+  Status register_functions() {
+    if (sqlite3_create_function(db, "deltatap_normalise", 1,
+                                SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, nullptr,
+                                normalise_sql_function, nullptr, nullptr) != SQLITE_OK) {
+      return Error{sqlite_error(db, "register function")};
+    }
+    return ok_status();
+  }
+
+  // Brings any known version up to kSchemaVersion.
+  Status migrate() {
+    auto version = scalar("PRAGMA user_version");
+    if (!version.ok()) return Error{version.error()};
+    if (*version > kSchemaVersion) {
+      return Error{"schema version " + std::to_string(*version) +
+                   " is newer than this deltatap understands (" + std::to_string(kSchemaVersion) +
+                   ")"};
+    }
+    if (*version == kSchemaVersion) return ok_status();
+    auto has_table =
+        scalar("SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='session_deltas'");
+    if (!has_table.ok()) return Error{has_table.error()};
+    if (auto s = exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    Status result = *has_table ? migrate_from_version_0() : create_schema();
+    if (result.ok()) {
+      result = exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
+    }
+    if (result.ok()) return exec("COMMIT");
+    (void)exec("ROLLBACK");
+    return Error{"migration failed: " + result.error()};
+  }
+
+  Status create_schema() {
+    if (auto s = exec(kCreateDeltas); !s.ok()) return s;
+    return exec(kCreateIndexesAndTables);
+  }
+
+  // The document's table: created_at defaults to datetime('now') and times are
+  // stored as received. Rebuild it with the new default and normalised times.
+  Status migrate_from_version_0() {
+    // The statement cache may hold statements on the old table.
+    statements.clear();
+    std::string create_new = kCreateDeltas;
+    create_new.replace(create_new.find("session_deltas"), std::strlen("session_deltas"),
+                       "session_deltas_v1");
+    std::string copy = std::string("INSERT INTO session_deltas_v1 (") + kDeltaColumns +
+                       ") SELECT id, session_id, delta_type, before_state, after_state, "
+                       "deltatap_normalise(timestamp), deltatap_normalise(created_at) "
+                       "FROM session_deltas";
+    for (const std::string& sql :
+         {create_new, copy, std::string("DROP TABLE session_deltas"),
+          std::string("ALTER TABLE session_deltas_v1 RENAME TO session_deltas"),
+          std::string(kCreateIndexesAndTables)}) {
+      if (auto s = exec(sql.c_str()); !s.ok()) return s;
+    }
+    return ok_status();
+  }
+
+  Status finish_open() {
+    if (auto s = register_functions(); !s.ok()) return s;
+    if (auto s = migrate(); !s.ok()) return s;
+    return refresh_counts();
+  }
+
+  Status refresh_counts() {
+    auto deltas = scalar("SELECT COUNT(*) FROM session_deltas");
+    if (!deltas.ok()) return Error{deltas.error()};
+    auto rejected = scalar("SELECT COUNT(*) FROM rejected_messages");
+    if (!rejected.ok()) return Error{rejected.error()};
+    delta_count = *deltas;
+    rejected_count = *rejected;
+    return ok_status();
+  }
+
+  Status insert(const Delta& delta, std::string_view created_at, std::int64_t id) {
+    auto stmt = statement(
+        "INSERT OR IGNORE INTO session_deltas (id, session_id, delta_type, before_state, "
+        "after_state, timestamp, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    if (!stmt.ok()) return Error{stmt.error()};
+    Use use(*stmt);
+    if (id > 0) sqlite3_bind_int64(*use, 1, id); else sqlite3_bind_null(*use, 1);
+    bind_text(*use, 2, delta.session_id);
+    bind_text(*use, 3, to_string(delta.type));
+    bind_optional(*use, 4, delta.before);
+    bind_optional(*use, 5, delta.after);
+    bind_text(*use, 6, delta.timestamp);
+    bind_text(*use, 7, created_at);
+    if (sqlite3_step(*use) != SQLITE_DONE) return Error{sqlite_error(db, "insert delta")};
+    delta_count += sqlite3_changes(db);
+    return ok_status();
+  }
+
+  template <typename Body>
+  Status transaction(Body body) {
+    if (auto s = exec("BEGIN"); !s.ok()) return s;
+    auto count_before = delta_count;
+    Status result = body();
+    if (result.ok()) result = exec("COMMIT");
+    if (!result.ok()) {
+      (void)exec("ROLLBACK");
+      delta_count = count_before;
+    }
+    return result;
+  }
+};
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+Result<std::unique_ptr<Store>> Store::open_empty() { return load({}); }
+
+Result<std::unique_ptr<Store>> Store::load(std::string_view bytes) {
+  static constexpr std::string_view kHeader("SQLite format 3\0", 16);
+  if (!bytes.empty() && (bytes.size() < 100 || bytes.substr(0, 16) != kHeader)) {
+    return Error{"not a SQLite database (bad header)"};
+  }
+  auto impl = std::make_unique<Impl>();
+  if (sqlite3_open_v2(":memory:", &impl->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                      nullptr) != SQLITE_OK) {
+    return Error{sqlite_error(impl->db, "open in-memory database")};
+  }
+  if (!bytes.empty()) {
+    auto buffer = static_cast<unsigned char*>(sqlite3_malloc64(bytes.size()));
+    if (!buffer) return Error{"out of memory loading " + std::to_string(bytes.size()) + " bytes"};
+    std::memcpy(buffer, bytes.data(), bytes.size());
+    if (sqlite3_deserialize(impl->db, "main", buffer, bytes.size(), bytes.size(),
+                            SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE) !=
+        SQLITE_OK) {
+      return Error{sqlite_error(impl->db, "load database image")};
+    }
+    auto check = impl->scalar_text("PRAGMA quick_check");
+    if (!check || *check != "ok") {
+      return Error{"integrity check failed: " + check.value_or(sqlite3_errmsg(impl->db))};
+    }
+  }
+  if (auto s = impl->finish_open(); !s.ok()) return Error{s.error()};
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+Result<std::unique_ptr<Store>> Store::open_readonly(const std::string& path) {
+  auto impl = std::make_unique<Impl>();
+  if (sqlite3_open_v2(path.c_str(), &impl->db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    return Error{sqlite_error(impl->db, "open " + path)};
+  }
+  auto version = impl->scalar("PRAGMA user_version");
+  if (!version.ok()) return Error{path + ": " + version.error()};
+  if (*version == 0) {
+    // Migrating needs a writable copy; the file itself stays as it is.
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    return load(bytes.str());
+  }
+  if (auto s = impl->register_functions(); !s.ok()) return Error{s.error()};
+  if (*version > kSchemaVersion) {
+    return Error{path + ": schema version " + std::to_string(*version) +
+                 " is newer than this deltatap understands"};
+  }
+  if (auto s = impl->refresh_counts(); !s.ok()) return Error{path + ": " + s.error()};
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+Status Store::save(const Delta& delta) { return save_batch({&delta, 1}); }
+
+Status Store::save_batch(std::span<const Delta> deltas, std::optional<std::string> created_at) {
+  std::string at = created_at ? *created_at : format_timestamp(now_millis());
+  return impl_->transaction([&]() -> Status {
+    for (const auto& delta : deltas) {
+      if (auto s = impl_->insert(delta, at, 0); !s.ok()) return s;
+    }
+    return ok_status();
+  });
+}
+
+Status Store::save_with_created_at(std::span<const StoredDelta> deltas) {
+  return impl_->transaction([&]() -> Status {
+    for (const auto& row : deltas) {
+      if (auto s = impl_->insert(row.delta, row.created_at, row.id); !s.ok()) return s;
+    }
+    return ok_status();
+  });
+}
+
+Result<DeltaPage> Store::get_deltas(const DeltaQuery& query) {
+  std::optional<Cursor> cursor;
+  if (query.before) {
+    cursor = parse_cursor(*query.before);
+    if (!cursor) return Error{"invalid cursor"};
+  }
+  int limit = std::clamp(query.limit, 1, kMaxQueryLimit);
+  std::string sql = std::string("SELECT ") + kDeltaColumns + " FROM session_deltas WHERE 1";
+  if (query.session_id) sql += " AND session_id = :sid";
+  if (query.type) sql += " AND delta_type = :type";
+  if (query.since) sql += " AND timestamp >= :since";
+  if (query.until) sql += " AND timestamp < :until";
+  // The first term bounds the index range; the second orders ties by id.
+  if (cursor) sql += " AND timestamp <= :cts AND (timestamp, id) < (:cts, :cid)";
+  sql += " ORDER BY timestamp DESC, id DESC LIMIT :limit";
+  auto stmt = impl_->statement(sql);
+  if (!stmt.ok()) return Error{stmt.error()};
+  Use use(*stmt);
+  if (query.session_id) bind_named(*use, ":sid", *query.session_id);
+  if (query.type) bind_named(*use, ":type", to_string(*query.type));
+  if (query.since) bind_named(*use, ":since", *query.since);
+  if (query.until) bind_named(*use, ":until", *query.until);
+  if (cursor) {
+    bind_named(*use, ":cts", cursor->timestamp);
+    sqlite3_bind_int64(*use, sqlite3_bind_parameter_index(*use, ":cid"), cursor->id);
+  }
+  sqlite3_bind_int(*use, sqlite3_bind_parameter_index(*use, ":limit"), limit + 1);
+  DeltaPage page;
+  int rc;
+  while ((rc = sqlite3_step(*use)) == SQLITE_ROW) {
+    if (static_cast<int>(page.deltas.size()) == limit) {
+      const auto& last = page.deltas.back();
+      page.next = format_cursor({last.delta.timestamp, last.id});
+      break;
+    }
+    page.deltas.push_back(read_delta(*use));
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Error{sqlite_error(impl_->db, "query")};
+  return page;
+}
+
+Status Store::for_each_delta(const std::function<bool(const StoredDelta&)>& visit) {
+  // Not cached: a long export must not hold a statement another query needs.
+  sqlite3_stmt* raw = nullptr;
+  std::string sql = std::string("SELECT ") + kDeltaColumns + " FROM session_deltas ORDER BY id";
+  if (sqlite3_prepare_v2(impl_->db, sql.c_str(), -1, &raw, nullptr) != SQLITE_OK) {
+    return Error{sqlite_error(impl_->db, "prepare export")};
+  }
+  Statement stmt(raw);
+  int rc;
+  while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
+    if (!visit(read_delta(raw))) return ok_status();
+  }
+  if (rc != SQLITE_DONE) return Error{sqlite_error(impl_->db, "export")};
+  return ok_status();
+}
+
+Result<std::vector<SessionSummary>> Store::sessions() {
+  auto stmt = impl_->statement(
+      "SELECT session_id, SUM(delta_type = 'created'), SUM(delta_type = 'updated'), "
+      "SUM(delta_type = 'deleted'), MIN(timestamp), MAX(timestamp) "
+      "FROM session_deltas GROUP BY session_id ORDER BY MAX(timestamp) DESC, session_id");
+  if (!stmt.ok()) return Error{stmt.error()};
+  auto last = impl_->statement(
+      "SELECT delta_type, after_state, before_state FROM session_deltas WHERE session_id = ?1 "
+      "ORDER BY timestamp DESC, id DESC LIMIT 1");
+  if (!last.ok()) return Error{last.error()};
+  std::vector<SessionSummary> result;
+  Use use(*stmt);
+  int rc;
+  while ((rc = sqlite3_step(*use)) == SQLITE_ROW) {
+    SessionSummary row;
+    row.session_id = column_text(*use, 0);
+    row.created = sqlite3_column_int64(*use, 1);
+    row.updated = sqlite3_column_int64(*use, 2);
+    row.deleted = sqlite3_column_int64(*use, 3);
+    row.first_seen = column_text(*use, 4);
+    row.last_seen = column_text(*use, 5);
+    Use newest(*last);
+    bind_text(*newest, 1, row.session_id);
+    if (sqlite3_step(*newest) == SQLITE_ROW) {
+      row.last_type = column_text(*newest, 0);
+      row.last_state = row.last_type == "deleted" ? column_optional(*newest, 2)
+                                                  : column_optional(*newest, 1);
+    }
+    result.push_back(std::move(row));
+  }
+  if (rc != SQLITE_DONE) return Error{sqlite_error(impl_->db, "sessions")};
+  return result;
+}
+
+Result<std::vector<StoredDelta>> Store::session_history(const std::string& session_id) {
+  auto stmt = impl_->statement(std::string("SELECT ") + kDeltaColumns +
+                               " FROM session_deltas WHERE session_id = ?1 "
+                               "ORDER BY timestamp, id");
+  if (!stmt.ok()) return Error{stmt.error()};
+  Use use(*stmt);
+  bind_text(*use, 1, session_id);
+  std::vector<StoredDelta> rows;
+  int rc;
+  while ((rc = sqlite3_step(*use)) == SQLITE_ROW) rows.push_back(read_delta(*use));
+  if (rc != SQLITE_DONE) return Error{sqlite_error(impl_->db, "session history")};
+  return rows;
+}
+
+Result<std::int64_t> Store::cleanup(TimePoint older_than) {
+  auto stmt = impl_->statement("DELETE FROM session_deltas WHERE created_at < ?1");
+  if (!stmt.ok()) return Error{stmt.error()};
+  Use use(*stmt);
+  std::string bound = format_timestamp(older_than);
+  bind_text(*use, 1, bound);
+  if (sqlite3_step(*use) != SQLITE_DONE) return Error{sqlite_error(impl_->db, "cleanup")};
+  std::int64_t deleted = sqlite3_changes64(impl_->db);
+  impl_->delta_count -= deleted;
+  return deleted;
+}
+
+Result<std::int64_t> Store::evict_beyond(std::int64_t max_rows) {
+  std::int64_t excess = impl_->delta_count - max_rows;
+  if (max_rows <= 0 || excess <= 0) return std::int64_t{0};
+  auto stmt = impl_->statement(
+      "DELETE FROM session_deltas WHERE id IN "
+      "(SELECT id FROM session_deltas ORDER BY id LIMIT ?1)");
+  if (!stmt.ok()) return Error{stmt.error()};
+  Use use(*stmt);
+  sqlite3_bind_int64(*use, 1, excess);
+  if (sqlite3_step(*use) != SQLITE_DONE) return Error{sqlite_error(impl_->db, "evict")};
+  std::int64_t deleted = sqlite3_changes64(impl_->db);
+  impl_->delta_count -= deleted;
+  return deleted;
+}
+
+Status Store::compact() {
+  impl_->statements.clear();
+  return impl_->exec("VACUUM");
+}
+
+Status Store::quarantine(const Rejected& rejected) {
+  auto stmt = impl_->statement(
+      "INSERT INTO rejected_messages (received_at, reason, detail, raw) VALUES (?1, ?2, ?3, ?4)");
+  if (!stmt.ok()) return Error{stmt.error()};
+  {
+    Use use(*stmt);
+    bind_text(*use, 1, rejected.received_at);
+    bind_text(*use, 2, rejected.reason);
+    bind_text(*use, 3, rejected.detail);
+    auto raw = std::string_view(rejected.raw).substr(0, kMaxRejectedRawBytes);
+    sqlite3_bind_blob64(*use, 4, raw.data(), raw.size(), SQLITE_STATIC);
+    if (sqlite3_step(*use) != SQLITE_DONE) return Error{sqlite_error(impl_->db, "quarantine")};
+  }
+  ++impl_->rejected_count;
+  if (impl_->rejected_count > kMaxRejectedRows) {
+    auto evict = impl_->statement(
+        "DELETE FROM rejected_messages WHERE id IN "
+        "(SELECT id FROM rejected_messages ORDER BY id LIMIT ?1)");
+    if (!evict.ok()) return Error{evict.error()};
+    Use use(*evict);
+    sqlite3_bind_int64(*use, 1, impl_->rejected_count - kMaxRejectedRows);
+    if (sqlite3_step(*use) != SQLITE_DONE) return Error{sqlite_error(impl_->db, "evict rejected")};
+    auto gone = sqlite3_changes64(impl_->db);
+    impl_->rejected_count -= gone;
+    impl_->rejected_evicted += gone;
+  }
+  return ok_status();
+}
+
+Result<std::vector<Rejected>> Store::rejected(int limit) {
+  auto stmt = impl_->statement(
+      "SELECT received_at, reason, detail, raw FROM rejected_messages ORDER BY id DESC LIMIT ?1");
+  if (!stmt.ok()) return Error{stmt.error()};
+  Use use(*stmt);
+  sqlite3_bind_int(*use, 1, limit);
+  std::vector<Rejected> rows;
+  while (sqlite3_step(*use) == SQLITE_ROW) {
+    Rejected row;
+    row.received_at = column_text(*use, 0);
+    row.reason = column_text(*use, 1);
+    row.detail = column_text(*use, 2);
+    auto blob = static_cast<const char*>(sqlite3_column_blob(*use, 3));
+    if (blob) row.raw.assign(blob, sqlite3_column_bytes(*use, 3));
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+Status Store::record_event(const StreamEvent& event) {
+  auto stmt = impl_->statement(
+      "INSERT INTO stream_events (at, event, url, close_code, reason) VALUES (?1, ?2, ?3, ?4, ?5)");
+  if (!stmt.ok()) return Error{stmt.error()};
+  Use use(*stmt);
+  bind_text(*use, 1, event.at);
+  bind_text(*use, 2, event.event);
+  bind_text(*use, 3, event.url);
+  sqlite3_bind_int(*use, 4, event.close_code);
+  bind_text(*use, 5, event.reason);
+  if (sqlite3_step(*use) != SQLITE_DONE) return Error{sqlite_error(impl_->db, "stream event")};
+  return ok_status();
+}
+
+Result<std::vector<StreamEvent>> Store::events(int limit) {
+  auto stmt = impl_->statement(
+      "SELECT at, event, url, close_code, reason FROM stream_events ORDER BY id DESC LIMIT ?1");
+  if (!stmt.ok()) return Error{stmt.error()};
+  Use use(*stmt);
+  sqlite3_bind_int(*use, 1, limit);
+  std::vector<StreamEvent> rows;
+  while (sqlite3_step(*use) == SQLITE_ROW) {
+    rows.push_back({column_text(*use, 0), column_text(*use, 1), column_text(*use, 2),
+                    sqlite3_column_int(*use, 3), column_text(*use, 4)});
+  }
+  return rows;
+}
+
+StoreCounts Store::counts() {
+  StoreCounts counts;
+  counts.deltas = impl_->delta_count;
+  counts.rejected = impl_->rejected_count;
+  counts.rejected_evicted = impl_->rejected_evicted;
+  counts.sessions =
+      impl_->scalar("SELECT COUNT(*) FROM (SELECT DISTINCT session_id FROM session_deltas)")
+          .value_or(0);
+  counts.stream_events = impl_->scalar("SELECT COUNT(*) FROM stream_events").value_or(0);
+  auto pages = impl_->scalar("PRAGMA page_count").value_or(0);
+  auto page_size = impl_->scalar("PRAGMA page_size").value_or(0);
+  counts.memory_bytes = pages * page_size;
+  counts.oldest = impl_->scalar_text("SELECT MIN(timestamp) FROM session_deltas");
+  counts.newest = impl_->scalar_text("SELECT MAX(timestamp) FROM session_deltas");
+  counts.schema_version = static_cast<int>(impl_->scalar("PRAGMA user_version").value_or(0));
+  return counts;
+}
+
+Result<std::string> Store::check() {
+  auto result = impl_->scalar_text("PRAGMA integrity_check");
+  if (!result) return Error{sqlite_error(impl_->db, "integrity_check")};
+  return *result;
+}
+
+Result<DatabaseImage> Store::serialize() {
+  sqlite3_int64 size = 0;
+  unsigned char* bytes = sqlite3_serialize(impl_->db, "main", &size, 0);
+  if (!bytes) return Error{"serialize failed (out of memory?)"};
+  return DatabaseImage(bytes, static_cast<std::size_t>(size));
+}
+
+std::int64_t Store::last_delta_id() {
+  return impl_->scalar("SELECT COALESCE(MAX(id), 0) FROM session_deltas").value_or(0);
+}
+
+}  // namespace deltatap
