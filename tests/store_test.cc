@@ -1,0 +1,377 @@
+// The store against the domain document's test scenarios, on real SQLite
+// databases (in memory, and as files written to temporary directories).
+#define BOOST_TEST_MODULE store
+#include <boost/test/unit_test.hpp>
+
+#include <sqlite3.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+
+#include <set>
+#include <thread>
+
+#include "snapshot.h"
+#include "store.h"
+#include "test_support.h"
+
+using namespace deltatap;
+using namespace deltatap::testing;
+
+namespace {
+
+Delta make_delta(std::string session, DeltaType type, std::string timestamp,
+                 std::string state = R"({"id":"x","planStatus":"pending"})") {
+  Delta d;
+  d.session_id = std::move(session);
+  d.type = type;
+  if (type != DeltaType::created) d.before = state;
+  if (type != DeltaType::deleted) d.after = state;
+  d.timestamp = std::move(timestamp);
+  return d;
+}
+
+std::unique_ptr<Store> empty_store() {
+  auto store = Store::open_empty();
+  BOOST_REQUIRE_MESSAGE(store.ok(), store.error());
+  return std::move(store.value());
+}
+
+// Writes the store to a file so tests can look at it with plain SQL.
+fs::path to_file(Store& store, const TempDir& dir) {
+  auto image = store.serialize();
+  BOOST_REQUIRE(image.ok());
+  auto path = dir / "data/sessions.sqlite";
+  BOOST_REQUIRE(write_snapshot_file(path.string(), image->view()).ok());
+  return path;
+}
+
+void exec_sql(sqlite3* db, const std::string& sql) {
+  char* message = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message);
+  BOOST_REQUIRE_MESSAGE(rc == SQLITE_OK, (message ? message : "?") + std::string(" in ") + sql);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(new_database_has_the_schema_and_version) {
+  TempDir dir;
+  auto store = empty_store();
+  auto file = to_file(*store, dir);
+  auto names = query_db(file, "SELECT name FROM sqlite_master ORDER BY name");
+  std::set<std::string> found;
+  for (auto& row : names) found.insert(row[0]);
+  for (const char* expected :
+       {"session_deltas", "rejected_messages", "stream_events", "idx_session_deltas_session_id",
+        "idx_session_deltas_timestamp", "idx_session_deltas_created_at",
+        "idx_session_deltas_session_ts"}) {
+    BOOST_TEST(found.count(expected) == 1u, expected);
+  }
+  BOOST_TEST(query_db(file, "PRAGMA user_version")[0][0] == std::to_string(kSchemaVersion));
+  // created_at's default is the normalised form, not datetime('now').
+  auto sql = query_db(file, "SELECT sql FROM sqlite_master WHERE name='session_deltas'")[0][0];
+  BOOST_TEST(sql.find("strftime('%Y-%m-%dT%H:%M:%fZ'") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(saves_and_retrieves_each_type) {
+  auto store = empty_store();
+  BOOST_REQUIRE(store->save(make_delta("sess_1", DeltaType::created, "2025-11-10T12:00:00.000Z")).ok());
+  BOOST_REQUIRE(store->save(make_delta("sess_1", DeltaType::updated, "2025-11-10T12:05:00.000Z")).ok());
+  BOOST_REQUIRE(store->save(make_delta("sess_1", DeltaType::deleted, "2025-11-10T12:10:00.000Z")).ok());
+  auto page = store->get_deltas({.session_id = "sess_1"});
+  BOOST_REQUIRE(page.ok());
+  BOOST_REQUIRE_EQUAL(page->deltas.size(), 3u);
+  BOOST_TEST(page->deltas[0].delta.type == DeltaType::deleted);
+  BOOST_TEST(!page->deltas[0].delta.after.has_value());
+  BOOST_TEST(page->deltas[0].delta.before.has_value());
+  BOOST_TEST(page->deltas[2].delta.type == DeltaType::created);
+  BOOST_TEST(!page->deltas[2].delta.before.has_value());
+  BOOST_TEST(page->deltas[1].delta.before.has_value());
+  BOOST_TEST(page->deltas[1].delta.after.has_value());
+  BOOST_TEST(page->deltas[0].created_at.size() == 24u);
+  BOOST_TEST(store->counts().deltas == 3);
+}
+
+BOOST_AUTO_TEST_CASE(states_are_kept_byte_for_byte) {
+  auto store = empty_store();
+  std::string state = R"({"id":"s","n":9007199254740993,"d":1.50,"u":"Réparer 🐛 — 修复","e":"a\"b\\c\n"})";
+  BOOST_REQUIRE(store->save(make_delta("s", DeltaType::updated, "2025-11-10T12:00:00.000Z", state)).ok());
+  auto page = store->get_deltas({});
+  BOOST_REQUIRE(page.ok());
+  BOOST_TEST(*page->deltas[0].delta.after == state);
+  BOOST_TEST(*page->deltas[0].delta.before == state);
+}
+
+BOOST_AUTO_TEST_CASE(filters_by_session_id) {
+  auto store = empty_store();
+  BOOST_REQUIRE(store->save(make_delta("sess_1", DeltaType::created, "2025-11-10T12:00:00.000Z")).ok());
+  BOOST_REQUIRE(store->save(make_delta("sess_2", DeltaType::created, "2025-11-10T12:00:00.000Z")).ok());
+  auto page = store->get_deltas({.session_id = "sess_1"});
+  BOOST_REQUIRE(page.ok());
+  BOOST_REQUIRE_EQUAL(page->deltas.size(), 1u);
+  BOOST_TEST(page->deltas[0].delta.session_id == "sess_1");
+  auto none = store->get_deltas({.session_id = "sess_'; DROP TABLE session_deltas; --"});
+  BOOST_REQUIRE(none.ok());
+  BOOST_TEST(none->deltas.empty());
+  BOOST_TEST(store->counts().deltas == 2);
+}
+
+BOOST_AUTO_TEST_CASE(newest_first_with_ties_by_id_and_limit) {
+  auto store = empty_store();
+  // Out of timestamp order on purpose, with a tie.
+  std::vector<Delta> batch = {
+      make_delta("a", DeltaType::created, "2025-11-10T12:00:02.000Z"),
+      make_delta("a", DeltaType::updated, "2025-11-10T12:00:01.000Z"),
+      make_delta("a", DeltaType::updated, "2025-11-10T12:00:03.000Z"),
+      make_delta("a", DeltaType::updated, "2025-11-10T12:00:03.000Z"),
+  };
+  BOOST_REQUIRE(store->save_batch(batch).ok());
+  auto page = store->get_deltas({});
+  BOOST_REQUIRE(page.ok());
+  std::vector<std::int64_t> ids;
+  for (auto& row : page->deltas) ids.push_back(row.id);
+  BOOST_TEST(ids == (std::vector<std::int64_t>{4, 3, 1, 2}), boost::test_tools::per_element());
+  BOOST_TEST(!page->next.has_value());
+  auto limited = store->get_deltas({.limit = 2});
+  BOOST_REQUIRE(limited.ok());
+  BOOST_TEST(limited->deltas.size() == 2u);
+  BOOST_TEST(limited->next.has_value());
+}
+
+BOOST_AUTO_TEST_CASE(default_limit_is_100_and_cap_is_1000) {
+  auto store = empty_store();
+  std::vector<Delta> batch;
+  for (int i = 0; i < 1500; ++i) {
+    batch.push_back(make_delta("s" + std::to_string(i % 7), DeltaType::updated,
+                               "2025-11-10T12:00:00.000Z"));
+  }
+  BOOST_REQUIRE(store->save_batch(batch).ok());
+  BOOST_TEST(store->get_deltas({})->deltas.size() == 100u);
+  BOOST_TEST(store->get_deltas({.limit = 100000})->deltas.size() == 1000u);
+  BOOST_TEST(store->get_deltas({.limit = 0})->deltas.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(type_and_time_filters_combine) {
+  auto store = empty_store();
+  std::vector<Delta> batch = {
+      make_delta("a", DeltaType::created, "2025-11-10T10:00:00.000Z"),
+      make_delta("a", DeltaType::updated, "2025-11-10T11:00:00.000Z"),
+      make_delta("b", DeltaType::updated, "2025-11-10T12:00:00.000Z"),
+      make_delta("a", DeltaType::updated, "2025-11-10T13:00:00.000Z"),
+  };
+  BOOST_REQUIRE(store->save_batch(batch).ok());
+  auto page = store->get_deltas({.session_id = "a",
+                                 .type = DeltaType::updated,
+                                 .since = "2025-11-10T11:00:00.000Z",
+                                 .until = "2025-11-10T13:00:00.000Z"});
+  BOOST_REQUIRE(page.ok());
+  BOOST_REQUIRE_EQUAL(page->deltas.size(), 1u);
+  BOOST_TEST(page->deltas[0].delta.timestamp == "2025-11-10T11:00:00.000Z");
+}
+
+BOOST_AUTO_TEST_CASE(cursor_walk_sees_every_delta_once_while_inserts_continue) {
+  auto store = empty_store();
+  std::vector<Delta> batch;
+  for (int i = 0; i < 950; ++i) {
+    // Many ties: 10 deltas share each timestamp.
+    char ts[32];
+    std::snprintf(ts, sizeof ts, "2025-11-10T12:%02d:%02d.000Z", (i / 10) / 60, (i / 10) % 60);
+    batch.push_back(make_delta("s" + std::to_string(i % 13), DeltaType::updated, ts));
+  }
+  BOOST_REQUIRE(store->save_batch(batch).ok());
+  std::set<std::int64_t> seen;
+  std::optional<std::string> cursor;
+  int pages = 0;
+  do {
+    auto page = store->get_deltas({.before = cursor, .limit = 37});
+    BOOST_REQUIRE(page.ok());
+    for (auto& row : page->deltas) BOOST_TEST(seen.insert(row.id).second);
+    cursor = page->next;
+    // New deltas keep arriving, newer than everything walked so far.
+    BOOST_REQUIRE(store->save(make_delta("new", DeltaType::updated, "2026-01-01T00:00:00.000Z")).ok());
+    ++pages;
+  } while (cursor);
+  BOOST_TEST(seen.size() == 950u);
+  BOOST_TEST(pages == 26);
+  BOOST_TEST(!store->get_deltas({.before = "garbage"}).ok());
+}
+
+BOOST_AUTO_TEST_CASE(many_writers_posting_at_once_lose_nothing) {
+  // The daemon's model: the io thread owns the store, other threads post to it.
+  auto store = empty_store();
+  boost::asio::io_context io;
+  auto work = boost::asio::make_work_guard(io);
+  std::thread owner([&] { io.run(); });
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 8; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < 500; ++i) {
+        boost::asio::post(io, [&, w, i] {
+          auto s = store->save(make_delta("w" + std::to_string(w), DeltaType::updated,
+                                          "2025-11-10T12:00:00.000Z",
+                                          "{\"i\":" + std::to_string(i) + "}"));
+          if (!s.ok()) std::abort();
+        });
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  work.reset();
+  owner.join();
+  BOOST_TEST(store->counts().deltas == 4000);
+  for (int w = 0; w < 8; ++w) {
+    auto page = store->get_deltas({.session_id = "w" + std::to_string(w), .limit = 1000});
+    BOOST_TEST(page->deltas.size() == 500u);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(cleanup_removes_old_rows_and_keeps_recent) {
+  auto store = empty_store();
+  auto now = now_millis();
+  std::vector<StoredDelta> rows;
+  for (int i = 0; i < 10; ++i) {
+    StoredDelta row;
+    row.delta = make_delta("s", DeltaType::updated, "2025-11-10T12:00:00.000Z");
+    row.created_at = format_timestamp(now - std::chrono::days(i < 4 ? 31 : 29));
+    rows.push_back(row);
+  }
+  BOOST_REQUIRE(store->save_with_created_at(rows).ok());
+  auto deleted = store->cleanup(now - std::chrono::days(30));
+  BOOST_REQUIRE(deleted.ok());
+  BOOST_TEST(*deleted == 4);
+  BOOST_TEST(store->counts().deltas == 6);
+  BOOST_TEST(store->get_deltas({})->deltas.size() == 6u);
+  BOOST_TEST(*store->cleanup(now - std::chrono::days(30)) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(replay_with_ids_never_duplicates) {
+  auto store = empty_store();
+  StoredDelta row;
+  row.id = 42;
+  row.delta = make_delta("s", DeltaType::created, "2025-11-10T12:00:00.000Z");
+  row.created_at = "2025-11-10T12:00:00.123Z";
+  BOOST_REQUIRE(store->save_with_created_at({&row, 1}).ok());
+  BOOST_REQUIRE(store->save_with_created_at({&row, 1}).ok());
+  BOOST_TEST(store->counts().deltas == 1);
+  BOOST_TEST(store->last_delta_id() == 42);
+  BOOST_REQUIRE(store->save(make_delta("s", DeltaType::updated, "2025-11-10T12:00:01.000Z")).ok());
+  BOOST_TEST(store->last_delta_id() == 43);
+}
+
+BOOST_AUTO_TEST_CASE(load_existing_file_round_trips) {
+  TempDir dir;
+  auto store = empty_store();
+  for (int i = 0; i < 50; ++i) {
+    BOOST_REQUIRE(store->save(make_delta("s" + std::to_string(i), DeltaType::created,
+                                         "2025-11-10T12:00:00.000Z")).ok());
+  }
+  BOOST_REQUIRE(store->quarantine({"2025-11-10T12:00:00.000Z", "invalid_json", "not JSON", "{oops"}).ok());
+  auto file = to_file(*store, dir);
+  auto bytes = read_snapshot_file(file.string());
+  BOOST_REQUIRE(bytes.ok() && bytes->has_value());
+  auto loaded = Store::load(**bytes);
+  BOOST_REQUIRE_MESSAGE(loaded.ok(), loaded.error());
+  BOOST_TEST((*loaded)->counts().deltas == 50);
+  BOOST_TEST((*loaded)->counts().rejected == 1);
+  BOOST_TEST(query_db(file, "SELECT COUNT(*) FROM session_deltas")[0][0] == "50");
+  auto readonly = Store::open_readonly(file.string());
+  BOOST_REQUIRE_MESSAGE(readonly.ok(), readonly.error());
+  BOOST_TEST((*readonly)->get_deltas({.limit = 1000})->deltas.size() == 50u);
+}
+
+BOOST_AUTO_TEST_CASE(rejects_bytes_that_are_not_a_database) {
+  BOOST_TEST(!Store::load("this is not a database at all, not even close to one").ok());
+  std::string bad(4096, '\0');
+  std::memcpy(bad.data(), "SQLite format 3", 16);
+  BOOST_TEST(!Store::load(bad).ok());
+}
+
+BOOST_AUTO_TEST_CASE(migrates_a_version_0_file_written_with_the_documents_schema) {
+  TempDir dir;
+  auto path = dir / "old.sqlite";
+  sqlite3* db = nullptr;
+  BOOST_REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  // The domain document's DDL, verbatim in substance.
+  exec_sql(db, R"(CREATE TABLE IF NOT EXISTS session_deltas (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL,
+    delta_type TEXT NOT NULL CHECK(delta_type IN ('created', 'updated', 'deleted')),
+    before_state TEXT,
+    after_state TEXT,
+    timestamp TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (datetime('now'))
+  );
+  CREATE INDEX IF NOT EXISTS idx_session_deltas_session_id ON session_deltas(session_id);
+  CREATE INDEX IF NOT EXISTS idx_session_deltas_timestamp ON session_deltas(timestamp);
+  CREATE INDEX IF NOT EXISTS idx_session_deltas_created_at ON session_deltas(created_at);)");
+  exec_sql(db, R"(INSERT INTO session_deltas (session_id, delta_type, before_state, after_state, timestamp)
+    VALUES ('sess_abc123', 'created', NULL, '{"id":"sess_abc123","planStatus":"pending"}', '2025-11-10T12:00:00Z'),
+           ('sess_abc123', 'updated', '{"id":"sess_abc123","planStatus":"pending"}',
+            '{"id":"sess_abc123","planStatus":"in_progress"}', '2025-11-10T14:05:00.5+02:00'),
+           ('sess_def456', 'deleted', '{"id":"sess_def456"}', NULL, '2025-11-10T12:10:00.123456Z');
+    INSERT INTO session_deltas (session_id, delta_type, after_state, timestamp, created_at)
+    VALUES ('sess_old', 'created', '{}', '2025-11-10T12:00:00Z', '2025-11-10 12:00:00');)");
+  sqlite3_close(db);
+
+  auto bytes = read_snapshot_file(path.string());
+  BOOST_REQUIRE(bytes.ok() && bytes->has_value());
+  auto loaded = Store::load(**bytes);
+  BOOST_REQUIRE_MESSAGE(loaded.ok(), loaded.error());
+  auto& store = **loaded;
+  BOOST_TEST(store.counts().deltas == 4);
+  BOOST_TEST(store.counts().schema_version == kSchemaVersion);
+  auto out = to_file(store, dir);
+  auto rows = query_db(out, "SELECT id, timestamp, created_at, after_state FROM session_deltas ORDER BY id");
+  BOOST_REQUIRE_EQUAL(rows.size(), 4u);
+  BOOST_TEST(rows[0][1] == "2025-11-10T12:00:00.000Z");
+  BOOST_TEST(rows[1][1] == "2025-11-10T12:05:00.500Z");
+  BOOST_TEST(rows[2][1] == "2025-11-10T12:10:00.123Z");
+  BOOST_TEST(rows[3][2] == "2025-11-10T12:00:00.000Z");
+  BOOST_TEST(rows[1][3] == R"({"id":"sess_abc123","planStatus":"in_progress"})");
+  for (auto& row : rows) BOOST_TEST(row[2].size() == 24u);  // created_at normalised
+  BOOST_TEST(query_db(out, "SELECT COUNT(*) FROM sqlite_master WHERE name='idx_session_deltas_session_ts'")[0][0] == "1");
+  // New rows continue the id sequence and get the new created_at default.
+  BOOST_REQUIRE(store.save(make_delta("n", DeltaType::created, "2025-11-10T12:00:00.000Z")).ok());
+  BOOST_TEST(store.last_delta_id() == 5);
+  // The offline reader migrates in memory and leaves the file alone.
+  auto readonly = Store::open_readonly(path.string());
+  BOOST_REQUIRE_MESSAGE(readonly.ok(), readonly.error());
+  BOOST_TEST((*readonly)->counts().deltas == 4);
+  BOOST_TEST(query_db(path, "PRAGMA user_version")[0][0] == "0");
+}
+
+BOOST_AUTO_TEST_CASE(quarantine_is_bounded_and_truncates_raw) {
+  auto store = empty_store();
+  std::string huge(200 * 1024, 'x');
+  BOOST_REQUIRE(store->quarantine({"2025-11-10T12:00:00.000Z", "too_large", "big", huge}).ok());
+  auto rows = store->rejected(10);
+  BOOST_REQUIRE(rows.ok());
+  BOOST_TEST(rows->at(0).raw.size() == kMaxRejectedRawBytes);
+  for (int i = 0; i < kMaxRejectedRows + 5; ++i) {
+    BOOST_REQUIRE(store->quarantine({"2025-11-10T12:00:00.000Z", "invalid_json", "", "x"}).ok());
+  }
+  BOOST_TEST(store->counts().rejected == kMaxRejectedRows);
+  BOOST_TEST(store->counts().rejected_evicted == 6);
+}
+
+BOOST_AUTO_TEST_CASE(sessions_summarise_each_session) {
+  auto store = empty_store();
+  std::vector<Delta> batch = {
+      make_delta("a", DeltaType::created, "2025-11-10T10:00:00.000Z", R"({"v":1})"),
+      make_delta("a", DeltaType::updated, "2025-11-10T11:00:00.000Z", R"({"v":2})"),
+      make_delta("b", DeltaType::created, "2025-11-10T12:00:00.000Z", R"({"v":3})"),
+      make_delta("b", DeltaType::deleted, "2025-11-10T13:00:00.000Z", R"({"v":4})"),
+  };
+  BOOST_REQUIRE(store->save_batch(batch).ok());
+  auto sessions = store->sessions();
+  BOOST_REQUIRE(sessions.ok());
+  BOOST_REQUIRE_EQUAL(sessions->size(), 2u);
+  BOOST_TEST(sessions->at(0).session_id == "b");
+  BOOST_TEST(sessions->at(0).deleted == 1);
+  BOOST_TEST(*sessions->at(0).last_state == R"({"v":4})");
+  BOOST_TEST(sessions->at(1).created == 1);
+  BOOST_TEST(sessions->at(1).updated == 1);
+  BOOST_TEST(sessions->at(1).first_seen == "2025-11-10T10:00:00.000Z");
+  BOOST_TEST(store->counts().sessions == 2);
+}
