@@ -374,14 +374,19 @@ Result<std::unique_ptr<Store>> Store::open_readonly(const std::string& path) {
 
 Status Store::save(const Delta& delta) { return save_batch({&delta, 1}); }
 
-Status Store::save_batch(std::span<const Delta> deltas, std::optional<std::string> created_at) {
+Status Store::save_batch(std::span<const Delta> deltas, std::optional<std::string> created_at,
+                         std::vector<std::int64_t>* ids) {
   std::string at = created_at ? *created_at : format_timestamp(now_millis());
-  return impl_->transaction([&]() -> Status {
+  if (ids) ids->clear();
+  auto status = impl_->transaction([&]() -> Status {
     for (const auto& delta : deltas) {
       if (auto s = impl_->insert(delta, at, 0); !s.ok()) return s;
+      if (ids) ids->push_back(sqlite3_last_insert_rowid(impl_->db));
     }
     return ok_status();
   });
+  if (!status.ok() && ids) ids->clear();
+  return status;
 }
 
 Status Store::save_with_created_at(std::span<const StoredDelta> deltas) {
@@ -638,7 +643,10 @@ Result<DatabaseImage> Store::serialize() {
 }
 
 std::int64_t Store::last_delta_id() {
-  return impl_->scalar("SELECT COALESCE(MAX(id), 0) FROM session_deltas").value_or(0);
+  return impl_
+      ->scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'session_deltas'), "
+               "(SELECT MAX(id) FROM session_deltas), 0)")
+      .value_or(0);
 }
 
 }  // namespace deltatap

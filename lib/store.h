@@ -125,8 +125,10 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   // created_at defaults to now. A batch is one transaction: all or nothing.
+  // When `ids` is given it receives the id assigned to each delta, in order.
   Status save(const Delta& delta);
-  Status save_batch(std::span<const Delta> deltas, std::optional<std::string> created_at = {});
+  Status save_batch(std::span<const Delta> deltas, std::optional<std::string> created_at = {},
+                    std::vector<std::int64_t>* ids = nullptr);
   // As save_batch, but each delta keeps the given created_at (journal replay, tests).
   Status save_with_created_at(std::span<const StoredDelta> deltas);
 
@@ -154,7 +156,8 @@ class Store {
   Result<std::string> check();
   // A consistent image of the whole database, ready to write as a file.
   Result<DatabaseImage> serialize();
-  // Highest delta id so far (journal bookkeeping).
+  // Highest delta id ever assigned, deleted rows included (AUTOINCREMENT's
+  // sequence): a journal entry with a higher id is not in this database yet.
   std::int64_t last_delta_id();
 
  private:
