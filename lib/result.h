@@ -31,7 +31,11 @@ class [[nodiscard]] Result {
 
   T value_or(T fallback) const { return ok() ? value() : std::move(fallback); }
 
-  const std::string& error() const { return std::get<1>(state_).message; }
+  // Empty when ok(), so it can be passed along unconditionally (e.g. to a log).
+  const std::string& error() const {
+    static const std::string none;
+    return ok() ? none : std::get<1>(state_).message;
+  }
 
  private:
   std::variant<T, Error> state_;

@@ -82,10 +82,10 @@ BOOST_AUTO_TEST_CASE(saves_and_retrieves_each_type) {
   auto page = store->get_deltas({.session_id = "sess_1"});
   BOOST_REQUIRE(page.ok());
   BOOST_REQUIRE_EQUAL(page->deltas.size(), 3u);
-  BOOST_TEST(page->deltas[0].delta.type == DeltaType::deleted);
+  BOOST_TEST((page->deltas[0].delta.type == DeltaType::deleted));
   BOOST_TEST(!page->deltas[0].delta.after.has_value());
   BOOST_TEST(page->deltas[0].delta.before.has_value());
-  BOOST_TEST(page->deltas[2].delta.type == DeltaType::created);
+  BOOST_TEST((page->deltas[2].delta.type == DeltaType::created));
   BOOST_TEST(!page->deltas[2].delta.before.has_value());
   BOOST_TEST(page->deltas[1].delta.before.has_value());
   BOOST_TEST(page->deltas[1].delta.after.has_value());
