@@ -213,11 +213,15 @@ BOOST_AUTO_TEST_CASE(watchdog_pings_at_half_the_interval_until_stopped) {
   using std::chrono::milliseconds;
   // The first ping goes out at once, then one every 500 ms.
   BOOST_TEST(arrivals[0] < milliseconds(300));
+  // Timers never fire early; a busy machine may make one late, so the upper
+  // bound is on the mean: clearly half of WATCHDOG_USEC, not all of it.
   for (std::size_t i = 1; i < arrivals.size(); ++i) {
     auto gap = std::chrono::duration_cast<milliseconds>(arrivals[i] - arrivals[i - 1]);
     BOOST_TEST(gap.count() >= 400, "gap " << gap.count() << " ms");
-    BOOST_TEST(gap.count() <= 900, "gap " << gap.count() << " ms");
   }
+  auto mean = std::chrono::duration_cast<milliseconds>(arrivals.back() - arrivals.front()) /
+              static_cast<int>(arrivals.size() - 1);
+  BOOST_TEST(mean.count() <= 800, "mean gap " << mean.count() << " ms");
 
   io.run([&] { notifier->stop_watchdog(); });
   BOOST_TEST(!socket.receive(1200ms).has_value());
