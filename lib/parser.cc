@@ -183,7 +183,9 @@ class FrameHandler {
     return scalar(Kind::number, original_.substr(offset, length));
   }
   bool String(const char* text, rapidjson::SizeType length, bool) {
-    return scalar(Kind::string, std::string_view(text, length));
+    std::string_view value(text, length);
+    if (has_lone_surrogate(value)) return abort_lone_surrogate();
+    return scalar(Kind::string, value);
   }
   bool StartObject() { return start(true); }
   bool StartArray() { return start(false); }
@@ -192,6 +194,7 @@ class FrameHandler {
 
   bool Key(const char* text, rapidjson::SizeType length, bool) {
     std::string_view key(text, length);
+    if (has_lone_surrogate(key)) return abort_lone_surrogate();
     Level& level = levels_.back();
     if (!remember_key(level, key)) {
       std::string detail = "key " + quote_short(key) + " appears twice in one object";
@@ -242,6 +245,22 @@ class FrameHandler {
       keys_.resize(level.keys_begin);
     }
     return true;
+  }
+
+  // RapidJSON 1.1.0 refuses a lone high surrogate escape but decodes a lone low one
+  // ("\udc00") into the bytes ED B0 80, which are not UTF-8. The input itself was
+  // validated, so a lead byte ED followed by A0-BF can only have come from such an escape.
+  static bool has_lone_surrogate(std::string_view text) {
+    const char* at = text.data();
+    const char* end = at + text.size();
+    while ((at = static_cast<const char*>(std::memchr(at, '\xED', static_cast<std::size_t>(end - at))))) {
+      if (++at < end && static_cast<unsigned char>(*at) >= 0xA0) return true;
+    }
+    return false;
+  }
+
+  bool abort_lone_surrogate() {
+    return abort("invalid_json", "a string holds a lone UTF-16 surrogate escape, which is no character");
   }
 
   bool abort(const char* reason, std::string detail) {
@@ -557,14 +576,24 @@ ParsedFrame parse_frame(std::string_view text, TimePoint received) {
                                       " (JSON allows it only escaped, as \\u0000 in a string)");
   }
 
-  // The reader writes decoded strings into the buffer; std::string keeps a NUL after
-  // the last byte, which is where the in-situ stream stops.
-  std::string buffer(text);
+  // The reader writes decoded strings into the work buffer and stops at the first NUL,
+  // the one after the text. RapidJSON 1.1.0's UTF-8 validation reads all the tail
+  // bytes a lead byte promises before judging them, so a frame that ends inside a
+  // multi-byte character makes it read up to three bytes past that NUL: the padding
+  // keeps those reads inside the buffer (they then fail as invalid UTF-8).
+  constexpr std::size_t kPadding = 4;
+  std::string buffer;
+  buffer.reserve(text.size() + kPadding);
+  auto fill_buffer = [&] {
+    buffer.assign(text);
+    buffer.append(kPadding, '\0');
+  };
+  fill_buffer();
   std::unique_ptr<FrameHandler> handler;
   rapidjson::ParseResult result;
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (attempt == 1) {
-      buffer.assign(text);
+      fill_buffer();
       neutralise_numbers(buffer);
     }
     rapidjson::InsituStringStream stream(buffer.data());

@@ -212,6 +212,11 @@ BOOST_AUTO_TEST_CASE(frame_level_validation_rules) {
       {R"({"a":1.})", "invalid_json"},
       {R"({"a":"\x"})", "invalid_json"},
       {R"({"a":"\ud800"})", "invalid_json"},
+      {R"({"a":"\ud800x"})", "invalid_json"},
+      {R"({"a":"\udc00"})", "invalid_json"},
+      {R"({"a":"x\udfff"})", "invalid_json"},
+      {R"({"\ude00":1})", "invalid_json"},
+      {R"({"a":"\ud83d\u0041"})", "invalid_json"},
       {"{\"a\":\"tab\there\"}", "invalid_json"},
       {"{\"a\":\"\xC0\x80\"}", "invalid_utf8"},
       {"{\"a\":\"\xED\xA0\x80\"}", "invalid_utf8"},
@@ -262,6 +267,22 @@ BOOST_AUTO_TEST_CASE(frame_level_validation_rules) {
       BOOST_TEST(!r.detail.empty());
       BOOST_TEST(r.raw == c.frame);  // a whole-frame rejection keeps the whole frame
     }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(frame_ending_inside_a_utf8_character) {
+  // Found by the fuzzer: RapidJSON reads the promised tail bytes past the end of input
+  // before judging them; the parser pads its buffer so that stays in bounds.
+  for (const char* tail : {"\xC3", "\xE2\x82", "\xF0\x9F\x98", "\xE5", "\xF4"}) {
+    std::string frame = std::string(R"({"type":"created","sessionId":"s","after":{"a":")") + tail;
+    BOOST_TEST_CONTEXT(frame) {
+      Rejection r = rejected(frame);
+      BOOST_TEST(r.reason == "invalid_utf8");
+      BOOST_TEST(r.raw == frame);
+    }
+    // Same as a key, and as the whole frame.
+    BOOST_TEST(rejected(std::string("{\"") + tail).reason == "invalid_utf8");
+    BOOST_TEST(rejected(tail).reason == "invalid_json");
   }
 }
 
@@ -386,6 +407,9 @@ BOOST_AUTO_TEST_CASE(strings_keep_their_unicode_and_only_required_escapes) {
              "\x7f\"}");
   // Keys get the same treatment.
   BOOST_TEST(stored_state(R"({"k\u00e9\n":1})") == "{\"k\xC3\xA9\\n\":1}");
+  // Either side of the surrogate range is ordinary text (U+D7FF is ED 9F BF).
+  BOOST_TEST(stored_state(R"({"s":"\ud7ff\ue000"})") == "{\"s\":\"\xED\x9F\xBF\xEE\x80\x80\"}");
+  BOOST_TEST(stored_state("{\"s\":\"\xED\x9F\xBF\"}") == "{\"s\":\"\xED\x9F\xBF\"}");
   // U+2028 needs no escape in JSON and keeps its bytes.
   BOOST_TEST(stored_state(R"({"s":"\u2028"})") == "{\"s\":\"\xE2\x80\xA8\"}");
 }
