@@ -445,9 +445,19 @@ constexpr unsigned kParseFlags = rapidjson::kParseInsituFlag | rapidjson::kParse
 
 bool is_json_whitespace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
+// The receive time, formatted only when a delta lacks its own timestamp.
+struct ReceiveTime {
+  TimePoint time;
+  std::string text;
+  const std::string& get() {
+    if (text.empty()) text = format_timestamp(time);
+    return text;
+  }
+};
+
 struct DeltaBuilder {
   const Names& names;
-  const std::string& received;
+  ReceiveTime& received;
 
   // Fills `out` from `fields`, or returns false with reason and detail set. `known`
   // is the type when the frame already named it (format A); otherwise the fields'
@@ -514,7 +524,7 @@ struct DeltaBuilder {
     std::string timestamp;
     const Scalar& stamp = fields.timestamp;
     if (!present(stamp.kind)) {
-      timestamp = received;
+      timestamp = received.get();
     } else if (stamp.kind != Kind::string) {
       reason = "invalid_timestamp";
       detail = std::string("timestamp is ") + describe(stamp.kind) + ", not a string";
@@ -589,7 +599,7 @@ ParsedFrame parse_frame(std::string_view text, TimePoint received) {
     buffer.append(kPadding, '\0');
   };
   fill_buffer();
-  std::unique_ptr<FrameHandler> handler;
+  std::optional<FrameHandler> handler;
   rapidjson::ParseResult result;
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (attempt == 1) {
@@ -597,7 +607,7 @@ ParsedFrame parse_frame(std::string_view text, TimePoint received) {
       neutralise_numbers(buffer);
     }
     rapidjson::InsituStringStream stream(buffer.data());
-    handler = std::make_unique<FrameHandler>(text, buffer.data(), stream);
+    handler.emplace(text, buffer.data(), stream);
     rapidjson::Reader reader;
     result = reader.Parse<kParseFlags>(stream, *handler);
     if (result.Code() != rapidjson::kParseErrorNumberTooBig) break;
@@ -620,7 +630,7 @@ ParsedFrame parse_frame(std::string_view text, TimePoint received) {
     return reject("unknown_type", std::string("\"type\" is ") + describe(type.kind) + ", not a string");
   }
 
-  const std::string received_text = format_timestamp(received);
+  ReceiveTime received_text{received, {}};
   const char* reason = nullptr;
   std::string detail;
 
@@ -660,20 +670,20 @@ ParsedFrame parse_frame(std::string_view text, TimePoint received) {
       scalar_text = scalar_json(element.scalar);
       raw = scalar_text;
     }
-    const std::string position = "batch element " + std::to_string(i) + ": ";
+    auto position = [i] { return "batch element " + std::to_string(i) + ": "; };
     if (element.kind != Kind::object) {
       frame.rejections.push_back(make_rejection(
-          "not_object", position + "is " + describe(element.kind) + ", not an object", raw));
+          "not_object", position() + "is " + describe(element.kind) + ", not an object", raw));
       continue;
     }
     if (!element.duplicate_detail.empty()) {
       frame.rejections.push_back(
-          make_rejection("duplicate_key", position + element.duplicate_detail, raw));
+          make_rejection("duplicate_key", position() + element.duplicate_detail, raw));
       continue;
     }
     Delta delta;
     if (!builder.build(element.fields, std::nullopt, delta, reason, detail)) {
-      frame.rejections.push_back(make_rejection(reason, position + detail, raw));
+      frame.rejections.push_back(make_rejection(reason, position() + detail, raw));
       continue;
     }
     frame.deltas.push_back(std::move(delta));

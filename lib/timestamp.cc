@@ -190,12 +190,33 @@ std::string format_timestamp(TimePoint time) {
     --days;
   }
   CivilDate date = civil_from_days(days);
+  if (date.year < 0 || date.year > 9999) {
+    // Outside what the store holds; printed plainly rather than clipped.
+    char buffer[64];
+    const auto ms_of_day = static_cast<unsigned>(rest);
+    std::snprintf(buffer, sizeof buffer, "%04lld-%02u-%02uT%02u:%02u:%02u.%03uZ",
+                  static_cast<long long>(date.year), date.month, date.day, ms_of_day / 3'600'000,
+                  ms_of_day / 60'000 % 60, ms_of_day / 1000 % 60, ms_of_day % 1000);
+    return buffer;
+  }
+  // Written digit by digit: this runs for every stored delta, and snprintf costs more
+  // than the rest of the parse of a small frame.
+  std::string out = "0000-00-00T00:00:00.000Z";
+  auto put = [&out](std::size_t at, unsigned value, int width) {
+    for (int i = width - 1; i >= 0; --i) {
+      out[at + static_cast<std::size_t>(i)] = static_cast<char>('0' + value % 10);
+      value /= 10;
+    }
+  };
   const auto ms_of_day = static_cast<unsigned>(rest);
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%04lld-%02u-%02uT%02u:%02u:%02u.%03uZ",
-                static_cast<long long>(date.year), date.month, date.day, ms_of_day / 3'600'000,
-                ms_of_day / 60'000 % 60, ms_of_day / 1000 % 60, ms_of_day % 1000);
-  return buffer;
+  put(0, static_cast<unsigned>(date.year), 4);
+  put(5, date.month, 2);
+  put(8, date.day, 2);
+  put(11, ms_of_day / 3'600'000, 2);
+  put(14, ms_of_day / 60'000 % 60, 2);
+  put(17, ms_of_day / 1000 % 60, 2);
+  put(20, ms_of_day % 1000, 3);
+  return out;
 }
 
 Result<std::string> normalise_timestamp(std::string_view text) {

@@ -176,6 +176,14 @@ BOOST_AUTO_TEST_CASE(format_of_times_before_the_epoch_floors) {
   BOOST_TEST(format_timestamp(epoch) == "1970-01-01T00:00:00.000Z");
 }
 
+BOOST_AUTO_TEST_CASE(format_beyond_the_stored_range_is_plain) {
+  TimePoint last = *parse_timestamp("9999-12-31T23:59:59.999Z");
+  BOOST_TEST(format_timestamp(last) == "9999-12-31T23:59:59.999Z");
+  BOOST_TEST(format_timestamp(last + std::chrono::milliseconds(1)) == "10000-01-01T00:00:00.000Z");
+  TimePoint first = *parse_timestamp("0001-01-01T00:00:00Z");
+  BOOST_TEST(format_timestamp(first - std::chrono::milliseconds(1)) == "0000-12-31T23:59:59.999Z");
+}
+
 BOOST_AUTO_TEST_CASE(now_is_normalised_and_current) {
   TimePoint a = now_millis();
   std::string text = format_timestamp(a);
