@@ -6,7 +6,7 @@
 //   A  "created" | "updated" | "deleted": one delta from sessionId/before/after/timestamp.
 //   B  "session_update": a batch; each element of the "delta" array is one delta from
 //      id/change/previous/current and an optional timestamp. A bad element is rejected
-//      alone (raw = that element's text) and the others are kept. A top-level
+//      alone (raw = that element's text) and the others are kept, in order. A top-level
 //      "timestamp" in a batch is ignored like any other unknown field.
 // Unknown extra fields are ignored everywhere. null counts as absent everywhere.
 // A delta without a timestamp takes `received`. A state that is present need not match
@@ -61,6 +61,10 @@ inline constexpr int kMaxDepth = 512;
 // id is indexed and repeated in every log line about the session.
 inline constexpr std::size_t kMaxSessionIdBytes = 1024;
 inline constexpr std::size_t kMaxRawBytes = 64 * 1024;
+// A frame lists at most this many rejections one by one; further bad batch elements are
+// summarised, one rejection per reason carrying a count, so a hostile batch of millions
+// of broken elements costs neither memory nor millions of quarantine rows.
+inline constexpr std::size_t kMaxItemisedRejections = 100;
 
 // Every reason this file can produce, e.g. to export each metric label from the start.
 inline constexpr std::array<std::string_view, 18> kRejectionReasons = {
@@ -76,6 +80,10 @@ struct Rejection {
   // The frame, or for a batch the offending element's text as received; at most
   // kMaxRawBytes (cut at a UTF-8 character boundary when the input is UTF-8).
   std::string raw;
+  // How many rejected items this stands for: 1, except for the summary of a batch with
+  // more than kMaxItemisedRejections bad elements (raw and detail are then the first
+  // one's). Count metrics by this.
+  std::size_t count = 1;
 };
 
 struct ParsedFrame {

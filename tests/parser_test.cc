@@ -149,6 +149,55 @@ BOOST_AUTO_TEST_CASE(format_b_type_after_the_batch) {
   BOOST_TEST(f.deltas[0].session_id == "a");
 }
 
+BOOST_AUTO_TEST_CASE(format_b_gives_the_same_result_whatever_the_member_order) {
+  const std::string elements = R"([{"id":"a","change":"created","current":{"n":1e400}},7,)"
+                               R"({"id":"b","change":"deleted","previous":{"k":1,"k":2}},)"
+                               R"({"id":"c","change":"updated","previous":{},"current":{}}])";
+  ParsedFrame first = parse(R"({"type":"session_update","delta":)" + elements + "}");
+  ParsedFrame last = parse(R"({"delta":)" + elements + R"(,"type":"session_update"})");
+  for (const ParsedFrame* f : {&first, &last}) {
+    BOOST_TEST_REQUIRE(f->deltas.size() == 2u);
+    BOOST_TEST(f->deltas[0].session_id == "a");
+    BOOST_TEST(*f->deltas[0].after == R"({"n":1e400})");
+    BOOST_TEST(f->deltas[1].session_id == "c");
+    BOOST_TEST_REQUIRE(f->rejections.size() == 2u);
+    BOOST_TEST(f->rejections[0].reason == "not_object");
+    BOOST_TEST(f->rejections[0].raw == "7");
+    BOOST_TEST(f->rejections[1].reason == "duplicate_key");
+    BOOST_TEST(f->rejections[1].detail.find("batch element 2") != std::string::npos);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_flood_of_bad_elements_is_summarised_not_itemised) {
+  // A million broken elements: the first kMaxItemisedRejections are listed, the rest
+  // counted into one summary per reason, and the good element still gets through.
+  const std::size_t bad = 1'000'000;
+  std::string frame = R"({"type":"session_update","delta":[)";
+  frame.reserve(bad * 3 + 200);
+  for (std::size_t i = 0; i < bad / 2; ++i) frame += "1,";
+  frame += R"({"id":"ok","change":"created","current":{}},)";
+  for (std::size_t i = 0; i < bad / 2; ++i) frame += "{},";
+  frame.back() = ']';
+  frame += "}";
+  ParsedFrame f = parse(frame);
+  BOOST_TEST_REQUIRE(f.deltas.size() == 1u);
+  BOOST_TEST(f.deltas[0].session_id == "ok");
+  BOOST_TEST_REQUIRE(f.rejections.size() == kMaxItemisedRejections + 2);
+  std::size_t total = 0;
+  for (const auto& r : f.rejections) total += r.count;
+  BOOST_TEST(total == bad);
+  const Rejection& numbers = f.rejections[kMaxItemisedRejections];
+  BOOST_TEST(numbers.reason == "not_object");
+  BOOST_TEST(numbers.count == bad / 2 - kMaxItemisedRejections);
+  BOOST_TEST(numbers.raw == "1");
+  BOOST_TEST(numbers.detail.find("batch element 100") != std::string::npos);
+  const Rejection& empties = f.rejections[kMaxItemisedRejections + 1];
+  BOOST_TEST(empties.reason == "missing_session_id");
+  BOOST_TEST(empties.count == bad / 2);
+  BOOST_TEST(empties.raw == "{}");
+  BOOST_TEST(empties.detail.find("batch element 500001") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(format_b_own_timestamp_is_honoured) {
   ParsedFrame f = parse(R"({"type":"session_update","timestamp":"2001-01-01T00:00:00Z","delta":[
       {"id":"a","change":"created","current":{},"timestamp":"2025-11-10T09:00:00.5+01:00"},

@@ -42,6 +42,9 @@ inline std::string check_parsed_frame(std::string_view text, const ParsedFrame& 
       if (auto problem = check_state_round_trip(**state); !problem.empty()) return problem;
     }
   }
+  if (frame.rejections.size() > kMaxItemisedRejections + kRejectionReasons.size()) {
+    return "more rejections than itemised plus one summary per reason";
+  }
   for (const Rejection& rejection : frame.rejections) {
     if (std::find(kRejectionReasons.begin(), kRejectionReasons.end(), rejection.reason) ==
         kRejectionReasons.end()) {
@@ -49,6 +52,7 @@ inline std::string check_parsed_frame(std::string_view text, const ParsedFrame& 
     }
     if (rejection.detail.empty()) return "rejection without detail";
     if (rejection.raw.size() > kMaxRawBytes) return "rejection raw over the limit";
+    if (rejection.count == 0) return "rejection standing for nothing";
   }
   if (frame.deltas.empty() && frame.rejections.empty() &&
       text.find("session_update") == std::string_view::npos &&
