@@ -8,6 +8,10 @@
 //      id/change/previous/current and an optional timestamp. A bad element is rejected
 //      alone (raw = that element's text) and the others are kept, in order. A top-level
 //      "timestamp" in a batch is ignored like any other unknown field.
+// The frame must be valid JSON as a whole: a syntax error, too deep nesting, or a
+// duplicate key outside the batch elements rejects the whole frame, batch or not.
+// A delta is checked in this order and rejected for the first failure: session id,
+// type/change, states, timestamp. Keys are compared after unescaping ("\u0061" is "a").
 // Unknown extra fields are ignored everywhere. null counts as absent everywhere.
 // A delta without a timestamp takes `received`. A state that is present need not match
 // the type (a `created` with a `before` keeps it); only missing required states are
@@ -91,7 +95,8 @@ struct ParsedFrame {
   std::vector<Rejection> rejections;
 };
 
-// Parses one text frame. `received` is the frame's arrival time.
+// Parses one text frame. `received` is the frame's arrival time. Holds no shared
+// state: any thread may call it.
 ParsedFrame parse_frame(std::string_view text, TimePoint received);
 
 // Binary frames are kept for inspection, not parsed.
