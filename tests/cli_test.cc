@@ -1,0 +1,559 @@
+// The deltatap CLI as a user runs it: the real executable on a real snapshot
+// file, its answers checked against plain SQL on the same file and against the
+// live HTTP API serving the same data, plus its exit codes and output rules.
+#define BOOST_TEST_MODULE cli
+#include <boost/test/unit_test.hpp>
+
+#include <sqlite3.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <rapidjson/document.h>
+
+#include <future>
+#include <sstream>
+#include <thread>
+
+#include "http_api.h"
+#include "logging.h"
+#include "snapshot.h"
+#include "store.h"
+#include "test_support.h"
+
+using namespace deltatap;
+using namespace deltatap::testing;
+namespace net = boost::asio;
+
+namespace {
+
+struct QuietLogs {
+  QuietLogs() { init_logging({LogLevel::warning, LogFormat::text}); }
+};
+BOOST_TEST_GLOBAL_FIXTURE(QuietLogs);
+
+const std::string kCreated =
+    R"({"id":"sess_a","planStatus":"pending","approval":"pending",)"
+    R"("metadata":{"attempt":3,"big":123456789012345678901234567890}})";
+const std::string kUpdated =
+    R"({"id":"sess_a","planStatus":"in_progress","summary":"Fix the flaky test",)"
+    R"("metadata":{"attempt":4,"big":123456789012345678901234567890}})";
+const std::string kOddSession = "odd/id \"q\", ü";
+
+std::string ts(int second_offset) {
+  return format_timestamp(TimePoint(std::chrono::seconds(1'762'776'000 + second_offset)));
+}
+
+StoredDelta stored(std::string session, DeltaType type, std::string timestamp,
+                   std::optional<std::string> before, std::optional<std::string> after,
+                   std::string created_at) {
+  StoredDelta row;
+  row.delta.session_id = std::move(session);
+  row.delta.type = type;
+  row.delta.before = std::move(before);
+  row.delta.after = std::move(after);
+  row.delta.timestamp = std::move(timestamp);
+  row.created_at = std::move(created_at);
+  return row;
+}
+
+// sess_a's three deltas, 240 more over five sessions (of which 40 stored 40
+// days ago), and a session whose id has a slash, quotes, a comma and unicode.
+std::unique_ptr<Store> sample_store() {
+  auto opened = Store::open_empty();
+  BOOST_REQUIRE(opened.ok());
+  auto store = std::move(opened.value());
+  auto recent = format_timestamp(now_millis() - std::chrono::hours(1));
+  auto old = format_timestamp(now_millis() - std::chrono::hours(40 * 24));
+  std::vector<StoredDelta> rows;
+  rows.push_back(stored("sess_a", DeltaType::created, ts(0), {}, kCreated, recent));
+  rows.push_back(stored("sess_a", DeltaType::updated, ts(300), kCreated, kUpdated, recent));
+  rows.push_back(stored("sess_a", DeltaType::deleted, ts(600), kUpdated, {}, recent));
+  for (int i = 0; i < 240; ++i) {
+    std::string state = R"({"planStatus":")" + std::string(i % 2 ? "pending" : "succeeded") +
+                        R"(","n":)" + std::to_string(i) + R"(,"note":"a,b \"c\"\nd"})";
+    auto type = i < 5 ? DeltaType::created : DeltaType::updated;
+    rows.push_back(stored("s" + std::to_string(i % 5), type, ts(i / 3),
+                          type == DeltaType::created ? std::nullopt : std::optional(state), state,
+                          i < 40 ? old : recent));
+  }
+  rows.push_back(stored(kOddSession, DeltaType::created, ts(1000), {}, R"({"x":1})", recent));
+  BOOST_REQUIRE(store->save_with_created_at(rows).ok());
+  return store;
+}
+
+fs::path write_store(Store& store, const fs::path& path) {
+  auto image = store.serialize();
+  BOOST_REQUIRE(image.ok());
+  BOOST_REQUIRE(write_snapshot_file(path.string(), image->view()).ok());
+  return path;
+}
+
+CommandResult cli(const std::vector<std::string>& args,
+                  const std::map<std::string, std::string>& env = {}) {
+  std::vector<std::string> argv = {(bin_dir() / "deltatap").string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto full_env = env;
+  full_env.emplace("TZ", "UTC");
+  return run_command(argv, full_env);
+}
+
+rapidjson::Document parse(const std::string& text) {
+  rapidjson::Document doc;
+  doc.Parse(text.c_str(), text.size());
+  BOOST_REQUIRE_MESSAGE(!doc.HasParseError(), "not JSON: " << text.substr(0, 300));
+  return doc;
+}
+
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+std::vector<std::string> column(const std::vector<std::vector<std::string>>& rows, std::size_t c) {
+  std::vector<std::string> out;
+  for (const auto& row : rows) out.push_back(row.at(c));
+  return out;
+}
+
+// A fake daemon serving a store loaded from a file, on its own io thread.
+class LiveDaemon : public ApiBackend {
+ public:
+  LiveDaemon(const fs::path& file, std::string token = "")
+      : work_(net::make_work_guard(io_)) {
+    auto loaded = Store::load(read_file(file));
+    BOOST_REQUIRE(loaded.ok());
+    store_ = std::move(loaded.value());
+    api_ = std::make_unique<HttpApi>(io_, HttpOptions{"127.0.0.1:0", std::move(token)}, *this);
+    BOOST_REQUIRE(api_->start().ok());
+    url = "http://" + api_->bound_address();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~LiveDaemon() {
+    std::promise<void> stopped;
+    net::post(io_, [&] {
+      api_->stop();
+      stopped.set_value();
+    });
+    stopped.get_future().wait();
+    work_.reset();
+    io_.stop();
+    thread_.join();
+  }
+  template <typename F>
+  auto on_io(F f) {
+    std::packaged_task<decltype(f())()> task(std::move(f));
+    auto result = task.get_future();
+    net::post(io_, [&task] { task(); });
+    return result.get();
+  }
+
+  Store& store() override { return *store_; }
+  StatsExtra stats_extra() override {
+    StatsExtra extra;
+    extra.enabled = true;
+    extra.db_path = "data/sessions.sqlite";
+    extra.connected = reasons.empty();
+    return extra;
+  }
+  std::vector<std::string> not_ready_reasons() override { return reasons; }
+  void snapshot_now(std::function<void(Status, std::uint64_t, double)> done) override {
+    done(ok_status(), 65536, 0.125);
+  }
+  Metrics& metrics() override { return metrics_; }
+
+  std::string url;
+  std::vector<std::string> reasons;
+
+ private:
+  net::io_context io_;
+  net::executor_work_guard<net::io_context::executor_type> work_;
+  std::unique_ptr<Store> store_;
+  Metrics metrics_;
+  std::unique_ptr<HttpApi> api_;
+  std::thread thread_;
+};
+
+struct Fixture {
+  Fixture() : store(sample_store()), file(write_store(*store, dir / "sessions.sqlite")) {}
+  TempDir dir;
+  std::unique_ptr<Store> store;
+  fs::path file;
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_CASE(query_on_a_file_equals_sql, Fixture) {
+  auto result = cli({"--db", file.string(), "query", "--format", "json", "--limit", "1000"});
+  BOOST_REQUIRE_MESSAGE(result.exit_code == 0, result.err);
+  auto doc = parse(result.out);
+  auto expected = query_db(file, "SELECT id, before_state, after_state FROM session_deltas "
+                                 "ORDER BY timestamp DESC, id DESC");
+  BOOST_REQUIRE(doc["deltas"].Size() == expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    BOOST_TEST(std::to_string(doc["deltas"][i]["id"].GetInt64()) == expected[i][0]);
+    // States are the stored text, every digit included.
+    if (expected[i][2] != "NULL") {
+      BOOST_TEST(result.out.find("\"after\":" + expected[i][2]) != std::string::npos);
+    }
+  }
+  BOOST_TEST(doc["next"].IsNull());
+
+  auto filtered = cli({"--db", file.string(), "query", "--session", "s1", "--type", "updated",
+                       "--since", ts(10), "--until", "2025-11-10T13:00:50+01:00", "--format",
+                       "json"});
+  BOOST_REQUIRE_MESSAGE(filtered.exit_code == 0, filtered.err);
+  auto sql = query_db(file, "SELECT id FROM session_deltas WHERE session_id = 's1' AND "
+                            "delta_type = 'updated' AND timestamp >= '" + ts(10) +
+                            "' AND timestamp < '" + ts(50) + "' ORDER BY timestamp DESC, id DESC");
+  auto got = parse(filtered.out);
+  BOOST_REQUIRE(got["deltas"].Size() == sql.size());
+  BOOST_TEST(!sql.empty());
+  for (std::size_t i = 0; i < sql.size(); ++i) {
+    BOOST_TEST(std::to_string(got["deltas"][i]["id"].GetInt64()) == sql[i][0]);
+  }
+}
+
+BOOST_FIXTURE_TEST_CASE(query_pages_with_the_cursor, Fixture) {
+  std::vector<std::string> ids;
+  std::optional<std::string> cursor;
+  do {
+    std::vector<std::string> args = {"--db", file.string(), "query", "--limit", "50",
+                                     "--format", "json"};
+    if (cursor) args.insert(args.end(), {"--before", *cursor});
+    auto result = cli(args);
+    BOOST_REQUIRE(result.exit_code == 0);
+    auto doc = parse(result.out);
+    for (const auto& d : doc["deltas"].GetArray()) ids.push_back(std::to_string(d["id"].GetInt64()));
+    cursor = doc["next"].IsNull() ? std::nullopt : std::optional<std::string>(doc["next"].GetString());
+  } while (cursor);
+  auto sql = column(query_db(file, "SELECT id FROM session_deltas ORDER BY timestamp DESC, id DESC"), 0);
+  BOOST_TEST(ids == sql, boost::test_tools::per_element());
+
+  // The table says where the next page starts.
+  auto table = cli({"--db", file.string(), "query", "--limit", "5"});
+  BOOST_TEST(table.exit_code == 0);
+  BOOST_TEST(lines(table.out).size() == 6u);
+  BOOST_TEST(table.err.find("(more: --before ") != std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(csv_and_ndjson_read_back_equal_the_file, Fixture) {
+  auto csv = cli({"--db", file.string(), "query", "--limit", "1000", "--format", "csv"});
+  auto ndjson = cli({"--db", file.string(), "query", "--limit", "1000", "--format", "ndjson"});
+  BOOST_REQUIRE(csv.exit_code == 0);
+  BOOST_REQUIRE(ndjson.exit_code == 0);
+  write_file(dir / "q.csv", csv.out);
+  write_file(dir / "q.ndjson", ndjson.out);
+  auto read = run_command({"/usr/bin/python3",
+                           (source_dir() / "tests/fixtures/csv_roundtrip.py").string(),
+                           (dir / "q.csv").string(), (dir / "q.ndjson").string()});
+  BOOST_REQUIRE_MESSAGE(read.exit_code == 0, read.err);
+  auto records = parse(read.out);
+  auto sql = query_db(file, "SELECT id, delta_type, session_id, timestamp, created_at, "
+                            "COALESCE(before_state, ''), COALESCE(after_state, '') "
+                            "FROM session_deltas ORDER BY timestamp DESC, id DESC");
+  BOOST_REQUIRE(records.Size() == sql.size());
+  for (std::size_t i = 0; i < sql.size(); ++i) {
+    for (std::size_t c = 0; c < 7; ++c) BOOST_TEST(records[i][c].GetString() == sql[i][c]);
+  }
+}
+
+BOOST_FIXTURE_TEST_CASE(export_writes_the_whole_history_atomically, Fixture) {
+  auto out = dir / "export.csv";
+  auto result = cli({"--db", file.string(), "export", "--format", "csv", "--out", out.string()});
+  BOOST_REQUIRE_MESSAGE(result.exit_code == 0, result.err);
+  BOOST_TEST(result.out.empty());
+  auto read = run_command({"/usr/bin/python3",
+                           (source_dir() / "tests/fixtures/csv_roundtrip.py").string(),
+                           out.string()});
+  BOOST_REQUIRE_MESSAGE(read.exit_code == 0, read.err);
+  auto records = parse(read.out);
+  auto count = query_db(file, "SELECT COUNT(*) FROM session_deltas")[0][0];
+  BOOST_TEST(std::to_string(records.Size()) == count);
+  // No temporary file is left beside it.
+  std::size_t files = 0;
+  for (const auto& entry : fs::directory_iterator(dir.path())) {
+    (void)entry;
+    ++files;
+  }
+  BOOST_TEST(files == 2u);
+
+  auto ndjson = cli({"--db", file.string(), "export", "--format", "ndjson"});
+  BOOST_TEST(std::to_string(lines(ndjson.out).size()) == count);
+  auto json = cli({"--db", file.string(), "export"});
+  BOOST_TEST(std::to_string(parse(json.out).Size()) == count);
+
+  // A failed export leaves no file behind.
+  auto missing_dir = cli({"--db", file.string(), "export", "--out", (dir / "no/such/x.csv").string()});
+  BOOST_TEST(missing_dir.exit_code == 1);
+}
+
+BOOST_FIXTURE_TEST_CASE(stats_and_sessions_equal_sql, Fixture) {
+  auto stats = cli({"--db", file.string(), "stats", "--format", "json"});
+  BOOST_REQUIRE(stats.exit_code == 0);
+  auto doc = parse(stats.out);
+  BOOST_TEST(std::to_string(doc["deltaCount"].GetInt64()) ==
+             query_db(file, "SELECT COUNT(*) FROM session_deltas")[0][0]);
+  BOOST_TEST(doc["fileSize"].GetUint64() == fs::file_size(file));
+  BOOST_TEST(doc["dbPath"].GetString() == file.string());
+  auto table = cli({"--db", file.string(), "stats"});
+  BOOST_TEST(table.out.find("Deltas             244") != std::string::npos, table.out);
+
+  auto sessions = cli({"--db", file.string(), "sessions", "--format", "json"});
+  BOOST_REQUIRE(sessions.exit_code == 0);
+  auto rows = parse(sessions.out);
+  auto sql = query_db(file, "SELECT session_id, SUM(delta_type='created'), "
+                            "SUM(delta_type='updated'), SUM(delta_type='deleted') "
+                            "FROM session_deltas GROUP BY session_id");
+  BOOST_REQUIRE(rows["sessions"].Size() == sql.size());
+  for (const auto& expected : sql) {
+    bool found = false;
+    for (const auto& row : rows["sessions"].GetArray()) {
+      if (row["sessionId"].GetString() != expected[0]) continue;
+      found = true;
+      BOOST_TEST(std::to_string(row["created"].GetInt64()) == expected[1]);
+      BOOST_TEST(std::to_string(row["updated"].GetInt64()) == expected[2]);
+      BOOST_TEST(std::to_string(row["deleted"].GetInt64()) == expected[3]);
+    }
+    BOOST_TEST(found, expected[0]);
+  }
+  auto human = cli({"--db", file.string(), "sessions"});
+  BOOST_TEST(human.out.find("SESSION") == 0u);
+  BOOST_TEST(human.out.find(kOddSession) != std::string::npos);
+  auto csv = cli({"--db", file.string(), "sessions", "--format", "csv"});
+  BOOST_TEST(csv.out.find("\"odd/id \"\"q\"\", ü\",1,0,0,") != std::string::npos, csv.out);
+}
+
+BOOST_FIXTURE_TEST_CASE(timeline_shows_field_level_changes, Fixture) {
+  auto result = cli({"--db", file.string(), "--utc", "timeline", "sess_a"});
+  BOOST_REQUIRE_MESSAGE(result.exit_code == 0, result.err);
+  const auto& out = result.out;
+  for (const std::string expected :
+       {"Session sess_a: 3 deltas", "2025-11-10T12:00:00.000Z  created", "    + planStatus: pending",
+        "    + metadata.big: 123456789012345678901234567890", "2025-11-10T12:05:00.000Z  updated",
+        "    planStatus: pending → in_progress", "    metadata.attempt: 3 → 4",
+        "    + summary: Fix the flaky test", "    - approval: pending", "(session deleted)"}) {
+    BOOST_TEST(out.find(expected) != std::string::npos, "missing: " << expected << "\n" << out);
+  }
+  // Oldest first.
+  BOOST_TEST(out.find("created") < out.find("updated"));
+  BOOST_TEST(out.find("updated") < out.find("deleted"));
+
+  auto json = cli({"--db", file.string(), "timeline", "sess_a", "--format", "json"});
+  BOOST_REQUIRE(json.exit_code == 0);
+  auto doc = parse(json.out);
+  const auto& update = doc["deltas"][1];
+  BOOST_TEST(update["type"].GetString() == std::string("updated"));
+  std::map<std::string, std::string> ops;
+  for (const auto& change : update["changes"].GetArray()) {
+    ops[change["path"].GetString()] = change["op"].GetString();
+  }
+  BOOST_TEST(ops["planStatus"] == "changed");
+  BOOST_TEST(ops["metadata.attempt"] == "changed");
+  BOOST_TEST(ops["summary"] == "added");
+  BOOST_TEST(ops["approval"] == "removed");
+  BOOST_TEST(ops.count("metadata.big") == 0u);  // unchanged
+
+  auto odd = cli({"--db", file.string(), "timeline", "--", kOddSession});
+  BOOST_TEST(odd.exit_code == 0, odd.err);
+  BOOST_TEST(odd.out.find("+ x: 1") != std::string::npos);
+  auto unknown = cli({"--db", file.string(), "timeline", "nobody"});
+  BOOST_TEST(unknown.exit_code == 1);
+  BOOST_TEST(unknown.err.find("no deltas stored for session") != std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(live_answers_equal_the_file, Fixture) {
+  LiveDaemon daemon(file);
+  const std::vector<std::vector<std::string>> commands = {
+      {"query", "--format", "json", "--limit", "1000"},
+      {"query", "--session", "s1", "--format", "csv"},
+      {"query", "--type", "created", "--format", "ndjson"},
+      {"--utc", "query", "--limit", "20"},
+      {"sessions", "--format", "json"},
+      {"sessions"},
+      {"--utc", "timeline", "sess_a"},
+      {"timeline", "sess_a", "--format", "json"},
+      {"timeline", kOddSession},
+      {"export", "--format", "csv"},
+      {"export", "--format", "ndjson"},
+      {"export"},
+  };
+  for (const auto& command : commands) {
+    std::vector<std::string> offline = {"--db", file.string()};
+    std::vector<std::string> live = {"--url", daemon.url};
+    offline.insert(offline.end(), command.begin(), command.end());
+    live.insert(live.end(), command.begin(), command.end());
+    auto a = cli(offline);
+    auto b = cli(live);
+    BOOST_TEST_CONTEXT(command[0] << " " << (command.size() > 1 ? command[1] : "")) {
+      BOOST_TEST(a.exit_code == 0, a.err);
+      BOOST_TEST(b.exit_code == 0, b.err);
+      BOOST_TEST(!a.out.empty());
+      BOOST_TEST(a.out == b.out);
+    }
+  }
+  auto stats = parse(cli({"--url", daemon.url, "stats", "--format", "json"}).out);
+  BOOST_TEST(stats["deltaCount"].GetInt64() == 244);
+  BOOST_TEST(stats["connected"].GetBool());
+}
+
+BOOST_FIXTURE_TEST_CASE(live_snapshot_check_and_cleanup, Fixture) {
+  LiveDaemon daemon(file);
+  auto snapshot = cli({"--url", daemon.url, "snapshot"});
+  BOOST_TEST(snapshot.exit_code == 0, snapshot.err);
+  BOOST_TEST(snapshot.out == "snapshot written: data/sessions.sqlite, 64.0 KiB in 0.125 s\n");
+
+  auto ready = cli({"--url", daemon.url, "check"});
+  BOOST_TEST(ready.exit_code == 0, ready.err);
+  BOOST_TEST(ready.out.find("ready:          yes") != std::string::npos);
+  daemon.on_io([&] {
+    daemon.reasons = {"stream disconnected"};
+    return 0;
+  });
+  auto not_ready = cli({"--url", daemon.url, "check"});
+  BOOST_TEST(not_ready.exit_code == 1);
+  BOOST_TEST(not_ready.out.find("reason:       stream disconnected") != std::string::npos);
+
+  auto cleanup = cli({"--url", daemon.url, "cleanup", "--older-than", "30d"});
+  BOOST_TEST(cleanup.exit_code == 0, cleanup.err);
+  BOOST_TEST(cleanup.out.find("deleted 40 deltas stored before ") == 0u, cleanup.out);
+  BOOST_TEST(daemon.on_io([&] { return daemon.store().counts().deltas; }) == 204);
+  // The file is not the daemon's business here: untouched.
+  BOOST_TEST(query_db(file, "SELECT COUNT(*) FROM session_deltas")[0][0] == "244");
+}
+
+BOOST_FIXTURE_TEST_CASE(offline_cleanup_rewrites_the_file, Fixture) {
+  auto result = cli({"--db", file.string(), "cleanup", "--older-than", "30d"});
+  BOOST_REQUIRE_MESSAGE(result.exit_code == 0, result.err);
+  BOOST_TEST(result.out.find("deleted 40 deltas") == 0u, result.out);
+  BOOST_TEST(query_db(file, "SELECT COUNT(*) FROM session_deltas")[0][0] == "204");
+  BOOST_TEST(query_db(file, "PRAGMA integrity_check")[0][0] == "ok");
+  auto mode = fs::status(file).permissions() & fs::perms::all;
+  BOOST_TEST((mode == (fs::perms::owner_read | fs::perms::owner_write)));
+  auto again = cli({"--db", file.string(), "cleanup", "--older-than", "2025-01-01T00:00:00Z"});
+  BOOST_TEST(again.exit_code == 0);
+  BOOST_TEST(again.out.find("deleted 0 deltas") == 0u);
+  BOOST_TEST(cli({"--db", file.string(), "check"}).exit_code == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(check_reports_integrity_and_schema_version, Fixture) {
+  auto good = cli({"--db", file.string(), "check"});
+  BOOST_TEST(good.exit_code == 0, good.err);
+  BOOST_TEST(good.out.find("integrity:      ok") != std::string::npos);
+  BOOST_TEST(good.out.find("schema version: 1 (current)") != std::string::npos);
+
+  // The domain document's own schema: readable, reported as version 0.
+  auto v0 = dir / "v0.sqlite";
+  sqlite3* db = nullptr;
+  BOOST_REQUIRE(sqlite3_open(v0.c_str(), &db) == SQLITE_OK);
+  BOOST_REQUIRE(sqlite3_exec(db,
+                             "CREATE TABLE session_deltas (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                             "session_id TEXT NOT NULL, delta_type TEXT NOT NULL, before_state "
+                             "TEXT, after_state TEXT, timestamp TEXT NOT NULL, created_at TEXT NOT "
+                             "NULL DEFAULT (datetime('now')));"
+                             "INSERT INTO session_deltas (session_id, delta_type, after_state, "
+                             "timestamp) VALUES ('old', 'created', '{\"a\":1}', "
+                             "'2025-11-10T12:00:00Z');",
+                             nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  auto old = cli({"--db", v0.string(), "check"});
+  BOOST_TEST(old.exit_code == 0, old.err);
+  BOOST_TEST(old.out.find("schema version: 0") != std::string::npos);
+  auto old_query = cli({"--db", v0.string(), "query", "--format", "json"});
+  BOOST_TEST(parse(old_query.out)["deltas"][0]["timestamp"].GetString() ==
+             std::string("2025-11-10T12:00:00.000Z"));
+
+  auto garbage = dir / "garbage.sqlite";
+  write_file(garbage, std::string(8192, 'x'));
+  BOOST_TEST(cli({"--db", garbage.string(), "check"}).exit_code == 1);
+  BOOST_TEST(cli({"--db", garbage.string(), "query"}).exit_code == 1);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_token_is_sent_when_given, Fixture) {
+  LiveDaemon daemon(file, "cli-token");
+  auto without = cli({"--url", daemon.url, "stats"});
+  BOOST_TEST(without.exit_code == 1);
+  BOOST_TEST(without.err.find("unauthorized") != std::string::npos, without.err);
+  BOOST_TEST(cli({"--url", daemon.url, "--token", "cli-token", "stats"}).exit_code == 0);
+  write_file(dir / "token", "cli-token\n");
+  BOOST_TEST(cli({"--url", daemon.url, "--token-file", (dir / "token").string(), "stats"}).exit_code == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(exit_codes_for_usage_and_failures, Fixture) {
+  const std::string db = file.string();
+  const std::vector<std::vector<std::string>> usage = {
+      {},
+      {"frobnicate"},
+      {"--db", db, "query", "--bogus", "1"},
+      {"--db", db, "query", "--limit", "abc"},
+      {"--db", db, "query", "--limit", "100000"},
+      {"--db", db, "query", "--since", "yesterday"},
+      {"--db", db, "query", "--type", "exploded"},
+      {"--db", db, "query", "--format", "xml"},
+      {"--db", db, "query", "--limit"},
+      {"--db", db, "--url", "http://127.0.0.1:1", "stats"},
+      {"--db", db, "timeline"},
+      {"--db", db, "timeline", "a", "b"},
+      {"--db", db, "stats", "extra"},
+      {"--db", db, "snapshot"},
+      {"--db", db, "cleanup"},
+      {"--db", db, "cleanup", "--older-than", "soon"},
+      {"--db", db, "export", "--format", "xml"},
+      {"--color", "sometimes", "stats"},
+      {"--url", "https://example.invalid", "stats"},
+  };
+  for (const auto& args : usage) {
+    auto result = cli(args);
+    std::string joined;
+    for (const auto& a : args) joined += a + " ";
+    BOOST_TEST_CONTEXT(joined) {
+      BOOST_TEST(result.exit_code == 2, result.err);
+      BOOST_TEST(!result.err.empty());
+    }
+  }
+  auto missing = cli({"--db", (dir / "missing.sqlite").string(), "stats"});
+  BOOST_TEST(missing.exit_code == 1);
+  BOOST_TEST(missing.err.find("missing.sqlite") != std::string::npos);
+  auto unreachable = cli({"--url", "http://127.0.0.1:" + std::to_string(free_port()), "stats"});
+  BOOST_TEST(unreachable.exit_code == 1);
+  BOOST_TEST(unreachable.err.find("cannot reach deltatapd") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(help_for_every_command) {
+  auto top = cli({"--help"});
+  BOOST_TEST(top.exit_code == 0);
+  for (const std::string command :
+       {"stats", "query", "sessions", "timeline", "export", "cleanup", "snapshot", "check"}) {
+    BOOST_TEST(top.out.find("  " + command + " ") != std::string::npos, command);
+    auto help = cli({command, "--help"});
+    BOOST_TEST(help.exit_code == 0, command);
+    BOOST_TEST(help.out.find("usage: deltatap " + command) == 0u, command);
+    BOOST_TEST(cli({"help", command}).out == help.out);
+  }
+  auto version = cli({"--version"});
+  BOOST_TEST(version.exit_code == 0);
+  BOOST_TEST(version.out.find("deltatap ") == 0u);
+}
+
+BOOST_FIXTURE_TEST_CASE(times_local_or_utc_and_colour_only_on_request, Fixture) {
+  // Not a terminal: no escape codes, times in the local zone.
+  auto local = cli({"--db", file.string(), "timeline", "sess_a"}, {{"TZ", "XYZ-2"}});
+  BOOST_TEST(local.out.find("2025-11-10T14:05:00.000+02:00  updated") != std::string::npos,
+             local.out);
+  BOOST_TEST(local.out.find('\x1b') == std::string::npos);
+  auto utc = cli({"--db", file.string(), "--utc", "timeline", "sess_a"}, {{"TZ", "XYZ-2"}});
+  BOOST_TEST(utc.out.find("2025-11-10T12:05:00.000Z  updated") != std::string::npos);
+  auto coloured = cli({"--db", file.string(), "--color", "always", "query", "--limit", "3"});
+  BOOST_TEST(coloured.out.find("\x1b[") != std::string::npos);
+  auto plain = cli({"--db", file.string(), "query", "--limit", "3"});
+  BOOST_TEST(plain.out.find('\x1b') == std::string::npos);
+  // Columns line up: every row's TYPE starts where the header's does.
+  auto rows = lines(plain.out);
+  auto at = rows[0].find("TYPE");
+  for (std::size_t i = 1; i < rows.size(); ++i) {
+    auto type = rows[i].substr(at, 7);
+    BOOST_TEST((type == "created" || type == "updated" || type == "deleted"), rows[i]);
+  }
+}
