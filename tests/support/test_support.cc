@@ -1,5 +1,8 @@
 #include "test_support.h"
 
+#include "delta_json.h"
+#include "timestamp.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -13,6 +16,7 @@
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -190,6 +194,169 @@ std::vector<std::vector<std::string>> query_db(const fs::path& db, const std::st
   sqlite3_finalize(stmt);
   sqlite3_close(handle);
   return rows;
+}
+
+HttpResponse http_request(int port, const std::string& method, const std::string& target,
+                          const std::vector<std::string>& headers) {
+  HttpResponse response;
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return response;
+  }
+  timeval timeout{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  std::string request = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  for (const auto& h : headers) request += h + "\r\n";
+  request += "\r\n";
+  ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string raw;
+  char buffer[65536];
+  for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) raw.append(buffer, n);
+  ::close(fd);
+  auto end = raw.find("\r\n\r\n");
+  if (end == std::string::npos || raw.size() < 12) return response;
+  response.status = std::atoi(raw.c_str() + 9);
+  response.headers = raw.substr(0, end);
+  std::string body = raw.substr(end + 4);
+  std::string lower = response.headers;
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower.find("transfer-encoding: chunked") == std::string::npos) {
+    response.body = body;
+    return response;
+  }
+  std::size_t pos = 0;
+  while (pos < body.size()) {
+    auto line_end = body.find("\r\n", pos);
+    if (line_end == std::string::npos) break;
+    std::size_t size = std::stoul(body.substr(pos, line_end - pos), nullptr, 16);
+    if (size == 0) break;
+    response.body += body.substr(line_end + 2, size);
+    pos = line_end + 2 + size + 2;
+  }
+  return response;
+}
+
+
+Sim::Sim(const TempDir& dir, const std::string& name, std::vector<std::string> args, int port)
+    : record_(dir / (name + ".ndjson")) {
+  std::vector<std::string> argv = {(bin_dir() / "deltatap-sim").string(), "--listen",
+                                   "127.0.0.1:" + std::to_string(port), "--record",
+                                   record_.string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  process_.emplace(ProcessOptions{argv, {}, dir.path()});
+  static const std::regex listening("listening on 127\\.0\\.0\\.1:([0-9]+)");
+  bool started = wait_until([&] {
+    std::smatch match;
+    auto log = process_->stderr_text();
+    if (!std::regex_search(log, match, listening)) return false;
+    port_ = std::stoi(match[1]);
+    return true;
+  });
+  if (!started) throw std::runtime_error("deltatap-sim did not start: " + process_->stderr_text());
+}
+
+std::optional<long> Sim::sent() const {
+  static const std::regex sent_re("\"sent\":([0-9]+)");
+  std::smatch match;
+  auto out = process_->stdout_text();
+  if (!std::regex_search(out, match, sent_re)) return std::nullopt;
+  return std::stol(match[1]);
+}
+
+bool Sim::wait_sent(std::chrono::milliseconds timeout) {
+  return wait_until([&] { return sent().has_value(); }, timeout);
+}
+
+std::vector<std::string> Sim::records() const {
+  std::vector<std::string> lines;
+  std::istringstream in(read_file(record_));
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) lines.push_back(line);
+  }
+  return lines;
+}
+
+std::map<std::string, std::string> daemon_env(const std::string& url, const std::string& token) {
+  return {{"PERSIST", "1"},
+          {"DELTATAP_URL", url},
+          {"DELTATAP_TOKEN", token.empty() ? "\x01unset" : token},
+          {"DELTATAP_HTTP", ""},
+          {"DELTATAP_LOG_FORMAT", "text"},
+          {"SNAPSHOT_INTERVAL", "600000"},
+          {"NOTIFY_SOCKET", "\x01unset"},
+          {"JOURNAL_STREAM", "\x01unset"},
+          {"INVOCATION_ID", "\x01unset"}};
+}
+
+std::vector<std::string> deltatapd_argv(std::vector<std::string> args) {
+  args.insert(args.begin(), (bin_dir() / "deltatapd").string());
+  return args;
+}
+
+namespace {
+std::string member(const std::vector<RawMember>& members, const std::string& key) {
+  for (auto& m : members) {
+    if (m.key == key) return std::string(m.value);
+  }
+  return "null";
+}
+}  // namespace
+
+std::multiset<std::string> recorded_keys(const std::vector<std::string>& lines) {
+  std::multiset<std::string> keys;
+  for (const auto& line : lines) {
+    auto members = raw_object_members(line);
+    if (!members.ok()) throw std::runtime_error(members.error() + " in " + line);
+    auto type = decode_json_string(member(*members, "type")).value();
+    auto session = decode_json_string(member(*members, "sessionId")).value();
+    auto ts = member(*members, "timestamp");
+    std::string normalised = "*";
+    if (ts != "null") {
+      auto n = normalise_timestamp(decode_json_string(ts).value());
+      if (!n.ok()) throw std::runtime_error("simulator sent an invalid timestamp " + ts);
+      normalised = *n;
+    }
+    keys.insert(type + "|" + session + "|" + member(*members, "before") + "|" +
+                member(*members, "after") + "|" + normalised);
+  }
+  return keys;
+}
+
+std::multiset<std::string> stored_keys(const fs::path& db, const std::multiset<std::string>& recorded) {
+  std::multiset<std::string> keys;
+  auto rows = query_db(db,
+                       "SELECT delta_type, session_id, COALESCE(before_state, 'null'), "
+                       "COALESCE(after_state, 'null'), timestamp FROM session_deltas ORDER BY id");
+  for (auto& r : rows) {
+    std::string base = r[0] + "|" + r[1] + "|" + r[2] + "|" + r[3] + "|";
+    // A delta sent without a timestamp was stamped with its receive time.
+    keys.insert(recorded.count(base + r[4]) ? base + r[4] : base + "*");
+  }
+  return keys;
+}
+
+std::string count_of(const fs::path& db, const std::string& where) {
+  return query_db(db, "SELECT COUNT(*) FROM session_deltas WHERE " + where)[0][0];
+}
+
+bool wait_for_rows(Process& daemon, const fs::path& db, long expected,
+                   std::chrono::milliseconds timeout) {
+  auto last_signal = std::chrono::steady_clock::time_point{};
+  return wait_until(
+      [&] {
+        // A snapshot takes a moment to land: ask again only every quarter second.
+        if (std::chrono::steady_clock::now() - last_signal > 250ms) {
+          daemon.signal(SIGUSR1);
+          last_signal = std::chrono::steady_clock::now();
+        }
+        return fs::exists(db) && count_of(db) == std::to_string(expected);
+      },
+      timeout);
 }
 
 }  // namespace deltatap::testing

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -92,5 +93,49 @@ CommandResult run_command(const std::vector<std::string>& argv,
 // Rows of a SQLite query on a database file (opened read-only), each column as text
 // ("NULL" for null).
 std::vector<std::vector<std::string>> query_db(const fs::path& db, const std::string& sql);
+
+// One HTTP/1.1 request to 127.0.0.1:port over a plain socket ("Connection:
+// close"); status 0 when nothing answered. Chunked bodies are decoded.
+struct HttpResponse {
+  int status = 0;
+  std::string headers;
+  std::string body;
+};
+HttpResponse http_request(int port, const std::string& method, const std::string& target,
+                          const std::vector<std::string>& headers = {});
+
+
+// --- deltatapd and deltatap-sim as processes -------------------------------------
+
+// A running deltatap-sim recording what it sends; its port is read from its log.
+class Sim {
+ public:
+  Sim(const TempDir& dir, const std::string& name, std::vector<std::string> args, int port = 0);
+  int port() const { return port_; }
+  std::string url() const { return "ws://127.0.0.1:" + std::to_string(port_) + "/ws"; }
+  Process& process() { return *process_; }
+  // The summary line's "sent", once printed.
+  std::optional<long> sent() const;
+  bool wait_sent(std::chrono::milliseconds timeout = 60s);
+  std::vector<std::string> records() const;  // one JSON line per delta sent
+
+ private:
+  fs::path record_;
+  std::optional<Process> process_;
+  int port_ = 0;
+};
+
+// deltatapd's environment for a test: storage on, no HTTP, text logs, no systemd.
+std::map<std::string, std::string> daemon_env(const std::string& url, const std::string& token);
+std::vector<std::string> deltatapd_argv(std::vector<std::string> args = {});
+
+// Deltas as "type|session|before|after|timestamp" (states as exact JSON text,
+// "*" for a timestamp the frame did not carry), comparable as multisets.
+std::multiset<std::string> recorded_keys(const std::vector<std::string>& record_lines);
+std::multiset<std::string> stored_keys(const fs::path& db, const std::multiset<std::string>& recorded);
+std::string count_of(const fs::path& db, const std::string& where = "1");
+// Asks for snapshots (SIGUSR1) until the file holds `expected` deltas.
+bool wait_for_rows(Process& daemon, const fs::path& db, long expected,
+                   std::chrono::milliseconds timeout = 60s);
 
 }  // namespace deltatap::testing
