@@ -197,10 +197,14 @@ std::variant<DeltaQuery, ApiReply> read_delta_query(const Params& params) {
     if (!value) continue;
     auto normalised = normalise_timestamp(*value);
     if (!normalised.ok()) {
+      // A "+02:00" offset sent unencoded arrives as " 02:00": say so.
+      std::string hint = value->find(' ') != std::string_view::npos
+                             ? " (a '+' in a URL query means a space: write it as %2B)"
+                             : "";
       return parameter_error(name, std::string(name) +
                                        " must be an ISO 8601 date-time such as "
                                        "2025-11-10T12:00:00Z, got " +
-                                       quoted(*value) + ": " + normalised.error());
+                                       quoted(*value) + ": " + normalised.error() + hint);
     }
     (std::string_view(name) == "since" ? query.since : query.until) = std::move(normalised.value());
   }

@@ -328,6 +328,10 @@ BOOST_AUTO_TEST_CASE(filters_combine) {
     BOOST_TEST(delta["sessionId"].GetString() == std::string("sess_1"));
     BOOST_TEST(delta["type"].GetString() == std::string("updated"));
   }
+  // A '+' left unencoded is a space in a query: refused, with a hint.
+  auto plus = get(server.port, "/api/deltas?since=2025-11-10T14:00:28+02:00");
+  expect_error(plus, 400, "since");
+  BOOST_TEST(plus.body.find("%2B") != std::string::npos);
   // An offset in since is read as the instant it names.
   auto shifted = parse(get(server.port, "/api/deltas?since=2025-11-10T14:00:28%2B02:00").body);
   BOOST_TEST(ids_of(shifted) == (std::vector<std::int64_t>{30, 29}), boost::test_tools::per_element());
