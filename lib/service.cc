@@ -1,5 +1,6 @@
 #include "service.h"
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -402,7 +403,9 @@ class Service final : public ApiBackend {
     // The image holds everything journaled so far: those records can go once it is durable.
     std::uint64_t segment = journal_ ? journal_->rotate() : 0;
     auto shared = std::make_shared<DatabaseImage>(std::move(image.value()));
-    asio::post(worker_, [this, shared, started, why, segment, path = config_.storage.path] {
+    // The guard keeps io_.run() going while only the worker has something to do.
+    asio::post(worker_, [this, shared, started, why, segment, path = config_.storage.path,
+                         work = asio::make_work_guard(io_)] {
       auto status = write_snapshot_file(path, shared->view());
       asio::post(io_, [this, status, started, why, segment, size = shared->size()] {
         on_snapshot_written(status, started, why, size, segment);
