@@ -723,6 +723,13 @@ Status resolve_token(const Environment& env, Config& config) {
     std::string path = credentials_dir + "/token";
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) return ok_status();
+    // The unit's SetCredential= fallback provides an empty credential when
+    // /etc/deltatap/token is absent: that means "no token", not an error.
+    if (S_ISREG(st.st_mode) && st.st_size <= 2) {
+      std::ifstream in(path, std::ios::binary);
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (text.find_first_not_of("\r\n") == std::string::npos) return ok_status();
+    }
     // systemd made this file private to the service; its mode is not ours to judge.
     auto token = read_token_file(path, false, Origin{"", "$CREDENTIALS_DIRECTORY/token"});
     if (!token) return Error{token.error()};
