@@ -41,9 +41,9 @@ using SteadyClock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 constexpr std::string_view kServerName = "deltatap-sim";
-// The kernel keeps at most this much not yet sent per socket, so a write
-// completes only when the client is actually draining: the rest of a slow
-// client's backlog then sits in the app queue, where it is counted.
+// The kernel takes at most this much not yet sent per socket, so a write
+// completes only while the connection moves and a stalled client's backlog
+// piles up in the app queue, whatever the kernel's buffer limits are.
 constexpr int kNotSentLowWater = 128 * 1024;
 
 // ---------------------------------------------------------------- options
@@ -313,14 +313,21 @@ struct Change {
 // time) names one history.
 class World {
  public:
-  World(std::uint64_t seed, std::int64_t start_ms, int slots)
-      : seed_(seed), random_(seed), clock_ms_(start_ms), slots_(static_cast<std::size_t>(slots)) {}
+  // With a start time the clock is simulated (a seeded step per delta);
+  // without one it follows the wall clock, so timestamps are real send times.
+  World(std::uint64_t seed, std::optional<std::int64_t> start_ms, int slots)
+      : seed_(seed),
+        random_(seed),
+        wall_clock_(!start_ms),
+        clock_ms_(start_ms.value_or(wall_ms())),
+        slots_(static_cast<std::size_t>(slots)) {}
 
   int below(int n) { return static_cast<int>(random_() % static_cast<std::uint64_t>(n)); }
   bool percent(int p) { return below(100) < p; }
 
   Change next() {
-    clock_ms_ += 20 + below(1480);
+    int step = 20 + below(1480);  // drawn either way: the rest stays the same
+    clock_ms_ = wall_clock_ ? std::max(clock_ms_, wall_ms()) : clock_ms_ + step;
     auto& slot = slots_[static_cast<std::size_t>(below(static_cast<int>(slots_.size())))];
     if (!slot) {
       slot = create();
@@ -455,8 +462,11 @@ class World {
     }
   }
 
+  static std::int64_t wall_ms() { return now_millis().time_since_epoch().count(); }
+
   std::uint64_t seed_;
   std::mt19937_64 random_;
+  bool wall_clock_;
   std::int64_t clock_ms_;
   std::uint64_t created_ = 0;
   std::vector<std::optional<Session>> slots_;
@@ -623,7 +633,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
 class Server {
  public:
-  Server(SimulatorOptions options, std::FILE* summary_out, std::int64_t start_ms)
+  Server(SimulatorOptions options, std::FILE* summary_out, std::optional<std::int64_t> start_ms)
       : options_(std::move(options)),
         summary_out_(summary_out),
         acceptor_(io_),
@@ -1335,8 +1345,10 @@ deltas have been sent (or at exit when that never happened).
   --sessions K            live sessions in the pool (default 10)
   --batch N               most deltas in one session_update frame (default 20)
   --seed S                seed of the session histories (default 1)
-  --start-time ISO        start of the simulated clock (default: now); the same
-                          seed and start time give the same deltas
+  --start-time ISO        run a simulated clock from this time (each delta a
+                          seeded 0.02-1.5 s later); the same seed and start time
+                          give byte-identical deltas. Default: the wall clock
+                          (same sessions and changes, real times)
   --ping-interval SECS    ping every SECS seconds and drop a client that left the
                           previous ping unanswered (default 30; 0 = no pings)
   --backpressure-bytes N  close a client with 4002 "backpressure" when more than N
@@ -1471,7 +1483,7 @@ Result<std::unique_ptr<Simulator>> Simulator::create(SimulatorOptions options,
                                                      std::FILE* summary_out) {
   auto where = parse_listen(options.listen);
   if (!where.ok()) return Error{"--listen " + quoted(options.listen) + ": " + where.error()};
-  std::int64_t start_ms = now_millis().time_since_epoch().count();
+  std::optional<std::int64_t> start_ms;
   if (options.start_time) {
     auto start = parse_timestamp(*options.start_time);
     if (!start.ok()) return Error{"--start-time: " + start.error()};

@@ -5,16 +5,25 @@
 // consumer with more than about 1 MB buffered, and polling only while somebody
 // listens.
 //
-// What it sends is a pure function of the seed and the start time: a pool of
-// sessions that are created, updated (before = the previous after, byte for
-// byte) and sometimes deleted, rendered as format A frames, format B batches or
-// both. Every delta counts once, however many clients a broadcast reached:
-// --count, the summary line and --record agree exactly. A client that connects
-// while the stream runs gets, in the formats with batches, one first batch that
-// reports every live session as `created` (like the backend's first poll); those
-// deltas are real deltas too and count like the others. A delta written to no
+// What it sends is a pure function of the seed (and of --start-time; without
+// it, times come from the wall clock): a pool of sessions that are created,
+// updated (before = the previous after, byte for byte) and sometimes deleted,
+// as format A frames, format B batches or both.
+//
+// Counting: every delta counts once, however many clients a broadcast reached,
+// so --count, the summary line and --record agree exactly. A client that
+// connects while the stream runs first gets, in the formats with batches, one
+// batch reporting every live session as `created` (the backend's first poll);
+// those are deltas too and count like the others. A delta that reached no
 // client (its only reader left) is not counted, so a client that reconnects
 // gets the rest of --count, never a repeat of what was already sent.
+//
+// Pace: with --rate 0 a frame goes out when some client has taken the last
+// one and its kernel queue has mostly drained, so nobody is cut off for
+// reading at full speed; with a rate, frames go out on time and a client
+// that falls more than --backpressure-bytes behind is closed with 4002. A
+// client that reads nothing at --rate 0 stalls the stream until the ping
+// check drops it.
 #pragma once
 
 #include <chrono>
@@ -46,7 +55,9 @@ struct SimulatorOptions {
   int sessions = 10;                      // live session pool
   int batch = 20;                         // most deltas in one format B frame
   std::uint64_t seed = 1;
-  std::optional<std::string> start_time;  // ISO 8601 simulated clock start; default now
+  // ISO 8601: run a simulated clock from here (byte-identical output per
+  // seed); unset: timestamps follow the wall clock.
+  std::optional<std::string> start_time;
   std::chrono::milliseconds ping_interval{30'000};  // 0 disables pings
   std::uint64_t backpressure_bytes = 1u << 20;
   std::chrono::milliseconds close_timeout{10'000};  // closing handshake limit
