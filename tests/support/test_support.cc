@@ -25,7 +25,8 @@ extern char** environ;
 
 namespace deltatap::testing {
 
-fs::path bin_dir() { return DELTATAP_BIN_DIR; }
+// Test executables are built beside the programs they test.
+fs::path bin_dir() { return fs::read_symlink("/proc/self/exe").parent_path(); }
 fs::path source_dir() { return DELTATAP_SOURCE_DIR; }
 
 TempDir::TempDir() {
