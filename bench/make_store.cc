@@ -1,0 +1,154 @@
+// bench_make_store: a deltatapd data directory of a chosen size, for the
+// query, snapshot, memory and start-up scenarios.
+//
+//   bench_make_store --templates DB --out PATH --deltas N
+//                    [--hot H] [--per-session P] [--journal J]
+//
+// The states are the simulator's own (the rows of DB, a database an ingest run
+// stored, reused in turn), so row sizes are realistic. Sessions are renamed:
+// one hot session "hot" holds H deltas spread evenly through time; the rest
+// go round-robin to sessions "s-000000", "s-000001"... holding about P each.
+// Timestamps are 1 ms apart and end now, and created_at equals the timestamp,
+// so retention keeps everything.
+//
+// PATH is written as deltatapd writes a snapshot; with --journal, J more
+// deltas (ids after the snapshot's) go to PATH's journal, as a daemon that was
+// killed after its last snapshot would leave them. Prints one JSON line.
+#include <boost/asio/io_context.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bench.h"
+#include "journal.h"
+#include "snapshot.h"
+#include "store.h"
+
+namespace {
+
+using namespace deltatap;
+using namespace deltatap::bench;
+
+[[noreturn]] void fail(const std::string& what) {
+  std::fprintf(stderr, "bench_make_store: %s\n", what.c_str());
+  std::exit(1);
+}
+
+std::vector<Delta> read_templates(const std::string& path) {
+  auto store = Store::open_readonly(path);
+  if (!store.ok()) fail(path + ": " + store.error());
+  std::vector<Delta> templates;
+  auto s = (*store)->for_each_delta([&](const StoredDelta& row) {
+    templates.push_back(row.delta);
+    return templates.size() < 100'000;
+  });
+  if (!s.ok()) fail(path + ": " + s.error());
+  if (templates.empty()) fail(path + " holds no deltas");
+  return templates;
+}
+
+// Delta number i of n, in time order, with its session and time.
+class Generator {
+ public:
+  // Times cover `total` deltas (the journal's come after the snapshot's).
+  Generator(std::vector<Delta> templates, std::int64_t n, std::int64_t hot,
+            std::int64_t per_session, std::int64_t total)
+      : templates_(std::move(templates)),
+        n_(n),
+        hot_(hot),
+        sessions_(std::max<std::int64_t>(1, (n - hot) / std::max<std::int64_t>(per_session, 1))),
+        start_(now_millis() - std::chrono::milliseconds(total)) {}
+
+  std::int64_t sessions() const { return sessions_; }
+
+  StoredDelta make(std::int64_t i) {
+    StoredDelta row;
+    row.delta = templates_[static_cast<std::size_t>(i) % templates_.size()];
+    // Exactly hot_ of the first n_ land on the hot session, evenly spaced.
+    bool is_hot = i < n_ && (i + 1) * hot_ / n_ > i * hot_ / n_;
+    if (is_hot) {
+      row.delta.session_id = "hot";
+    } else {
+      char name[32];
+      std::snprintf(name, sizeof name, "s-%06lld", static_cast<long long>(next_typical_++ % sessions_));
+      row.delta.session_id = name;
+    }
+    row.delta.timestamp = format_timestamp(start_ + std::chrono::milliseconds(i));
+    row.created_at = row.delta.timestamp;
+    return row;
+  }
+
+ private:
+  std::vector<Delta> templates_;
+  std::int64_t n_, hot_, sessions_;
+  std::int64_t next_typical_ = 0;
+  TimePoint start_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string templates_path, out;
+  std::int64_t deltas = 0, hot = 0, per_session = 0, journal_deltas = 0;
+  {
+    Args args(argc, argv);
+    templates_path = args.text("templates");
+    out = args.text("out");
+    deltas = args.number("deltas", 0);
+    hot = args.number("hot", 0);
+    per_session = args.number("per-session", 100);
+    journal_deltas = args.number("journal", 0);
+  }
+  if (templates_path.empty() || out.empty() || deltas <= 0 || hot < 0 || hot > deltas) {
+    fail("usage: --templates DB --out PATH --deltas N [--hot H<=N] [--per-session P] [--journal J]");
+  }
+  auto started = SteadyClock::now();
+  Generator generator(read_templates(templates_path), deltas, hot, per_session,
+                      deltas + journal_deltas);
+  auto store = Store::open_empty();
+  if (!store.ok()) fail(store.error());
+  constexpr std::int64_t kChunk = 10'000;
+  std::vector<StoredDelta> chunk;
+  for (std::int64_t i = 0; i < deltas; i += kChunk) {
+    chunk.clear();
+    for (std::int64_t j = i; j < std::min(deltas, i + kChunk); ++j) chunk.push_back(generator.make(j));
+    if (auto s = (*store)->save_with_created_at(chunk); !s.ok()) fail(s.error());
+  }
+  auto counts = (*store)->counts();
+  auto image = (*store)->serialize();
+  if (!image.ok()) fail(image.error());
+  if (auto s = ensure_parent_directory(out); !s.ok()) fail(s.error());
+  if (auto s = write_snapshot_file(out, image->view()); !s.ok()) fail(s.error());
+
+  if (journal_deltas > 0) {
+    boost::asio::io_context io;
+    auto journal = Journal::open(io, journal_path_for(out), [](const JournalWrite& write) {
+      if (!write.status.ok()) fail("journal: " + write.status.error());
+    });
+    if (!journal.ok()) fail(journal.error());
+    std::int64_t id = (*store)->last_delta_id();
+    for (std::int64_t i = deltas; i < deltas + journal_deltas; ++i) {
+      auto row = generator.make(i);
+      (*journal)->append(row.delta, ++id, row.created_at);
+    }
+    (*journal)->flush();
+    journal->reset();  // writes and syncs what is still buffered
+    io.run();          // reports the writes
+  }
+  JsonLine()
+      .add("deltas", counts.deltas)
+      .add("journal_deltas", journal_deltas)
+      .add("sessions", generator.sessions() + (hot > 0 ? 1 : 0))
+      .add("typical_sessions", generator.sessions())
+      .add("hot_deltas", hot)
+      .add("memory_bytes", counts.memory_bytes)
+      .add("file_bytes", static_cast<std::int64_t>(image->size()))
+      .add("seconds", seconds_since(started))
+      .print();
+}

@@ -1,0 +1,455 @@
+#!/usr/bin/python3
+"""Runs every scenario of issue 7 against a Release build and prints the table.
+
+Started by scripts/bench, which builds first. Each figure is printed next to a
+reference measured in the same run (the raw SQLite limit, the library call the
+daemon makes, the baseline before a snapshot) and next to the issue's target.
+
+Processes are real: deltatap-sim serves the stream, deltatapd runs as it would
+under systemd (storage and journal on, NOTIFY_SOCKET for READY=1), and the
+bench_* programs in <build>/bench measure the parts. Every process started
+here is stopped here, by its pid.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+MB = 1024 * 1024
+
+FULL = dict(ingest=300_000, small=100_000, small_hot=10_000, large=1_000_000,
+            large_hot=100_000, journal=100_000, query_iterations=10_000,
+            http_iterations=3_000, raw_repeat=3, serialize=5, snapshots=3,
+            stream_rate=1_000, idle_seconds=60)
+QUICK = dict(ingest=30_000, small=10_000, small_hot=1_000, large=100_000,
+             large_hot=10_000, journal=10_000, query_iterations=2_000,
+             http_iterations=500, raw_repeat=1, serialize=3, snapshots=2,
+             stream_rate=1_000, idle_seconds=15)
+
+
+def log(message):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def wait_for(condition, timeout, what, interval=0.01):
+    """Polls `condition` until it returns something truthy; fails after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_text(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def proc_cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
+def proc_memory(pid):
+    """VmRSS and VmHWM in bytes."""
+    values = {}
+    for line in read_text(f"/proc/{pid}/status").splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) * 1024
+    return values.get("VmRSS", 0), values.get("VmHWM", 0)
+
+
+def load_average():
+    return read_text("/proc/loadavg").split()[:3]
+
+
+class Child:
+    """A process with its output in files; stop() ends it by pid."""
+
+    def __init__(self, argv, directory, name, env=None, cwd=None):
+        self.name = name
+        self.out_path = os.path.join(directory, name + ".out")
+        self.err_path = os.path.join(directory, name + ".err")
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.process = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd)
+        self.pid = self.process.pid
+
+    def stdout(self):
+        return read_text(self.out_path)
+
+    def stderr(self):
+        return read_text(self.err_path)
+
+    def stop(self, timeout=120):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+class Bench:
+    def __init__(self, build, work, sizes):
+        self.build = build
+        self.work = work
+        self.sizes = sizes
+        self.children = []
+        self.results = {}
+
+    # --- processes -------------------------------------------------------------
+
+    def tool(self, name):
+        return os.path.join(self.build, "bench", "bench_" + name)
+
+    def run_tool(self, name, *args):
+        argv = [self.tool(name), *map(str, args)]
+        done = subprocess.run(argv, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stderr}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def start_sim(self, name, *args):
+        sim = Child([os.path.join(self.build, "deltatap-sim"), "--listen", "127.0.0.1:0",
+                     *map(str, args)], self.work, name)
+        self.children.append(sim)
+        sim.port = wait_for(lambda: self.logged_port(sim), 10, "the simulator to listen")
+        return sim
+
+    @staticmethod
+    def logged_port(sim):
+        text = sim.stderr()
+        at = text.find("listening on ")
+        if at < 0:
+            return None
+        address = text[at:].split()[2]
+        return int(address.rsplit(":", 1)[1])
+
+    def start_daemon(self, name, data_dir, url, snapshot_interval_ms=60_000):
+        """Starts deltatapd the way systemd would and waits for READY=1.
+
+        Returns the child with .port (HTTP) and .ready_seconds (spawn to READY)."""
+        notify_path = os.path.join(self.work, name + ".notify")
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(notify_path)
+        port = free_port()
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("JOURNAL_STREAM", "INVOCATION_ID", "WATCHDOG_USEC", "WATCHDOG_PID")}
+        env.update(PERSIST="1", DB_PATH=os.path.join(data_dir, "sessions.sqlite"),
+                   DELTATAP_URL=url, DELTATAP_HTTP=f"127.0.0.1:{port}",
+                   DELTATAP_LOG_FORMAT="text", DELTATAP_LOG_LEVEL="warning",
+                   SNAPSHOT_INTERVAL=str(snapshot_interval_ms), NOTIFY_SOCKET=notify_path)
+        started = time.monotonic()
+        daemon = Child([os.path.join(self.build, "deltatapd")], self.work, name, env=env,
+                       cwd=self.work)
+        self.children.append(daemon)
+        notify.settimeout(0.2)
+        try:
+            while True:
+                try:
+                    message = notify.recv(4096).decode()
+                except socket.timeout:
+                    if daemon.process.poll() is not None:
+                        raise RuntimeError(f"{name} exited: {daemon.stderr()}")
+                    if time.monotonic() - started > 300:
+                        raise RuntimeError(f"{name} never said READY=1")
+                    continue
+                if "READY=1" in message.split("\n"):
+                    break
+        finally:
+            notify.close()
+        daemon.ready_seconds = time.monotonic() - started
+        daemon.ready_at = time.monotonic()
+        daemon.port = port
+        return daemon
+
+    def stop(self, child, timeout=300):
+        code = child.stop(timeout)
+        self.children.remove(child)
+        return code
+
+    def stop_all(self):
+        for child in reversed(self.children):
+            child.stop(30)
+        self.children.clear()
+
+    # --- HTTP --------------------------------------------------------------------
+
+    @staticmethod
+    def http(port, path, method="GET"):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return response.read().decode()
+
+    def metric(self, port, name):
+        total = 0.0
+        for line in self.http(port, "/metrics").splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    # --- scenarios ---------------------------------------------------------------
+
+    def ingest(self, fmt):
+        n = self.sizes["ingest"]
+        log(f"ingest: {n} deltas, format {fmt}")
+        data = os.path.join(self.work, f"ingest-{fmt}")
+        sim = self.start_sim(f"sim-{fmt}", "--count", n, "--format", fmt, "--rate", 0,
+                             "--seed", 7)
+        daemon = self.start_daemon(f"deltatapd-ingest-{fmt}", data, f"ws://127.0.0.1:{sim.port}/ws")
+        cpu_start = proc_cpu_seconds(daemon.pid)
+        sim_cpu_start = proc_cpu_seconds(sim.pid)
+        # Only the simulator is watched while it sends: a scrape costs the daemon.
+        wait_for(lambda: '"sent"' in sim.stdout(), 900, "the simulator to send everything", 0.02)
+        wait_for(lambda: self.metric(daemon.port, "deltatap_deltas_stored_total") >= n, 300,
+                 f"{n} deltas stored", 0.02)
+        seconds = time.monotonic() - daemon.ready_at
+        cpu = proc_cpu_seconds(daemon.pid) - cpu_start
+        sim_cpu = proc_cpu_seconds(sim.pid) - sim_cpu_start
+        _, peak = proc_memory(daemon.pid)
+        stored = self.metric(daemon.port, "deltatap_deltas_stored_total")
+        reconnects = self.metric(daemon.port, "deltatap_websocket_reconnects_total")
+        self.stop(sim)
+        code = self.stop(daemon)
+        db = os.path.join(data, "sessions.sqlite")
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+            in_file = connection.execute("SELECT COUNT(*) FROM session_deltas").fetchone()[0]
+        result = dict(deltas=n, stored=stored, seconds=seconds, rate=n / seconds, cpu=cpu,
+                      sim_cpu=sim_cpu, peak_rss=peak, reconnects=reconnects,
+                      backpressure=sim.stderr().count("backpressure"), exit_code=code,
+                      in_file=in_file, db=db)
+        log(f"ingest {fmt}: {result['rate']:.0f}/s, cpu {cpu:.2f} s, peak {peak / MB:.0f} MB")
+        result["raw"] = self.run_tool("raw_insert", "--from", db, "--repeat", self.sizes["raw_repeat"])
+        result["raw_tuned"] = self.run_tool("raw_insert", "--from", db, "--tuned",
+                                            "--repeat", self.sizes["raw_repeat"])
+        log(f"raw limit: {result['raw']['rows_per_s']:.0f}/s, "
+            f"tuned {result['raw_tuned']['rows_per_s']:.0f}/s")
+        self.results.setdefault("ingest", {})[fmt] = result
+
+    def make_stores(self, templates):
+        s = self.sizes
+        for label, n, hot, journal in (("small", s["small"], s["small_hot"], 0),
+                                       ("large", s["large"], s["large_hot"], s["journal"])):
+            log(f"building a store of {n} deltas (hot session {hot}, journal {journal})")
+            data = os.path.join(self.work, f"store-{label}")
+            made = self.run_tool("make_store", "--templates", templates, "--deltas", n,
+                                 "--hot", hot, "--journal", journal,
+                                 "--out", os.path.join(data, "sessions.sqlite"))
+            made["data"] = data
+            log(f"querying it through the library")
+            made["library"] = self.run_tool(
+                "store_query", "--db", os.path.join(data, "sessions.sqlite"),
+                "--sessions", made["typical_sessions"], "--iterations", s["query_iterations"],
+                "--serialize", s["serialize"])
+            self.results.setdefault("stores", {})[label] = made
+
+    def start_up_and_http(self):
+        store = self.results["stores"]["large"]
+        log(f"start-up with {store['deltas']} deltas and a {store['journal_deltas']}-delta journal")
+        sim = self.start_sim("sim-quiet", "--count", 1, "--format", "delta")
+        daemon = self.start_daemon("deltatapd-startup", store["data"],
+                                   f"ws://127.0.0.1:{sim.port}/ws")
+        stats = json.loads(self.http(daemon.port, "/api/stats"))
+        log(f"READY after {daemon.ready_seconds:.2f} s; querying over HTTP")
+        http = self.run_tool("http_latency", "--port", daemon.port,
+                             "--sessions", store["typical_sessions"],
+                             "--iterations", self.sizes["http_iterations"])
+        _, peak = proc_memory(daemon.pid)
+        self.stop(daemon)
+        self.stop(sim)
+        self.results["startup"] = dict(ready_seconds=daemon.ready_seconds,
+                                       deltas=stats["deltaCount"], peak_rss=peak)
+        self.results["http"] = http
+
+    def snapshot_while_streaming(self, label):
+        store = self.results["stores"][label]
+        rate = self.sizes["stream_rate"]
+        log(f"snapshots of the {label} store while streaming {rate} deltas/s")
+        sim = self.start_sim(f"sim-stream-{label}", "--rate", rate, "--format", "session_update")
+        daemon = self.start_daemon(f"deltatapd-snapshot-{label}", store["data"],
+                                   f"ws://127.0.0.1:{sim.port}/ws")
+        wait_for(lambda: self.metric(daemon.port, "deltatap_websocket_connected") == 1, 30,
+                 "the daemon to connect")
+        pause = self.run_tool("snapshot_pause", "--port", daemon.port,
+                              "--snapshots", self.sizes["snapshots"])
+        stats = json.loads(self.http(daemon.port, "/api/stats"))
+        _, peak = proc_memory(daemon.pid)
+        self.stop(daemon)
+        self.stop(sim)
+        self.results.setdefault("snapshot", {})[label] = dict(
+            pause, deltas=stats["deltaCount"], memory_bytes=stats["memoryBytes"], peak_rss=peak)
+
+    def idle(self):
+        seconds = self.sizes["idle_seconds"]
+        log(f"idle: {seconds} s connected, no traffic")
+        sim = self.start_sim("sim-idle", "--count", 1, "--format", "delta")
+        daemon = self.start_daemon("deltatapd-idle", os.path.join(self.work, "idle"),
+                                   f"ws://127.0.0.1:{sim.port}/ws")
+        wait_for(lambda: self.metric(daemon.port, "deltatap_deltas_stored_total") >= 1, 30,
+                 "the one delta")
+        cpu_start = proc_cpu_seconds(daemon.pid)
+        sim_cpu_start = proc_cpu_seconds(sim.pid)
+        time.sleep(seconds)  # the measurement window itself
+        cpu = proc_cpu_seconds(daemon.pid) - cpu_start
+        sim_cpu = proc_cpu_seconds(sim.pid) - sim_cpu_start
+        rss, peak = proc_memory(daemon.pid)
+        self.stop(daemon)
+        self.stop(sim)
+        self.results["idle"] = dict(seconds=seconds, cpu=cpu, sim_cpu=sim_cpu, rss=rss,
+                                    peak_rss=peak, ready_seconds=daemon.ready_seconds)
+
+    def run(self):
+        self.results["load_before"] = load_average()
+        for fmt in ("delta", "session_update", "mixed"):
+            self.ingest(fmt)
+        self.make_stores(self.results["ingest"]["session_update"]["db"])
+        self.start_up_and_http()
+        for label in ("small", "large"):
+            self.snapshot_while_streaming(label)
+        self.idle()
+        self.results["load_after"] = load_average()
+
+
+# --- the table ---------------------------------------------------------------------
+
+def ms(us):
+    return f"{us / 1000:.2f} ms"
+
+
+def mb(n):
+    return f"{n / MB:.0f} MB"
+
+
+def verdict(ok):
+    return "met" if ok else "**not met**"
+
+
+def table(r, sizes, quick):
+    rows = []
+
+    def row(scenario, figure, measured, reference, target, met=""):
+        rows.append((scenario, figure, measured, reference, target, met))
+
+    for fmt, i in r["ingest"].items():
+        raw = i["raw"]["rows_per_s"]
+        tuned = i["raw_tuned"]["rows_per_s"]
+        ok = i["rate"] >= 0.9 * raw and i["stored"] == i["deltas"] and i["in_file"] == i["deltas"]
+        keeps_up = i["reconnects"] == 0 and i["backpressure"] == 0
+        row(f"ingest {fmt}, {i['deltas']:,}", "deltas/s stored",
+            f"{i['rate']:,.0f} ({i['rate'] / raw:.2f} × raw)",
+            f"raw {raw:,.0f}/s; tuned raw {tuned:,.0f}/s", "≥ 0.9 × raw", verdict(ok))
+        row("", "CPU s (daemon; sim)", f"{i['cpu']:.2f}; {i['sim_cpu']:.2f}",
+            f"raw insert {i['raw']['seconds']:.2f} s", "", "")
+        row("", "peak RSS", mb(i["peak_rss"]), f"raw db {mb(i['raw']['memory_bytes'])}", "", "")
+        row("", "read loop keeps up", f"{i['reconnects']:.0f} reconnects, "
+            f"{i['backpressure']} backpressure closes", "", "0", verdict(keeps_up))
+
+    large = r["stores"]["large"]
+    lib = large["library"]
+    for kind, label in (("typical", "typical session"), ("hot", f"hot session ({large['hot_deltas']:,})"),
+                        ("global", "global newest 100")):
+        row(f"query at {large['deltas']:,}, library", f"{label} p50/p95/p99",
+            f"{ms(lib[kind + '_p50_us'])} / {ms(lib[kind + '_p95_us'])} / {ms(lib[kind + '_p99_us'])}",
+            "", "p99 ≤ 1 ms", verdict(lib[kind + "_p99_us"] <= 1000))
+    http = r["http"]
+    for kind, label in (("typical", "typical session"), ("hot", "hot session"),
+                        ("global", "global newest 100")):
+        row(f"query at {r['startup']['deltas']:,}, HTTP", f"{label} p50/p95/p99",
+            f"{ms(http[kind + '_p50_us'])} / {ms(http[kind + '_p95_us'])} / {ms(http[kind + '_p99_us'])}",
+            f"library p99 {ms(lib[kind + '_p99_us'])}", "p99 ≤ 2 ms",
+            verdict(http[kind + "_p99_us"] <= 2000))
+
+    for label, limit_ms in (("small", 15), ("large", 150)):
+        s = r["snapshot"][label]
+        store_lib = r["stores"][label]["library"]
+        row(f"snapshot at {s['deltas']:,}, streaming {sizes['stream_rate']}/s", "snapshot duration (max)",
+            ms(s["snapshot_max_us"]), f"{mb(s['bytes'])} file", "", "")
+        row("", "longest pause (probe during)", ms(s["probe_during_max_us"]),
+            f"serialize() p50 {ms(store_lib['serialize_p50_us'])}; probe before {ms(s['probe_baseline_max_us'])}",
+            f"≤ {limit_ms} ms", verdict(s["probe_during_max_us"] <= limit_ms * 1000))
+
+    st = r["startup"]
+    row(f"start-up, {large['deltas']:,} + {large['journal_deltas']:,} journal", "time to READY=1",
+        f"{st['ready_seconds']:.2f} s",
+        f"Store::load {lib['load_seconds']:.2f} s; empty {r['idle']['ready_seconds']:.2f} s", "≤ 3 s",
+        verdict(st["ready_seconds"] <= 3))
+
+    for label in ("small", "large"):
+        s = r["snapshot"][label]
+        limit = 1.3 * s["memory_bytes"] + 30 * MB
+        row(f"memory at {s['deltas']:,}", "peak RSS ÷ database bytes",
+            f"{s['peak_rss'] / s['memory_bytes']:.2f} ({mb(s['peak_rss'])} ÷ {mb(s['memory_bytes'])})",
+            f"start-up peak {mb(st['peak_rss'])}" if label == "large" else "",
+            "≤ 1.3 × db + 30 MB", verdict(s["peak_rss"] <= limit))
+
+    idle = r["idle"]
+    row(f"idle, {idle['seconds']} s connected", "CPU s; RSS",
+        f"{idle['cpu']:.2f} s; {mb(idle['rss'])}", f"sim {idle['sim_cpu']:.2f} s",
+        "~0; < 15 MB", verdict(idle["cpu"] <= 0.05 * idle["seconds"] / 60 + 0.02 and idle["rss"] < 15 * MB))
+
+    lines = ["| scenario | figure | measured | reference (same run) | target | |",
+             "|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    head = (f"{'--quick: smaller sizes than the issue' if quick else 'full run'}; "
+            f"load average {' '.join(r['load_before'])} before, {' '.join(r['load_after'])} after; "
+            f"{os.cpu_count()} cores")
+    return head + "\n\n" + "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--build", required=True, help="the Release build directory")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, shorter idle")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--json", help="also write every raw figure here")
+    parser.add_argument("--markdown", help="also write the table here")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    work = tempfile.mkdtemp(prefix="deltatap-bench.")
+    bench = Bench(os.path.abspath(args.build), work, sizes)
+    try:
+        bench.run()
+    finally:
+        bench.stop_all()
+        if args.keep:
+            log(f"work directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    text = table(bench.results, sizes, args.quick)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text + "\n")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(sizes=sizes, quick=args.quick, results=bench.results), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
