@@ -322,7 +322,8 @@ class Service final : public ApiBackend {
   }
 
   void quarantine(const Rejection& rejection, TimePoint received) {
-    metrics_.messages_rejected(rejection.reason).inc();
+    // A summarised rejection stands for `count` bad elements of one frame.
+    metrics_.messages_rejected(rejection.reason).inc(rejection.count);
     auto& last = last_reject_log_[rejection.reason];
     auto now = SteadyClock::now();
     // One line per kind per minute keeps a flood of bad frames out of the journal;

@@ -2,6 +2,8 @@
 // string order is time order. Input is ISO 8601 / RFC 3339 date-time: "T" (or "t"
 // or a space) between date and time, seconds required, any number of fractional
 // digits (truncated to milliseconds), and "Z" or a "+HH:MM"/"-HH:MM" offset.
+// "+HHMM"/"-HHMM" offsets are accepted too; "-00:00" is UTC; second 60 (a leap
+// second) is refused; the UTC result must fall in years 0001-9999.
 #pragma once
 
 #include <chrono>
