@@ -7,8 +7,9 @@
 // Times Store::load of the file (the bulk of start-up), then K calls each of
 // get_deltas(limit 100) for a random typical session "s-NNNNNN" (S of them),
 // for the hot session "hot", and with no session (the global newest 100), then
-// R calls of Store::serialize(), which is what blocks the daemon's io thread
-// while a snapshot starts. Prints one JSON line.
+// 20 calls of Store::counts() (stats, metrics, the status line), then R calls
+// of Store::serialize(), which is what blocks the daemon's io thread while a
+// snapshot starts. Prints one JSON line.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -87,6 +88,15 @@ int main(int argc, char** argv) {
                           [] { return DeltaQuery{.session_id = "hot", .limit = 100}; });
   auto global = time_queries(store, iterations, [] { return DeltaQuery{.limit = 100}; });
 
+  // What GET /api/stats, every /metrics scrape and deltatapd's once-a-second
+  // status line cost the io thread.
+  std::vector<double> counts_us;
+  for (int i = 0; i < 20; ++i) {
+    auto started = SteadyClock::now();
+    (void)store.counts();
+    counts_us.push_back(micros_between(started, SteadyClock::now()));
+  }
+
   std::vector<double> serialize_us;
   std::int64_t image_bytes = 0;
   for (std::int64_t i = 0; i < serializations; ++i) {
@@ -104,6 +114,7 @@ int main(int argc, char** argv) {
       .add("typical", summarize(typical))
       .add("hot", summarize(hot))
       .add("global", summarize(global))
+      .add("counts", summarize(counts_us))
       .add("serialize", summarize(serialize_us))
       .add("image_bytes", image_bytes)
       .add("peak_rss_bytes", peak_rss_bytes())
