@@ -4,6 +4,7 @@
 #define BOOST_TEST_MODULE cli
 #include <boost/test/unit_test.hpp>
 
+#include <signal.h>
 #include <sqlite3.h>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -590,7 +591,8 @@ BOOST_AUTO_TEST_CASE(three_thousand_deltas_agree_everywhere) {
   auto sql = column(query_db(file, "SELECT id FROM session_deltas WHERE session_id = 'sess_7' "
                                    "ORDER BY timestamp DESC, id DESC"), 0);
   std::vector<std::string> got;
-  for (const auto& d : parse(session.out)["deltas"].GetArray()) {
+  auto session_doc = parse(session.out);
+  for (const auto& d : session_doc["deltas"].GetArray()) {
     got.push_back(std::to_string(d["id"].GetInt64()));
   }
   BOOST_TEST(got == sql, boost::test_tools::per_element());
@@ -623,4 +625,107 @@ BOOST_AUTO_TEST_CASE(three_thousand_deltas_agree_everywhere) {
   auto timeline = cli({"--db", file.string(), "--utc", "timeline", "sess_7"});
   BOOST_TEST(timeline.out.find("Session sess_7: 75 deltas") == 0u, timeline.out.substr(0, 200));
   BOOST_TEST(timeline.out.find("    n: 46 → 47") != std::string::npos);
+}
+
+namespace {
+
+struct DaemonAndSimulatorBuilt {
+  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
+    bool built = fs::exists(bin_dir() / "deltatapd") && fs::exists(bin_dir() / "deltatap-sim");
+    boost::test_tools::assertion_result result(built);
+    result.message() << "deltatapd or deltatap-sim is not built in " << bin_dir();
+    return result;
+  }
+};
+
+}  // namespace
+
+// The "done when", end to end: the simulator streams 3,000 deltas to a
+// real deltatapd; its API, its metrics and the CLI on its file all agree.
+BOOST_AUTO_TEST_CASE(simulator_to_daemon_to_answers,
+                     *boost::unit_test::precondition(DaemonAndSimulatorBuilt())) {
+  TempDir dir;
+  Sim sim(dir, "sim", {"--count", "3000", "--format", "mixed", "--sessions", "25", "--seed", "5"});
+  int port = free_port();
+  auto env = daemon_env(sim.url(), "");
+  env["DELTATAP_HTTP"] = "127.0.0.1:" + std::to_string(port);
+  Process daemon({deltatapd_argv(), env, dir.path()});
+  auto db = dir / "data/sessions.sqlite";
+  BOOST_REQUIRE_MESSAGE(sim.wait_sent(), "simulator: " << sim.process().stderr_text());
+  BOOST_REQUIRE_MESSAGE(wait_for_rows(daemon, db, 3000), "daemon: " << daemon.stderr_text());
+
+  auto api = [&](const std::string& target) {
+    auto reply = http_request(port, "GET", target);
+    BOOST_TEST_REQUIRE(reply.status != 0, target);
+    return reply;
+  };
+  BOOST_TEST(parse(api("/api/stats").body)["deltaCount"].GetInt64() == 3000);
+
+  // One session's deltas, newest first, equal the file's.
+  auto session = query_db(db, "SELECT session_id FROM session_deltas GROUP BY session_id "
+                              "ORDER BY COUNT(*) DESC LIMIT 1")[0][0];
+  auto expected = column(query_db(db, "SELECT id FROM session_deltas WHERE session_id = '" +
+                                          session + "' ORDER BY timestamp DESC, id DESC"), 0);
+  std::vector<std::string> got;
+  auto by_path = parse(api("/api/deltas/" + session + "?limit=1000").body);
+  for (const auto& d : by_path["deltas"].GetArray()) {
+    got.push_back(std::to_string(d["id"].GetInt64()));
+  }
+  BOOST_TEST(got == expected, boost::test_tools::per_element());
+
+  // A cursor walk over the API sees 3,000 distinct ids.
+  std::set<std::int64_t> seen;
+  std::string target = "/api/deltas?limit=1000";
+  while (true) {
+    auto doc = parse(api(target).body);
+    for (const auto& d : doc["deltas"].GetArray()) seen.insert(d["id"].GetInt64());
+    if (doc["next"].IsNull()) break;
+    target = std::string("/api/deltas?limit=1000&before=") + doc["next"].GetString();
+  }
+  BOOST_TEST(seen.size() == 3000u);
+
+  for (const std::string bad : {"limit=abc", "limit=-1", "limit=100000", "since=yesterday",
+                                "type=exploded"}) {
+    auto reply = api("/api/deltas?" + bad);
+    BOOST_TEST(reply.status == 400, bad);
+    BOOST_TEST(parse(reply.body).HasMember("error"), bad);
+  }
+
+  auto metrics = api("/metrics");
+  BOOST_TEST(metrics.body.find("deltatap_store_deltas 3000\n") != std::string::npos);
+  if (run_command({"/bin/sh", "-c", "command -v promtool"}).exit_code == 0) {
+    write_file(dir / "metrics.txt", metrics.body);
+    auto check = run_command(
+        {"/bin/sh", "-c", "promtool check metrics < '" + (dir / "metrics.txt").string() + "'"});
+    BOOST_TEST(check.exit_code == 0, check.out << check.err);
+  } else {
+    BOOST_TEST_MESSAGE("SKIPPED promtool check: promtool not installed (Debian package prometheus)");
+  }
+
+  // The CLI on the file agrees with the file.
+  auto stats = parse(cli({"--db", db.string(), "stats", "--format", "json"}).out);
+  BOOST_TEST(stats["deltaCount"].GetInt64() == 3000);
+  auto query = cli({"--db", db.string(), "query", "--session", session, "--limit", "1000",
+                    "--format", "json"});
+  std::vector<std::string> from_cli;
+  auto query_doc = parse(query.out);
+  for (const auto& d : query_doc["deltas"].GetArray()) {
+    from_cli.push_back(std::to_string(d["id"].GetInt64()));
+  }
+  BOOST_TEST(from_cli == expected, boost::test_tools::per_element());
+  auto timeline = cli({"--db", db.string(), "timeline", session});
+  BOOST_TEST(timeline.exit_code == 0, timeline.err);
+  BOOST_TEST(timeline.out.find(": " + std::to_string(expected.size()) + " deltas") !=
+             std::string::npos);
+  auto out = dir / "export.csv";
+  BOOST_REQUIRE(cli({"--db", db.string(), "export", "--format", "csv", "--out", out.string()})
+                    .exit_code == 0);
+  auto read = run_command({"/usr/bin/python3",
+                           (source_dir() / "tests/fixtures/csv_roundtrip.py").string(),
+                           out.string()});
+  BOOST_REQUIRE_MESSAGE(read.exit_code == 0, read.err);
+  BOOST_TEST(parse(read.out).Size() == 3000u);
+
+  daemon.signal(SIGTERM);
+  BOOST_TEST(daemon.wait().value_or(-1) == 0);
 }
