@@ -6,10 +6,12 @@
 // transaction, nothing else. The schema is taken from Store::open_empty(), so
 // it is the daemon's exactly, indexes included.
 //
-//   bench_raw_insert --from DB [--rows N] [--tuned] [--repeat R]
+//   bench_raw_insert --from DB [--rows N] [--tuned] [--page-size P]
+//                    [--journal-mode M] [--repeat R]
 //
 // --tuned sets a 64 KiB page size and no rollback journal first: what an
 // in-memory database whose durability comes from the journal file could use.
+// --page-size and --journal-mode set one of the two, to tell their shares apart.
 // Prints one JSON line; rows_per_s is the best of the R repetitions.
 #include <sqlite3.h>
 
@@ -113,13 +115,17 @@ struct Run {
   std::int64_t memory_bytes = 0;
 };
 
-Run insert_all(const std::vector<Row>& rows, const std::vector<std::string>& ddl, bool tuned) {
+struct Settings {
+  std::int64_t page_size = 0;  // 0: SQLite's default
+  std::string journal_mode;    // "": SQLite's default (MEMORY for :memory:)
+};
+
+Run insert_all(const std::vector<Row>& rows, const std::vector<std::string>& ddl,
+               const Settings& settings) {
   sqlite3* db = nullptr;
   if (sqlite3_open(":memory:", &db) != SQLITE_OK) fail("open :memory:", db);
-  if (tuned) {
-    exec(db, "PRAGMA page_size = 65536");
-    exec(db, "PRAGMA journal_mode = OFF");
-  }
+  if (settings.page_size > 0) exec(db, "PRAGMA page_size = " + std::to_string(settings.page_size));
+  if (!settings.journal_mode.empty()) exec(db, "PRAGMA journal_mode = " + settings.journal_mode);
   for (const auto& statement : ddl) exec(db, statement);
   sqlite3_stmt* insert = nullptr;
   if (sqlite3_prepare_v2(db,
@@ -160,26 +166,32 @@ Run insert_all(const std::vector<Row>& rows, const std::vector<std::string>& ddl
 int main(int argc, char** argv) {
   std::string from;
   std::int64_t limit = 0, repeat = 0;
-  bool tuned = false;
+  Settings settings;
   {
     Args args(argc, argv);
     from = args.text("from");
     limit = args.number("rows", INT64_MAX);
     repeat = args.number("repeat", 3);
-    tuned = args.flag("tuned");
+    bool tuned = args.flag("tuned");
+    settings.page_size = args.number("page-size", tuned ? 65536 : 0);
+    settings.journal_mode = args.text("journal-mode", tuned ? "OFF" : "");
   }
+  std::string mode = settings.page_size == 0 && settings.journal_mode.empty()
+                         ? "default"
+                         : "page_size=" + std::to_string(settings.page_size) +
+                               " journal_mode=" + settings.journal_mode;
   if (from.empty()) fail("--from DB is required");
   auto rows = read_rows(from, limit);
   if (rows.empty()) fail(from + " holds no deltas");
   auto ddl = store_schema();
   std::optional<Run> best;
   for (std::int64_t i = 0; i < std::max<std::int64_t>(repeat, 1); ++i) {
-    Run run = insert_all(rows, ddl, tuned);
+    Run run = insert_all(rows, ddl, settings);
     std::fprintf(stderr, "bench_raw_insert: %zu rows in %.3f s\n", rows.size(), run.seconds);
     if (!best || run.seconds < best->seconds) best = run;
   }
   JsonLine()
-      .add("mode", tuned ? "tuned" : "default")
+      .add("mode", mode)
       .add("rows", static_cast<std::int64_t>(rows.size()))
       .add("seconds", best->seconds)
       .add("rows_per_s", static_cast<double>(rows.size()) / best->seconds)

@@ -266,6 +266,9 @@ class Bench:
                                             "--repeat", self.sizes["raw_repeat"])
         log(f"raw limit: {result['raw']['rows_per_s']:.0f}/s, "
             f"tuned {result['raw_tuned']['rows_per_s']:.0f}/s")
+        if fmt == "session_update":
+            log("the io thread's cost per delta, part by part")
+            result["budget"] = self.run_tool("ingest_budget", "--from", db)
         self.results.setdefault("ingest", {})[fmt] = result
 
     def make_stores(self, templates):
@@ -393,6 +396,14 @@ def table(r, sizes, quick):
         row("", "peak RSS", mb(i["peak_rss"]), f"raw db {mb(i['raw']['memory_bytes'])}", "", "")
         row("", "read loop keeps up", f"{i['reconnects']:.0f} reconnects, "
             f"{i['backpressure']} backpressure closes", "", "0", verdict(keeps_up))
+
+    b = r["ingest"]["session_update"]["budget"]
+    raw_us = 1e6 / r["ingest"]["session_update"]["raw"]["rows_per_s"]
+    total = b["parse_b_us"] + b["save_batch_us"] + b["journal_append_us"]
+    row(f"ingest budget, {b['rows']:,} rows", "io thread µs per delta: parse A / B, store, journal",
+        f"{b['parse_a_us']:.1f} / {b['parse_b_us']:.1f}, {b['save_batch_us']:.1f}, "
+        f"{b['journal_append_us']:.1f} (B total {total:.1f} → {1e6 / total:,.0f}/s)",
+        f"raw insert {raw_us:.1f} µs", "", "")
 
     large = r["stores"]["large"]
     lib = large["library"]

@@ -1,0 +1,145 @@
+// bench_ingest_budget: where the daemon's io thread spends its time per delta
+// while ingesting, measured part by part on the same rows, without sockets.
+//
+//   bench_ingest_budget --from DB [--rows N] [--batch B]
+//
+// The rows of DB (what an ingest run stored) are rendered back into frames of
+// both wire formats (format A: one delta per frame; format B: batches of 20),
+// then timed: parse_frame() on every frame, Store::save_batch() in batches of
+// B (as flush_pending() stores them), and Journal::append() (the in-memory
+// part; the write and fdatasync happen on the journal's worker). Their sum is
+// the io thread's cost per delta, to set beside bench_raw_insert's.
+// Prints one JSON line; times are microseconds per delta.
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "bench.h"
+#include "journal.h"
+#include "parser.h"
+#include "store.h"
+
+namespace {
+
+using namespace deltatap;
+using namespace deltatap::bench;
+
+[[noreturn]] void fail(const std::string& what) {
+  std::fprintf(stderr, "bench_ingest_budget: %s\n", what.c_str());
+  std::exit(1);
+}
+
+// Session ids and times in the rows need no escaping; states are JSON already.
+std::string format_a(const Delta& d) {
+  std::string frame = "{\"type\":\"" + std::string(to_string(d.type)) + "\",\"sessionId\":\"" +
+                      d.session_id + "\"";
+  if (d.before) frame += ",\"before\":" + *d.before;
+  if (d.after) frame += ",\"after\":" + *d.after;
+  return frame + ",\"timestamp\":\"" + d.timestamp + "\"}";
+}
+
+std::string format_b(std::span<const Delta> batch) {
+  std::string frame = "{\"type\":\"session_update\",\"delta\":[";
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const Delta& d = batch[i];
+    if (i > 0) frame += ',';
+    frame += "{\"id\":\"" + d.session_id + "\",\"change\":\"" + std::string(to_string(d.type)) + "\"";
+    if (d.before) frame += ",\"previous\":" + *d.before;
+    if (d.after) frame += ",\"current\":" + *d.after;
+    frame += '}';
+  }
+  return frame + "]}";
+}
+
+double parse_all(const std::vector<std::string>& frames, std::size_t expected) {
+  std::size_t parsed = 0;
+  auto started = SteadyClock::now();
+  for (const auto& frame : frames) parsed += parse_frame(frame, now_millis()).deltas.size();
+  double seconds = seconds_since(started);
+  if (parsed != expected) fail("parsed " + std::to_string(parsed) + " of " + std::to_string(expected));
+  return seconds;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string from;
+  std::int64_t limit = 0, batch = 0;
+  {
+    Args args(argc, argv);
+    from = args.text("from");
+    limit = args.number("rows", 100'000);
+    batch = args.number("batch", 500);
+  }
+  if (from.empty() || batch <= 0) fail("usage: --from DB [--rows N] [--batch B]");
+  auto source = Store::open_readonly(from);
+  if (!source.ok()) fail(source.error());
+  std::vector<Delta> deltas;
+  (void)(*source)->for_each_delta([&](const StoredDelta& row) {
+    deltas.push_back(row.delta);
+    return static_cast<std::int64_t>(deltas.size()) < limit;
+  });
+  if (deltas.empty()) fail(from + " holds no deltas");
+  const double n = static_cast<double>(deltas.size());
+
+  std::vector<std::string> frames_a, frames_b;
+  std::size_t bytes_a = 0;
+  for (const auto& d : deltas) bytes_a += frames_a.emplace_back(format_a(d)).size();
+  for (std::size_t i = 0; i < deltas.size(); i += 20) {
+    frames_b.push_back(format_b(std::span(deltas).subspan(i, std::min<std::size_t>(20, deltas.size() - i))));
+  }
+  double parse_a = parse_all(frames_a, deltas.size());
+  double parse_b = parse_all(frames_b, deltas.size());
+
+  auto store = Store::open_empty();
+  if (!store.ok()) fail(store.error());
+  std::vector<std::int64_t> ids;
+  auto started = SteadyClock::now();
+  for (std::size_t i = 0; i < deltas.size(); i += static_cast<std::size_t>(batch)) {
+    auto part = std::span(deltas).subspan(i, std::min<std::size_t>(batch, deltas.size() - i));
+    if (auto s = (*store)->save_batch(part, format_timestamp(now_millis()), &ids); !s.ok()) {
+      fail(s.error());
+    }
+  }
+  double save = seconds_since(started);
+
+  auto directory = std::filesystem::temp_directory_path() / ("bench-journal-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(directory);
+  double append = 0;
+  {
+    boost::asio::io_context io;
+    auto journal = Journal::open(io, (directory / "sessions.journal").string(), [](const JournalWrite&) {});
+    if (!journal.ok()) fail(journal.error());
+    std::string created_at = format_timestamp(now_millis());
+    std::int64_t id = 0;
+    started = SteadyClock::now();
+    for (std::size_t i = 0; i < deltas.size(); ++i) {
+      (*journal)->append(deltas[i], ++id, created_at);
+      // The daemon hands the buffer to the worker every 100 ms; here every
+      // 2,000 deltas keeps the buffer the same order of size.
+      if (i % 2000 == 1999) (*journal)->flush();
+    }
+    append = seconds_since(started);
+  }
+  std::filesystem::remove_all(directory);
+
+  auto per = [&](double seconds) { return seconds * 1e6 / n; };
+  JsonLine()
+      .add("rows", static_cast<std::int64_t>(deltas.size()))
+      .add("frame_a_bytes_mean", static_cast<double>(bytes_a) / n)
+      .add("parse_a_us", per(parse_a))
+      .add("parse_b_us", per(parse_b))
+      .add("save_batch_us", per(save))
+      .add("journal_append_us", per(append))
+      .add("batch", batch)
+      .print();
+}
