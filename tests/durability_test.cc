@@ -227,3 +227,32 @@ BOOST_AUTO_TEST_CASE(a_flapping_backend_is_rejoined_every_time_without_leaks_or_
                             "SELECT COUNT(*) FROM stream_events WHERE event = 'connected'")[0][0];
   BOOST_TEST(std::stoi(connected) == kRestarts);
 }
+
+BOOST_AUTO_TEST_CASE(the_memory_guard_evicts_the_oldest_deltas_with_a_warning) {
+  TempDir dir;
+  Sim sim(dir, "sim", {"--format", "delta", "--count", "3000", "--seed", "14"});
+  auto conf = dir / "deltatap.conf";
+  write_file(conf, "[stream]\nurl = " + sim.url() + "\n[storage]\nenabled = on\nmax_deltas = 1000\n"
+                   "[http]\nlisten =\n");
+  auto env = daemon_env("", "");
+  for (auto name : {"DELTATAP_URL", "PERSIST", "DELTATAP_HTTP"}) env[name] = "\x01unset";
+  Process daemon({deltatapd_argv({"--config", conf.string()}), env, dir.path()});
+  BOOST_REQUIRE(sim.wait_sent());
+  auto records = sim.records();
+  BOOST_REQUIRE_EQUAL(records.size(), 3000u);
+  auto db = dir / "data/sessions.sqlite";
+  // Everything arrived once the newest delta the simulator sent is stored.
+  auto newest = recorded_keys({records.back()});
+  BOOST_REQUIRE(wait_until([&] {
+    daemon.signal(SIGUSR1);
+    return fs::exists(db) && std::stol(count_of(db)) > 0 &&
+           stored_keys(db, newest).count(*newest.begin()) == 1;
+  }, 30s));
+  daemon.signal(SIGTERM);
+  BOOST_TEST(daemon.wait().value_or(-1) == 0);
+  BOOST_TEST(count_of(db) == "1000");
+  // The ones kept are the newest: the last 1000 sent.
+  auto kept = recorded_keys(std::vector<std::string>(records.end() - 1000, records.end()));
+  BOOST_TEST((stored_keys(db, kept) == kept));
+  BOOST_TEST(daemon.stderr_contains("Memory guard evicted the oldest deltas"));
+}
