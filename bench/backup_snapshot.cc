@@ -123,6 +123,7 @@ int main(int argc, char** argv) {
   }
   if (rc != SQLITE_DONE) fail("backup_step", target);
   sqlite3_backup_finish(backup);
+  sqlite3_finalize(insert);
   double copy_seconds = seconds_since(started);
   sqlite3_close(target);
 

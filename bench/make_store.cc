@@ -127,19 +127,24 @@ int main(int argc, char** argv) {
   if (auto s = write_snapshot_file(out, image->view()); !s.ok()) fail(s.error());
 
   if (journal_deltas > 0) {
-    boost::asio::io_context io;
-    auto journal = Journal::open(io, journal_path_for(out), [](const JournalWrite& write) {
-      if (!write.status.ok()) fail("journal: " + write.status.error());
-    });
-    if (!journal.ok()) fail(journal.error());
-    std::int64_t id = (*store)->last_delta_id();
-    for (std::int64_t i = deltas; i < deltas + journal_deltas; ++i) {
-      auto row = generator.make(i);
-      (*journal)->append(row.delta, ++id, row.created_at);
+    std::int64_t last_id = (*store)->last_delta_id();
+    {
+      boost::asio::io_context io;  // never run: write results are checked below instead
+      auto journal = Journal::open(io, journal_path_for(out), [](const JournalWrite&) {});
+      if (!journal.ok()) fail(journal.error());
+      std::int64_t id = last_id;
+      for (std::int64_t i = deltas; i < deltas + journal_deltas; ++i) {
+        auto row = generator.make(i);
+        (*journal)->append(row.delta, ++id, row.created_at);
+      }
+      (*journal)->flush();
+    }  // ~Journal writes and syncs what is still buffered
+    auto replay = read_journal(journal_path_for(out), last_id);
+    if (!replay.ok()) fail(replay.error());
+    if (static_cast<std::int64_t>(replay->deltas.size()) != journal_deltas) {
+      fail("the journal holds " + std::to_string(replay->deltas.size()) + " deltas, not " +
+           std::to_string(journal_deltas));
     }
-    (*journal)->flush();
-    journal->reset();  // writes and syncs what is still buffered
-    io.run();          // reports the writes
   }
   JsonLine()
       .add("deltas", counts.deltas)
