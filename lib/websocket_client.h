@@ -22,9 +22,11 @@
 //    attempt.
 //
 // Timeouts: resolve, connect, TLS and upgrade together get connect_timeout. Once
-// open, a ping is sent when nothing arrived for half of idle_timeout, and the
-// connection is dropped when nothing at all (frame, ping or pong) arrived for
-// idle_timeout, so a server that went silent is noticed even though TCP is not.
+// open, a keep-alive ping goes out every idle_timeout / 2, and the connection is
+// dropped when nothing at all (frame, ping or pong) arrived in the half period
+// after a ping: a server that went silent is noticed between idle_timeout / 2 and
+// idle_timeout after its last byte, although TCP still looks fine. A quiet server
+// that answers the pings stays connected.
 //
 // A message longer than max_message_bytes is refused from its frame header
 // (close 1009), reported through on_oversized, and the connection re-established.
