@@ -94,8 +94,10 @@ BOOST_AUTO_TEST_CASE(a_backend_restarted_mid_stream_is_rejoined_without_duplicat
     connected += e[0] == "connected";
     disconnected += e[0] == "disconnected";
   }
-  BOOST_TEST(connected == 2);
-  BOOST_TEST(disconnected >= 2);  // the backend's stop, then our own at shutdown
+  // At least the two backends; a slow build may also be dropped and rejoined
+  // (ping or backpressure) and that is fine as long as nothing is stored twice.
+  BOOST_TEST(connected >= 2);
+  BOOST_TEST(disconnected >= connected);  // each connection's end is recorded
 }
 
 BOOST_AUTO_TEST_CASE(sighup_with_a_changed_url_moves_to_the_new_backend) {
