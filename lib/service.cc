@@ -87,7 +87,7 @@ class Service final : public ApiBackend {
     extra.last_snapshot_at = last_snapshot_at_;
     extra.last_snapshot_error = last_snapshot_error_;
     extra.connected = client_ && client_->connected();
-    extra.stream_url = config_.stream.url;
+    extra.stream_url = display_url();
     if (journal_) extra.journal_bytes = journal_bytes_;
     extra.started_at = started_at_;
     return extra;
@@ -236,6 +236,12 @@ class Service final : public ApiBackend {
 
   // --- the stream -------------------------------------------------------------
 
+  // The URL as it may be shown and stored: a query can carry a secret.
+  std::string display_url() const {
+    auto url = parse_stream_url(config_.stream.url);
+    return url.ok() ? url->display : std::string("(unparseable url)");
+  }
+
   void start_stream() {
     StreamEvents events;
     events.on_connected = [this](const std::string& url) {
@@ -259,7 +265,7 @@ class Service final : public ApiBackend {
       last_disconnect_ = reason;
       bool auth = d.http_status == 401 || d.http_status == 403;
       record_event({format_timestamp(now_millis()), auth ? "auth_failed" : "disconnected",
-                    config_.stream.url, d.close_code, reason});
+                    display_url(), d.close_code, reason});
       update_status();
     };
     events.on_oversized = [this](std::uint64_t size) {
@@ -267,7 +273,7 @@ class Service final : public ApiBackend {
       log_warning("Oversized frame refused; reconnecting",
                   {{"SIZE", std::to_string(size)},
                    {"MAX_MESSAGE_BYTES", std::to_string(config_.stream.max_message_bytes)}});
-      record_event({format_timestamp(now_millis()), "oversized", config_.stream.url, 1009,
+      record_event({format_timestamp(now_millis()), "oversized", display_url(), 1009,
                     "frame above " + std::to_string(config_.stream.max_message_bytes) + " bytes"});
     };
     client_ = std::make_unique<WebSocketClient>(io_, config_.stream, std::move(events));
@@ -535,7 +541,7 @@ class Service final : public ApiBackend {
       config_ = std::move(fresh.value());
       init_logging(config_.log);
       if (stream_changed) {
-        log_info("Stream settings changed; reconnecting", {{"URL", config_.stream.url}});
+        log_info("Stream settings changed; reconnecting", {{"URL", display_url()}});
         client_->reconfigure(config_.stream);
       }
       log_info("Configuration reloaded");
