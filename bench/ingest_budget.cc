@@ -8,11 +8,14 @@
 // then timed: parse_frame() on every frame, Store::save_batch() in batches of
 // B (as flush_pending() stores them), and Journal::append() (the in-memory
 // part; the write and fdatasync happen on the journal's worker). Their sum is
-// the io thread's cost per delta, to set beside bench_raw_insert's.
+// the io thread's cost per delta, to set beside bench_raw_insert's. For scale,
+// RapidJSON alone (no handler work) on the format A frames, with and without
+// UTF-8 validation.
 // Prints one JSON line; times are microseconds per delta.
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <rapidjson/reader.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -69,6 +72,26 @@ double parse_all(const std::vector<std::string>& frames, std::size_t expected) {
   return seconds;
 }
 
+// RapidJSON alone, with a handler that keeps nothing: the floor under any
+// parser built on it, with and without its own UTF-8 validation (which Beast
+// has already done for every text frame).
+template <unsigned kFlags>
+double bare_parse(const std::vector<std::string>& frames) {
+  std::string buffer;
+  auto started = SteadyClock::now();
+  for (const auto& frame : frames) {
+    buffer.assign(frame);
+    rapidjson::InsituStringStream stream(buffer.data());
+    rapidjson::BaseReaderHandler<> ignore;
+    rapidjson::Reader reader;
+    if (reader.Parse<kFlags>(stream, ignore).IsError()) fail("a rendered frame does not parse");
+  }
+  return seconds_since(started);
+}
+
+constexpr unsigned kBareFlags = rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag |
+                                rapidjson::kParseNumbersAsStringsFlag;
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -99,6 +122,8 @@ int main(int argc, char** argv) {
   }
   double parse_a = parse_all(frames_a, deltas.size());
   double parse_b = parse_all(frames_b, deltas.size());
+  double bare_validating = bare_parse<kBareFlags | rapidjson::kParseValidateEncodingFlag>(frames_a);
+  double bare = bare_parse<kBareFlags>(frames_a);
 
   auto store = Store::open_empty();
   if (!store.ok()) fail(store.error());
@@ -138,6 +163,8 @@ int main(int argc, char** argv) {
       .add("frame_a_bytes_mean", static_cast<double>(bytes_a) / n)
       .add("parse_a_us", per(parse_a))
       .add("parse_b_us", per(parse_b))
+      .add("rapidjson_validating_a_us", per(bare_validating))
+      .add("rapidjson_a_us", per(bare))
       .add("save_batch_us", per(save))
       .add("journal_append_us", per(append))
       .add("batch", batch)

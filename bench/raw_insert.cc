@@ -7,11 +7,13 @@
 // it is the daemon's exactly, indexes included.
 //
 //   bench_raw_insert --from DB [--rows N] [--tuned] [--page-size P]
-//                    [--journal-mode M] [--repeat R]
+//                    [--journal-mode M] [--memdb] [--repeat R]
 //
 // --tuned sets a 64 KiB page size and no rollback journal first: what an
 // in-memory database whose durability comes from the journal file could use.
 // --page-size and --journal-mode set one of the two, to tell their shares apart.
+// --memdb inserts into a deserialized database, what deltatapd runs on after a
+// restart (Store::load), instead of a fresh ":memory:" one.
 // Prints one JSON line; rows_per_s is the best of the R repetitions.
 #include <sqlite3.h>
 
@@ -118,7 +120,24 @@ struct Run {
 struct Settings {
   std::int64_t page_size = 0;  // 0: SQLite's default
   std::string journal_mode;    // "": SQLite's default (MEMORY for :memory:)
+  bool memdb = false;          // a deserialized database, as after Store::load
 };
+
+// Moves the (empty, schema-only) database into a memdb the way Store::load
+// builds one from a snapshot file, so inserts are timed on what a restarted
+// daemon runs on.
+void to_memdb(sqlite3* db) {
+  sqlite3_int64 size = 0;
+  unsigned char* image = sqlite3_serialize(db, "main", &size, 0);
+  if (!image) fail("serialize", db);
+  if (sqlite3_deserialize(db, "main", image, size, size,
+                          SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE) !=
+      SQLITE_OK) {
+    fail("deserialize", db);
+  }
+  sqlite3_int64 limit = 2'000'000'000;  // past the 1 GiB default, as far as SQLite goes
+  sqlite3_file_control(db, "main", SQLITE_FCNTL_SIZE_LIMIT, &limit);
+}
 
 Run insert_all(const std::vector<Row>& rows, const std::vector<std::string>& ddl,
                const Settings& settings) {
@@ -127,6 +146,10 @@ Run insert_all(const std::vector<Row>& rows, const std::vector<std::string>& ddl
   if (settings.page_size > 0) exec(db, "PRAGMA page_size = " + std::to_string(settings.page_size));
   if (!settings.journal_mode.empty()) exec(db, "PRAGMA journal_mode = " + settings.journal_mode);
   for (const auto& statement : ddl) exec(db, statement);
+  if (settings.memdb) {
+    to_memdb(db);
+    if (!settings.journal_mode.empty()) exec(db, "PRAGMA journal_mode = " + settings.journal_mode);
+  }
   sqlite3_stmt* insert = nullptr;
   if (sqlite3_prepare_v2(db,
                          "INSERT INTO session_deltas (session_id, delta_type, before_state, "
@@ -175,11 +198,13 @@ int main(int argc, char** argv) {
     bool tuned = args.flag("tuned");
     settings.page_size = args.number("page-size", tuned ? 65536 : 0);
     settings.journal_mode = args.text("journal-mode", tuned ? "OFF" : "");
+    settings.memdb = args.flag("memdb");
   }
   std::string mode = settings.page_size == 0 && settings.journal_mode.empty()
                          ? "default"
                          : "page_size=" + std::to_string(settings.page_size) +
                                " journal_mode=" + settings.journal_mode;
+  if (settings.memdb) mode += " memdb";
   if (from.empty()) fail("--from DB is required");
   auto rows = read_rows(from, limit);
   if (rows.empty()) fail(from + " holds no deltas");
