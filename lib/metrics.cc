@@ -177,7 +177,7 @@ Counter& Metrics::LabelledCounters::get(std::string_view label) {
   return *entries.back().second;
 }
 
-Metrics::Metrics() : snapshot_duration_(snapshot_buckets()) {
+Metrics::Metrics() : snapshot_duration_(snapshot_buckets()), snapshot_pause_(query_buckets()) {
   for (auto& histogram : query_duration_) histogram = std::make_unique<Histogram>(query_buckets());
   auto now = std::chrono::system_clock::now().time_since_epoch();
   start_time_.set(std::chrono::duration<double>(now).count());
@@ -222,8 +222,11 @@ std::string Metrics::render() const {
   append_sample(out, "websocket_reconnects_total", {}, reconnects_.value());
 
   append_header(out, "snapshot_duration_seconds", "histogram",
-                "Time to serialize and durably write a snapshot file.");
+                "Time to copy the database and durably write a snapshot file.");
   append_histogram(out, "snapshot_duration_seconds", {}, {}, snapshot_duration_);
+  append_header(out, "snapshot_pause_seconds", "histogram",
+                "Time frame handling stood still to start a snapshot (fork).");
+  append_histogram(out, "snapshot_pause_seconds", {}, {}, snapshot_pause_);
   append_header(out, "snapshot_failures_total", "counter",
                 "Snapshots that failed; the previous file was kept.");
   append_sample(out, "snapshot_failures_total", {}, snapshot_failures_.value());

@@ -87,6 +87,8 @@ class Metrics {
   Counter& websocket_reconnects() { return reconnects_; }
 
   Histogram& snapshot_duration() { return snapshot_duration_; }  // seconds, successes
+  // How long the event loop stood still to start a snapshot (the fork).
+  Histogram& snapshot_pause() { return snapshot_pause_; }  // seconds
   Counter& snapshot_failures() { return snapshot_failures_; }
   Gauge& snapshot_last_success() { return snapshot_last_success_; }  // Unix seconds
 
@@ -117,6 +119,7 @@ class Metrics {
   Gauge connected_;
   Counter reconnects_;
   Histogram snapshot_duration_;
+  Histogram snapshot_pause_;
   Counter snapshot_failures_;
   Gauge snapshot_last_success_;
   Gauge memory_bytes_, file_bytes_, delta_count_, journal_bytes_;

@@ -101,6 +101,7 @@ class Service final : public ApiBackend {
     }
     if (last_snapshot_error_) reasons.push_back("last snapshot failed: " + *last_snapshot_error_);
     if (journal_error_) reasons.push_back("journal writes failing: " + *journal_error_);
+    if (store_error_) reasons.push_back("storing deltas failing: " + *store_error_);
     return reasons;
   }
 
@@ -124,17 +125,18 @@ class Service final : public ApiBackend {
     const auto& path = config_.storage.path;
     bool write_now = false;
     if (config_.storage.enabled) {
-      auto file = read_snapshot_file(path);
-      if (!file.ok()) {
-        log_error("Cannot read the database file", {{"DB_PATH", path}, {"ERROR", file.error()}});
+      remove_stale_temporaries(path);
+      auto exists = snapshot_file_exists(path);
+      if (!exists.ok()) {
+        log_error("Cannot read the database file", {{"DB_PATH", path}, {"ERROR", exists.error()}});
         return false;
       }
-      if (file->has_value()) {
-        auto loaded = Store::load(**file);
+      if (*exists) {
+        auto loaded = Store::load_file(path);
         if (loaded.ok()) {
           store_ = std::move(loaded.value());
           log_info("Database loaded", {{"DB_PATH", path},
-                                       {"DELTA_COUNT", std::to_string(store_->counts().deltas)}});
+                                       {"DELTA_COUNT", std::to_string(store_->delta_count())}});
         } else {
           auto aside = move_aside(path);
           log_error("Database file is unusable; moved aside and starting empty",
@@ -310,7 +312,9 @@ class Service final : public ApiBackend {
       // Only a broken in-memory database gets here; say loudly what was lost.
       log_error("Storing a batch failed", {{"ERROR", s.error()},
                                            {"COUNT", std::to_string(pending_.size())}});
+      store_error_ = s.error();
     } else {
+      store_error_.reset();
       for (std::size_t i = 0; i < pending_.size(); ++i) {
         metrics_.deltas_stored(pending_[i].type).inc();
         if (journal_) journal_->append(pending_[i], ids_[i], created_at);
@@ -387,7 +391,9 @@ class Service final : public ApiBackend {
     });
   }
 
-  // Serialises on this thread (the store is ours) and writes on the worker.
+  // A forked child writes the file from the database as it is at fork(); this
+  // thread pauses only for the fork and goes on storing deltas. The worker
+  // waits for the child.
   void start_snapshot(const char* why) {
     if (!config_.storage.enabled) {
       log_warning("Snapshot requested but storage is off");
@@ -399,23 +405,26 @@ class Service final : public ApiBackend {
     }
     flush_pending();
     auto started = SteadyClock::now();
-    auto image = store_->serialize();
-    if (!image.ok()) {
-      snapshot_failed(image.error());
-      answer_waiters(std::exchange(snapshot_waiters_, {}), Error{image.error()}, 0, 0);
+    auto child = SnapshotChild::start(config_.storage.path, [this](const std::string& temp) {
+      return store_->write_copy(temp);
+    });
+    if (!child.ok()) {
+      snapshot_failed(child.error());
+      answer_waiters(std::exchange(snapshot_waiters_, {}), Error{child.error()}, 0, 0);
       return;
     }
+    metrics_.snapshot_pause().observe(seconds_since(started));
     snapshot_running_ = true;
     waiters_in_flight_ = std::exchange(snapshot_waiters_, {});
-    // The image holds everything journaled so far: those records can go once it is durable.
+    // The child's copy holds everything journaled so far: those records can go
+    // once it is durable.
     std::uint64_t segment = journal_ ? journal_->rotate() : 0;
-    auto shared = std::make_shared<DatabaseImage>(std::move(image.value()));
+    std::shared_ptr<SnapshotChild> running = std::move(child.value());
     // The guard keeps io_.run() going while only the worker has something to do.
-    asio::post(worker_, [this, shared, started, why, segment, path = config_.storage.path,
-                         work = asio::make_work_guard(io_)] {
-      auto status = write_snapshot_file(path, shared->view());
-      asio::post(io_, [this, status, started, why, segment, size = shared->size()] {
-        on_snapshot_written(status, started, why, size, segment);
+    asio::post(worker_, [this, running, started, why, segment, work = asio::make_work_guard(io_)] {
+      auto status = running->wait();
+      asio::post(io_, [this, status, started, why, segment] {
+        on_snapshot_written(status, started, why, segment);
       });
     });
   }
@@ -426,8 +435,9 @@ class Service final : public ApiBackend {
   }
 
   void on_snapshot_written(const Status& status, SteadyClock::time_point started, const char* why,
-                           std::size_t size, std::uint64_t segment) {
+                           std::uint64_t segment) {
     snapshot_running_ = false;
+    auto size = status.ok() ? file_size(config_.storage.path) : 0;
     double seconds = seconds_since(started);
     if (status.ok()) {
       if (journal_) journal_->drop_through(segment);
@@ -467,10 +477,10 @@ class Service final : public ApiBackend {
 
   // Blocks this thread: only for start-up and the final snapshot.
   Status write_snapshot_now() {
-    auto image = store_->serialize();
-    if (!image.ok()) return Error{image.error()};
     std::uint64_t segment = journal_ ? journal_->rotate() : 0;
-    auto status = write_snapshot_file(config_.storage.path, image->view());
+    auto status = write_snapshot_file(config_.storage.path, [this](const std::string& temp) {
+      return store_->write_copy(temp);
+    });
     if (status.ok() && journal_) journal_->drop_through(segment);
     return status;
   }
@@ -492,7 +502,7 @@ class Service final : public ApiBackend {
 
   // Gauges and the STATUS= line, once a second.
   void update_status() {
-    auto counts_deltas = store_->counts().deltas;
+    auto counts_deltas = store_->delta_count();
     metrics_.delta_count().set(static_cast<double>(counts_deltas));
     std::string text = client_ && client_->connected()
                            ? "Connected"
@@ -583,7 +593,7 @@ class Service final : public ApiBackend {
       } else {
         log_info("Final snapshot saved",
                  {{"DB_PATH", config_.storage.path},
-                  {"DELTA_COUNT", std::to_string(store_->counts().deltas)},
+                  {"DELTA_COUNT", std::to_string(store_->delta_count())},
                   {"DURATION_MS", std::to_string(static_cast<int>(seconds_since(started) * 1000))}});
       }
     }
@@ -593,7 +603,7 @@ class Service final : public ApiBackend {
   const CommandLine& command_line_;
   Config config_;
   asio::io_context io_;
-  asio::thread_pool worker_{1};  // snapshot files
+  asio::thread_pool worker_{1};  // waits for snapshot children
   asio::signal_set signals_;
   asio::steady_timer snapshot_timer_;
   asio::steady_timer retention_timer_;
@@ -624,6 +634,7 @@ class Service final : public ApiBackend {
   std::size_t replayed_ = 0;
   std::uint64_t journal_bytes_ = 0;
   std::optional<std::string> journal_error_;
+  std::optional<std::string> store_error_;  // the last batch could not be stored
 
   std::string started_at_;
   bool stopping_ = false;

@@ -1,10 +1,13 @@
 #include "snapshot.h"
 
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 
@@ -56,7 +59,7 @@ Status ensure_parent_directory(const std::string& path) {
   return ok_status();
 }
 
-Status write_snapshot_file(const std::string& path, std::string_view bytes) {
+Status write_snapshot_file(const std::string& path, const FillFile& fill) {
   if (auto s = ensure_parent_directory(path); !s.ok()) return s;
   std::string temp = path + ".tmp-XXXXXX";
   FileDescriptor fd(::mkstemp(temp.data()));  // mkstemp creates it 0600
@@ -65,15 +68,7 @@ Status write_snapshot_file(const std::string& path, std::string_view bytes) {
     ::unlink(temp.c_str());
     return Error{std::move(message)};
   };
-  std::size_t written = 0;
-  while (written < bytes.size()) {
-    ssize_t n = ::write(fd.get(), bytes.data() + written, bytes.size() - written);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail(errno_text("cannot write", temp));
-    }
-    written += static_cast<std::size_t>(n);
-  }
+  if (auto s = fill(temp); !s.ok()) return fail(s.error());
   if (::fsync(fd.get()) != 0) return fail(errno_text("cannot fsync", temp));
   if (::close(fd.release()) != 0) return fail(errno_text("cannot close", temp));
   if (::rename(temp.c_str(), path.c_str()) != 0) return fail(errno_text("cannot rename to", path));
@@ -83,6 +78,105 @@ Status write_snapshot_file(const std::string& path, std::string_view bytes) {
     return Error{errno_text("cannot fsync directory of", path)};
   }
   return ok_status();
+}
+
+Status write_snapshot_file(const std::string& path, std::string_view bytes) {
+  return write_snapshot_file(path, [bytes](const std::string& temp) -> Status {
+    FileDescriptor fd(::open(temp.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC));
+    if (fd.get() < 0) return Error{errno_text("cannot open", temp)};
+    std::size_t written = 0;
+    while (written < bytes.size()) {
+      ssize_t n = ::write(fd.get(), bytes.data() + written, bytes.size() - written);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Error{errno_text("cannot write", temp)};
+      }
+      written += static_cast<std::size_t>(n);
+    }
+    return ok_status();
+  });
+}
+
+Result<std::unique_ptr<SnapshotChild>> SnapshotChild::start(const std::string& path,
+                                                            FillFile fill) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return Error{errno_text("cannot create a pipe for", path)};
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return Error{errno_text("cannot fork to write", path)};
+  }
+  if (pid == 0) {
+    ::close(fds[0]);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(2);  // the parent died before prctl
+    // systemd signals the whole control group on stop: the child must die of
+    // SIGTERM, not run the parent's handlers.
+    for (int signo : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGPIPE}) ::signal(signo, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    auto status = write_snapshot_file(path, fill);
+    if (status.ok()) ::_exit(0);
+    const std::string& text = status.error();
+    [[maybe_unused]] auto n = ::write(fds[1], text.data(), text.size());
+    ::_exit(1);
+  }
+  ::close(fds[1]);
+  return std::unique_ptr<SnapshotChild>(new SnapshotChild(pid, fds[0]));
+}
+
+Status SnapshotChild::wait() {
+  std::string message;
+  char buffer[512];
+  for (;;) {
+    ssize_t n = ::read(result_fd_, buffer, sizeof buffer);
+    if (n > 0) {
+      message.append(buffer, static_cast<std::size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      break;
+    }
+  }
+  int status = 0;
+  pid_t reaped;
+  do {
+    reaped = ::waitpid(pid_, &status, 0);
+  } while (reaped < 0 && errno == EINTR);
+  pid_ = -1;
+  if (reaped < 0) return Error{std::string("cannot wait for the snapshot process: ") + std::strerror(errno)};
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return ok_status();
+  if (!message.empty()) return Error{message};
+  if (WIFSIGNALED(status)) {
+    return Error{std::string("snapshot process killed by signal ") + ::strsignal(WTERMSIG(status))};
+  }
+  return Error{"snapshot process exited with status " + std::to_string(WEXITSTATUS(status))};
+}
+
+SnapshotChild::~SnapshotChild() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+  ::close(result_fd_);
+}
+
+void remove_stale_temporaries(const std::string& path) {
+  auto target = fs::path(path);
+  std::string prefix = target.filename().string() + ".tmp-";
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(parent_of(path), ec)) {
+    if (entry.path().filename().string().starts_with(prefix)) fs::remove(entry.path(), ec);
+  }
+}
+
+Result<bool> snapshot_file_exists(const std::string& path) {
+  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() >= 0) return true;
+  if (errno == ENOENT) return false;
+  return Error{errno_text("cannot open", path)};
 }
 
 Result<std::optional<std::string>> read_snapshot_file(const std::string& path) {

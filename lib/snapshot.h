@@ -1,15 +1,20 @@
 // Snapshot: the database file on disk, written so that a crash at any instant
 // leaves either the old file or the new one, never a torn one.
 //
-// write_snapshot_file: temporary file in the same directory (mode 0600), write,
+// write_snapshot_file: temporary file in the same directory (mode 0600), filled,
 // fsync, rename over the target, fsync the directory. The directory is created
 // with mode 0700 when missing. On failure the old file is untouched and the
 // temporary file removed.
 //
-// These functions block on the disk: the daemon calls them from a worker thread.
+// These functions block on the disk. SnapshotChild runs one in a forked
+// process, so that the daemon's thread pauses only for fork() itself.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,7 +23,39 @@
 
 namespace deltatap {
 
+// `fill` writes the new content to the temporary path it is given.
+using FillFile = std::function<Status(const std::string& temp_path)>;
+
+Status write_snapshot_file(const std::string& path, const FillFile& fill);
 Status write_snapshot_file(const std::string& path, std::string_view bytes);
+
+// write_snapshot_file(path, fill) in a child process made by fork(). The child
+// sees this process's memory as it was at fork() (copy-on-write), so `fill` may
+// read a database that this process goes on changing. The child runs only
+// `fill` and system calls, never the parent's event loop, logging or signal
+// handlers, and dies with its parent (PR_SET_PDEATHSIG): a snapshot never lands
+// after the process that started it is gone.
+class SnapshotChild {
+ public:
+  static Result<std::unique_ptr<SnapshotChild>> start(const std::string& path, FillFile fill);
+  ~SnapshotChild();  // kills and reaps a child still running
+  SnapshotChild(const SnapshotChild&) = delete;
+  SnapshotChild& operator=(const SnapshotChild&) = delete;
+
+  // Blocks until the child exits; its outcome. Call once.
+  Status wait();
+
+ private:
+  SnapshotChild(pid_t pid, int result_fd) : pid_(pid), result_fd_(result_fd) {}
+  pid_t pid_;
+  int result_fd_;  // the child's error text, if any; EOF when it exits
+};
+
+// Removes "<path>.tmp-*" left by a process that died while writing.
+void remove_stale_temporaries(const std::string& path);
+
+// Whether the file exists; an error when it exists but cannot be read.
+Result<bool> snapshot_file_exists(const std::string& path);
 
 // The file's bytes; nullopt when it does not exist. An error for anything else
 // (permission, I/O), which must not be mistaken for "start empty".

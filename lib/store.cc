@@ -5,9 +5,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
-#include <fstream>
 #include <map>
-#include <sstream>
+#include <thread>
 #include <utility>
 
 namespace deltatap {
@@ -136,6 +135,47 @@ void normalise_sql_function(sqlite3_context* context, int, sqlite3_value** args)
   }
 }
 
+// A connection closed when it goes out of scope.
+struct Connection {
+  sqlite3* db = nullptr;
+  Connection() = default;
+  Connection(Connection&& other) noexcept : db(std::exchange(other.db, nullptr)) {}
+  Connection(const Connection&) = delete;
+  ~Connection() { sqlite3_close(db); }
+  sqlite3* get() const { return db; }
+};
+
+Result<Connection> open_source_file(const std::string& path) {
+  Connection source;
+  if (sqlite3_open_v2(path.c_str(), &source.db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    return Error{sqlite_error(source.db, "open " + path)};
+  }
+  return source;
+}
+
+// "ok", or what PRAGMA quick_check (or opening the file) said instead.
+std::string quick_check_file(const std::string& path) {
+  auto source = open_source_file(path);
+  if (!source.ok()) return source.error();
+  sqlite3_stmt* raw = nullptr;
+  if (sqlite3_prepare_v2(source->get(), "PRAGMA quick_check", -1, &raw, nullptr) != SQLITE_OK) {
+    return sqlite3_errmsg(source->get());
+  }
+  Statement stmt(raw);
+  if (sqlite3_step(raw) != SQLITE_ROW) return sqlite3_errmsg(source->get());
+  return column_text(raw, 0);
+}
+
+// Copies every page of `from` into `to` (whose own pages are replaced).
+Status copy_pages(sqlite3* from, sqlite3* to, std::string_view what) {
+  sqlite3_backup* backup = sqlite3_backup_init(to, "main", from, "main");
+  if (!backup) return Error{sqlite_error(to, what)};
+  int rc = sqlite3_backup_step(backup, -1);
+  sqlite3_backup_finish(backup);
+  if (rc != SQLITE_DONE) return Error{std::string(what) + ": " + sqlite3_errstr(rc)};
+  return ok_status();
+}
+
 }  // namespace
 
 std::optional<Cursor> parse_cursor(std::string_view text) {
@@ -170,6 +210,31 @@ struct Store::Impl {
   ~Impl() {
     statements.clear();
     sqlite3_close(db);
+  }
+
+  // Tuning is for the in-memory database only; files keep SQLite's defaults.
+  Status open_memory() {
+    if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+        SQLITE_OK) {
+      return Error{sqlite_error(db, "open in-memory database")};
+    }
+    return ok_status();
+  }
+
+  // An in-memory destination must have the source's page size before the copy.
+  Status copy_from(sqlite3* source) {
+    if (auto s = open_memory(); !s.ok()) return s;
+    sqlite3_stmt* raw = nullptr;
+    int page_size = 0;
+    if (sqlite3_prepare_v2(source, "PRAGMA page_size", -1, &raw, nullptr) == SQLITE_OK) {
+      Statement stmt(raw);
+      if (sqlite3_step(raw) == SQLITE_ROW) page_size = sqlite3_column_int(raw, 0);
+    }
+    if (page_size <= 0) return Error{sqlite_error(source, "read the database")};
+    if (auto s = exec(("PRAGMA page_size = " + std::to_string(page_size)).c_str()); !s.ok()) {
+      return s;
+    }
+    return copy_pages(source, db, "copy the database into memory");
   }
 
   Status exec(const char* sql) {
@@ -319,31 +384,49 @@ struct Store::Impl {
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
 
-Result<std::unique_ptr<Store>> Store::open_empty() { return load({}); }
+Result<std::unique_ptr<Store>> Store::open_empty() {
+  auto impl = std::make_unique<Impl>();
+  if (auto s = impl->open_memory(); !s.ok()) return Error{s.error()};
+  if (auto s = impl->finish_open(); !s.ok()) return Error{s.error()};
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+Result<std::unique_ptr<Store>> Store::load_file(const std::string& path) {
+  // The check reads the file through its own connection, so it can run beside
+  // the copy; together they take as long as the slower of the two.
+  std::string check_result;
+  std::thread checker([&path, &check_result] { check_result = quick_check_file(path); });
+  auto source = open_source_file(path);
+  auto impl = std::make_unique<Impl>();
+  Status copied = source.ok() ? impl->copy_from(source->get()) : Status(Error{source.error()});
+  checker.join();
+  if (!copied.ok()) return Error{copied.error()};
+  if (check_result != "ok") return Error{"integrity check failed: " + check_result};
+  if (auto s = impl->finish_open(); !s.ok()) return Error{s.error()};
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
 
 Result<std::unique_ptr<Store>> Store::load(std::string_view bytes) {
   static constexpr std::string_view kHeader("SQLite format 3\0", 16);
-  if (!bytes.empty() && (bytes.size() < 100 || bytes.substr(0, 16) != kHeader)) {
+  if (bytes.empty()) return open_empty();
+  if (bytes.size() < 100 || bytes.substr(0, 16) != kHeader) {
     return Error{"not a SQLite database (bad header)"};
   }
-  auto impl = std::make_unique<Impl>();
-  if (sqlite3_open_v2(":memory:", &impl->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                      nullptr) != SQLITE_OK) {
-    return Error{sqlite_error(impl->db, "open in-memory database")};
+  // The image is only read: deserialize it in place, then copy it as load_file does.
+  Connection source;
+  if (sqlite3_open_v2(":memory:", &source.db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+    return Error{sqlite_error(source.db, "open in-memory database")};
   }
-  if (!bytes.empty()) {
-    auto buffer = static_cast<unsigned char*>(sqlite3_malloc64(bytes.size()));
-    if (!buffer) return Error{"out of memory loading " + std::to_string(bytes.size()) + " bytes"};
-    std::memcpy(buffer, bytes.data(), bytes.size());
-    if (sqlite3_deserialize(impl->db, "main", buffer, bytes.size(), bytes.size(),
-                            SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE) !=
-        SQLITE_OK) {
-      return Error{sqlite_error(impl->db, "load database image")};
-    }
-    auto check = impl->scalar_text("PRAGMA quick_check");
-    if (!check || *check != "ok") {
-      return Error{"integrity check failed: " + check.value_or(sqlite3_errmsg(impl->db))};
-    }
+  auto data = reinterpret_cast<unsigned char*>(const_cast<char*>(bytes.data()));
+  if (sqlite3_deserialize(source.db, "main", data, bytes.size(), bytes.size(),
+                          SQLITE_DESERIALIZE_READONLY) != SQLITE_OK) {
+    return Error{sqlite_error(source.db, "load database image")};
+  }
+  auto impl = std::make_unique<Impl>();
+  if (auto s = impl->copy_from(source.db); !s.ok()) return Error{s.error()};
+  auto check = impl->scalar_text("PRAGMA quick_check");
+  if (!check || *check != "ok") {
+    return Error{"integrity check failed: " + check.value_or(sqlite3_errmsg(impl->db))};
   }
   if (auto s = impl->finish_open(); !s.ok()) return Error{s.error()};
   return std::unique_ptr<Store>(new Store(std::move(impl)));
@@ -358,10 +441,7 @@ Result<std::unique_ptr<Store>> Store::open_readonly(const std::string& path) {
   if (!version.ok()) return Error{path + ": " + version.error()};
   if (*version == 0) {
     // Migrating needs a writable copy; the file itself stays as it is.
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream bytes;
-    bytes << in.rdbuf();
-    return load(bytes.str());
+    return load_file(path);
   }
   if (auto s = impl->register_functions(); !s.ok()) return Error{s.error()};
   if (*version > kSchemaVersion) {
@@ -627,6 +707,30 @@ StoreCounts Store::counts() {
   counts.newest = impl_->scalar_text("SELECT MAX(timestamp) FROM session_deltas");
   counts.schema_version = static_cast<int>(impl_->scalar("PRAGMA user_version").value_or(0));
   return counts;
+}
+
+std::int64_t Store::delta_count() const { return impl_->delta_count; }
+
+Status Store::write_copy(const std::string& path) {
+  Connection file;
+  if (sqlite3_open_v2(path.c_str(), &file.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                      nullptr) != SQLITE_OK) {
+    return Error{sqlite_error(file.db, "open " + path)};
+  }
+  // The copy is a new file that nobody reads until it is renamed into place:
+  // no rollback journal, and the caller fsyncs once at the end.
+  char* message = nullptr;
+  if (sqlite3_exec(file.db, "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF", nullptr,
+                   nullptr, &message) != SQLITE_OK) {
+    std::string text = message ? message : "unknown error";
+    sqlite3_free(message);
+    return Error{"prepare " + path + ": " + text};
+  }
+  if (auto s = copy_pages(impl_->db, file.db, "copy the database to " + path); !s.ok()) return s;
+  if (sqlite3_close(std::exchange(file.db, nullptr)) != SQLITE_OK) {
+    return Error{"close " + path};
+  }
+  return ok_status();
 }
 
 Result<std::string> Store::check() {

@@ -8,8 +8,8 @@
 // migrated on load without losing a row.
 //
 // A Store is used from one thread only (the daemon's io_context thread).
-// Nothing here touches the disk except open_readonly(): loading and snapshots go
-// through bytes (serialize()/load()), and snapshot.h writes them.
+// Files are read by load_file() and open_readonly() and written by write_copy();
+// making a written copy durable and atomic is snapshot.h's job.
 #pragma once
 
 #include <cstdint>
@@ -113,8 +113,13 @@ class Store {
  public:
   // An empty in-memory database with the current schema.
   static Result<std::unique_ptr<Store>> open_empty();
-  // An in-memory database holding `bytes` (a SQLite file image), migrated to the
-  // current schema. An error means the bytes are not a usable database.
+  // An in-memory database holding a copy of the SQLite file at `path`, migrated
+  // to the current schema. The pages are copied into an ordinary in-memory
+  // database, which can grow as far as memory allows (a deserialized image
+  // could not grow past 1 GiB). PRAGMA quick_check reads the file on a second
+  // thread while the copy runs. An error means the file is not a usable database.
+  static Result<std::unique_ptr<Store>> load_file(const std::string& path);
+  // As load_file, from the bytes of a SQLite file image.
   static Result<std::unique_ptr<Store>> load(std::string_view bytes);
   // The file itself, read-only (for the offline CLI). A version-0 file is loaded
   // into memory and migrated there, leaving the file as it was.
@@ -151,10 +156,17 @@ class Store {
   Status record_event(const StreamEvent& event);
   Result<std::vector<StreamEvent>> events(int limit);
 
+  // Everything GET /api/stats shows; scans the table (tens of ms at 1,000,000 deltas).
   StoreCounts counts();
+  // Deltas held now, kept as rows come and go: free to call often.
+  std::int64_t delta_count() const;
   // Integrity and schema: "ok" or SQLite's complaint.
   Result<std::string> check();
-  // A consistent image of the whole database, ready to write as a file.
+  // Writes a copy of the whole database as a new SQLite file at `path` (absent or
+  // empty), without fsync. The daemon calls it in a forked child (snapshot.h).
+  Status write_copy(const std::string& path);
+  // A consistent image of the whole database in memory, as big as the database
+  // (tests and tools; the daemon uses write_copy).
   Result<DatabaseImage> serialize();
   // Highest delta id ever assigned, deleted rows included (AUTOINCREMENT's
   // sequence): a journal entry with a higher id is not in this database yet.

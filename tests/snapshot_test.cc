@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <random>
 
 #include "snapshot.h"
@@ -134,4 +135,100 @@ BOOST_AUTO_TEST_CASE(kill_9_while_writing_leaves_the_old_or_the_new_file) {
     }
   }
   BOOST_TEST_MESSAGE("old " << saw_old << ", new " << saw_new);
+}
+
+namespace {
+
+std::vector<Delta> numbered_deltas(int from, int count) {
+  std::vector<Delta> batch;
+  for (int i = from; i < from + count; ++i) {
+    Delta d;
+    d.session_id = "sess_" + std::to_string(i);
+    d.type = DeltaType::created;
+    d.after = R"({"id":"x"})";
+    d.timestamp = "2025-11-10T12:00:00.000Z";
+    batch.push_back(std::move(d));
+  }
+  return batch;
+}
+
+FillFile copy_of(Store& store) {
+  return [&store](const std::string& temp) { return store.write_copy(temp); };
+}
+
+bool process_gone(pid_t pid) {
+  // Reparented to init when its parent died, and reaped there.
+  return ::kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_child_writes_the_database_as_it_was_at_the_fork) {
+  TempDir dir;
+  auto path = (dir / "data/sessions.sqlite").string();
+  auto store = Store::open_empty();
+  BOOST_REQUIRE(store.ok());
+  BOOST_REQUIRE((*store)->save_batch(numbered_deltas(0, 20'000)).ok());
+  auto child = SnapshotChild::start(path, copy_of(**store));
+  BOOST_REQUIRE_MESSAGE(child.ok(), child.error());
+  // The parent goes on storing while the child copies: none of it is in the file.
+  BOOST_REQUIRE((*store)->save_batch(numbered_deltas(20'000, 5'000)).ok());
+  auto status = (*child)->wait();
+  BOOST_REQUIRE_MESSAGE(status.ok(), status.error());
+  BOOST_TEST(query_db(path, "SELECT COUNT(*), MAX(session_id) FROM session_deltas")[0] ==
+                 (std::vector<std::string>{"20000", "sess_9999"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(query_db(path, "PRAGMA integrity_check")[0][0] == "ok");
+  BOOST_TEST(mode_of(path) == 0600u);
+  auto loaded = Store::load_file(path);
+  BOOST_REQUIRE_MESSAGE(loaded.ok(), loaded.error());
+  BOOST_TEST((*loaded)->delta_count() == 20'000);
+}
+
+BOOST_AUTO_TEST_CASE(a_failing_child_says_why_and_keeps_the_old_file) {
+  TempDir dir;
+  auto path = (dir / "sessions.sqlite").string();
+  BOOST_REQUIRE(write_snapshot_file(path, "old").ok());
+  auto child = SnapshotChild::start(
+      path, [](const std::string&) -> Status { return Error{"disk on fire"}; });
+  BOOST_REQUIRE(child.ok());
+  auto status = (*child)->wait();
+  BOOST_REQUIRE(!status.ok());
+  BOOST_TEST(status.error() == "disk on fire");
+  BOOST_TEST(read_file(path) == "old");
+  int entries = 0;
+  for ([[maybe_unused]] auto& e : fs::directory_iterator(dir.path())) ++entries;
+  BOOST_TEST(entries == 1);
+}
+
+BOOST_AUTO_TEST_CASE(the_child_dies_with_the_process_that_started_it) {
+  TempDir dir;
+  auto path = (dir / "sessions.sqlite").string();
+  int fds[2];
+  BOOST_REQUIRE(::pipe(fds) == 0);
+  // A stand-in for the daemon: it starts a snapshot that never finishes and
+  // reports the child's pid, then is killed with SIGKILL.
+  pid_t daemon = ::fork();
+  BOOST_REQUIRE(daemon >= 0);
+  if (daemon == 0) {
+    auto child = SnapshotChild::start(path, [fd = fds[1]](const std::string&) -> Status {
+      pid_t self = ::getpid();
+      if (::write(fd, &self, sizeof self) != sizeof self) return Error{"pipe"};
+      for (;;) ::pause();
+    });
+    if (!child.ok()) ::_exit(3);
+    for (;;) ::pause();
+  }
+  ::close(fds[1]);
+  pid_t snapshot = 0;
+  BOOST_REQUIRE(::read(fds[0], &snapshot, sizeof snapshot) == sizeof snapshot);
+  ::close(fds[0]);
+  BOOST_REQUIRE(!process_gone(snapshot));
+  ::kill(daemon, SIGKILL);
+  ::waitpid(daemon, nullptr, 0);
+  BOOST_TEST(wait_until([&] { return process_gone(snapshot); }, std::chrono::seconds(10)));
+  // Its temporary file is what a restarted daemon clears away.
+  BOOST_TEST(!fs::is_empty(dir.path()));
+  remove_stale_temporaries(path);
+  BOOST_TEST(fs::is_empty(dir.path()));
 }

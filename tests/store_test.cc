@@ -38,13 +38,32 @@ std::unique_ptr<Store> empty_store() {
   return std::move(store.value());
 }
 
-// Writes the store to a file so tests can look at it with plain SQL.
+// Writes the store to a file, as the daemon's snapshots do, so tests can look
+// at it with plain SQL.
 fs::path to_file(Store& store, const TempDir& dir) {
-  auto image = store.serialize();
-  BOOST_REQUIRE(image.ok());
   auto path = dir / "data/sessions.sqlite";
-  BOOST_REQUIRE(write_snapshot_file(path.string(), image->view()).ok());
+  auto status = write_snapshot_file(
+      path.string(), [&store](const std::string& temp) { return store.write_copy(temp); });
+  BOOST_REQUIRE_MESSAGE(status.ok(), status.error());
   return path;
+}
+
+// A batch of `count` deltas of about 1 KB each.
+std::vector<Delta> kilobyte_deltas(int count, const std::string& session) {
+  std::vector<Delta> batch;
+  for (int i = 0; i < count; ++i) {
+    batch.push_back(make_delta(session, DeltaType::updated, "2025-11-10T12:00:00.000Z",
+                               R"({"id":"x","summary":")" + std::string(1000, 'a') + "\"}"));
+  }
+  return batch;
+}
+
+// Sets the largest size SQLite lets a deserialized database grow to, for this
+// process. Only with no connection open.
+void set_memdb_max_size(sqlite3_int64 bytes) {
+  BOOST_REQUIRE(sqlite3_shutdown() == SQLITE_OK);
+  BOOST_REQUIRE(sqlite3_config(SQLITE_CONFIG_MEMDB_MAXSIZE, bytes) == SQLITE_OK);
+  BOOST_REQUIRE(sqlite3_initialize() == SQLITE_OK);
 }
 
 void exec_sql(sqlite3* db, const std::string& sql) {
@@ -278,6 +297,60 @@ BOOST_AUTO_TEST_CASE(load_existing_file_round_trips) {
   auto readonly = Store::open_readonly(file.string());
   BOOST_REQUIRE_MESSAGE(readonly.ok(), readonly.error());
   BOOST_TEST((*readonly)->get_deltas({.limit = 1000})->deltas.size() == 50u);
+}
+
+// A store restored from a file once was a deserialized image, which SQLite
+// lets grow only to SQLITE_MEMDB_DEFAULT_MAXSIZE (1 GiB, about 800,000 deltas):
+// past it every insert failed with "database or disk is full". The cap is
+// lowered to 1 MiB here so that the test needs megabytes, not gigabytes.
+BOOST_AUTO_TEST_CASE(a_loaded_store_grows_past_the_deserialize_size_cap) {
+  TempDir dir;
+  fs::path file;
+  {
+    auto store = empty_store();
+    BOOST_REQUIRE(store->save_batch(kilobyte_deltas(500, "before")).ok());
+    file = to_file(*store, dir);
+  }
+  set_memdb_max_size(1 << 20);
+  for (bool from_bytes : {false, true}) {
+    BOOST_TEST_CONTEXT(std::string(from_bytes ? "Store::load" : "Store::load_file")) {
+      auto bytes = read_snapshot_file(file.string());
+      BOOST_REQUIRE(bytes.ok() && bytes->has_value());
+      auto loaded = from_bytes ? Store::load(**bytes) : Store::load_file(file.string());
+      BOOST_REQUIRE_MESSAGE(loaded.ok(), loaded.error());
+      auto& store = **loaded;
+      for (int round = 0; round < 4; ++round) {
+        auto status = store.save_batch(kilobyte_deltas(1000, "after"));
+        BOOST_REQUIRE_MESSAGE(status.ok(), status.error());
+      }
+      BOOST_TEST(store.delta_count() == 4500);
+      BOOST_TEST(store.counts().memory_bytes > 4 * (1 << 20));
+      BOOST_TEST(store.get_deltas({.session_id = "after", .limit = 1000})->deltas.size() == 1000u);
+    }
+  }
+  set_memdb_max_size(sqlite3_int64{1} << 30);  // SQLITE_MEMDB_DEFAULT_MAXSIZE
+}
+
+BOOST_AUTO_TEST_CASE(load_file_refuses_a_damaged_file_and_a_file_that_is_not_a_database) {
+  TempDir dir;
+  auto store = empty_store();
+  BOOST_REQUIRE(store->save_batch(kilobyte_deltas(300, "s")).ok());
+  auto file = to_file(*store, dir);
+  // Overwrite a stretch of table pages in the middle of the file.
+  std::string bytes = read_file(file);
+  BOOST_REQUIRE(bytes.size() > 200'000u);
+  for (std::size_t i = 100'000; i < 140'000; ++i) bytes[i] = static_cast<char>(i * 7);
+  auto damaged = dir / "damaged.sqlite";
+  write_file(damaged, bytes);
+  auto loaded = Store::load_file(damaged.string());
+  BOOST_REQUIRE(!loaded.ok());
+  BOOST_TEST_MESSAGE("damaged: " << loaded.error());
+  auto text = dir / "text.sqlite";
+  write_file(text, std::string(8192, 'x'));
+  auto not_db = Store::load_file(text.string());
+  BOOST_REQUIRE(!not_db.ok());
+  BOOST_TEST(not_db.error().find("not a database") != std::string::npos, not_db.error());
+  BOOST_TEST(!Store::load_file((dir / "missing.sqlite").string()).ok());
 }
 
 BOOST_AUTO_TEST_CASE(rejects_bytes_that_are_not_a_database) {
