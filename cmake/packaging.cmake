@@ -87,7 +87,7 @@ if(DELTATAP_DPKG_SHLIBDEPS)
 else()
   # What the binaries link against on Debian 12, for machines without dpkg-dev.
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
-      "libboost-log1.81.0, libboost-thread1.81.0, libboost-url1.81.0, libsqlite3-0, libssl3, libsystemd0, libc6, libstdc++6, libgcc-s1")
+      "libboost-log1.81.0, libboost-thread1.81.0, libboost-url1.81.0, libsqlite3-0, libssl3, zlib1g, libsystemd0, libc6, libstdc++6, libgcc-s1")
 endif()
 # systemd-sysusers creates the user; without it postinst falls back to adduser.
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "systemd")

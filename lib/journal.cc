@@ -3,11 +3,11 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <boost/crc.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -41,10 +41,10 @@ void put_string(std::string& out, std::string_view text) {
   out.append(text);
 }
 
+// CRC-32 (the IEEE polynomial of zlib, gzip and PNG).
 std::uint32_t crc_of(std::string_view bytes) {
-  boost::crc_32_type crc;
-  crc.process_bytes(bytes.data(), bytes.size());
-  return crc.checksum();
+  return static_cast<std::uint32_t>(
+      ::crc32_z(0, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()));
 }
 
 class Reader {
