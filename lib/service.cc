@@ -19,6 +19,7 @@
 #include "logging.h"
 #include "metrics.h"
 #include "notify.h"
+#include "parse_thread.h"
 #include "parser.h"
 #include "retention.h"
 #include "snapshot.h"
@@ -34,7 +35,7 @@ namespace {
 
 // Deltas that arrive within this window are stored in one transaction.
 constexpr auto kBatchWindow = std::chrono::milliseconds(5);
-constexpr std::size_t kMaxBatch = 2000;
+constexpr std::size_t kMaxBatch = 250;
 // How often gauges and the systemd STATUS= line are brought up to date.
 constexpr auto kStatusInterval = std::chrono::seconds(1);
 
@@ -53,7 +54,10 @@ class Service final : public ApiBackend {
         batch_timer_(io_),
         journal_timer_(io_),
         status_timer_(io_),
-        notifier_(io_) {}
+        notifier_(io_),
+        parse_thread_(io_, [this](ParsedFrame&& parsed, TimePoint received) {
+          on_parsed(std::move(parsed), received);
+        }) {}
 
   int run() {
     signals_.add(SIGUSR1);
@@ -254,7 +258,7 @@ class Service final : public ApiBackend {
       update_status();
     };
     events.on_text = [this](std::string_view text, TimePoint received) {
-      on_frame(text, received);
+      parse_thread_.submit(text, received);
     };
     events.on_binary = [this](std::string_view data, TimePoint received) {
       quarantine(binary_frame_rejection(data), received);
@@ -282,8 +286,8 @@ class Service final : public ApiBackend {
     client_->start();
   }
 
-  void on_frame(std::string_view text, TimePoint received) {
-    auto parsed = parse_frame(text, received);
+  // A frame's deltas and rejections, back from the parse thread in arrival order.
+  void on_parsed(ParsedFrame&& parsed, TimePoint received) {
     for (auto& rejection : parsed.rejections) quarantine(rejection, received);
     if (parsed.deltas.empty()) return;
     for (auto& delta : parsed.deltas) {
@@ -571,14 +575,17 @@ class Service final : public ApiBackend {
     status_timer_.cancel();
     signals_.cancel();
     if (http_) http_->stop();
+    // Frames still being parsed are stored before the final snapshot.
     client_->stop([this] {
-      batch_timer_.cancel();
-      flush_pending();
-      if (snapshot_running_) {
-        on_snapshot_idle_ = [this] { finish_stop(); };
-      } else {
-        finish_stop();
-      }
+      parse_thread_.drain([this] {
+        batch_timer_.cancel();
+        flush_pending();
+        if (snapshot_running_) {
+          on_snapshot_idle_ = [this] { finish_stop(); };
+        } else {
+          finish_stop();
+        }
+      });
     });
   }
 
@@ -611,6 +618,7 @@ class Service final : public ApiBackend {
   asio::steady_timer journal_timer_;
   asio::steady_timer status_timer_;
   ServiceNotifier notifier_;
+  ParseThread parse_thread_;
   Metrics metrics_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Journal> journal_;  // after store_: destroyed first, flushing its buffer

@@ -25,6 +25,7 @@
 #include <boost/beast/websocket.hpp>
 
 #include "delta.h"
+#include "delta_json.h"
 #include "logging.h"
 #include "timestamp.h"
 
@@ -98,30 +99,6 @@ std::string quoted(std::string_view value) { return "\"" + std::string(value) + 
 
 // ---------------------------------------------------------------- JSON text
 
-void append_json_string(std::string& out, std::string_view text) {
-  out += '"';
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          char escape[8];
-          std::snprintf(escape, sizeof escape, "\\u%04x", c);
-          out += escape;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-}
-
 // ISO 8601 in the shapes the backend has been seen to use: fraction_digits 0,
 // 3 or 6 (the last three made up, below the clock's resolution), and "Z" or a
 // numeric offset that names the same instant.
@@ -132,27 +109,39 @@ std::string render_time(std::int64_t utc_ms, int offset_minutes, int fraction_di
   auto day = floor<days>(local);
   year_month_day date{day};
   std::int64_t in_day = (local - day).count();
-  char text[64];
-  int n = std::snprintf(text, sizeof text, "%04d-%02u-%02uT%02d:%02d:%02d",
-                        static_cast<int>(date.year()), static_cast<unsigned>(date.month()),
-                        static_cast<unsigned>(date.day()), static_cast<int>(in_day / 3'600'000),
-                        static_cast<int>(in_day / 60'000 % 60), static_cast<int>(in_day / 1000 % 60));
-  std::string out(text, static_cast<std::size_t>(n));
-  int millis = static_cast<int>(in_day % 1000);
-  if (fraction_digits == 3) {
-    std::snprintf(text, sizeof text, ".%03d", millis);
-    out += text;
-  } else if (fraction_digits == 6) {
-    std::snprintf(text, sizeof text, ".%03d%03d", millis, sub_millis);
-    out += text;
+  std::string out;
+  out.reserve(32);
+  // Fixed-width decimal fields; a frame holds a dozen times, snprintf was a
+  // tenth of the simulator's time.
+  auto digits = [&out](std::int64_t value, int width) {
+    char text[20];
+    for (int i = width - 1; i >= 0; --i, value /= 10) text[i] = static_cast<char>('0' + value % 10);
+    out.append(text, static_cast<std::size_t>(width));
+  };
+  digits(static_cast<int>(date.year()), 4);
+  out += '-';
+  digits(static_cast<unsigned>(date.month()), 2);
+  out += '-';
+  digits(static_cast<unsigned>(date.day()), 2);
+  out += 'T';
+  digits(in_day / 3'600'000, 2);
+  out += ':';
+  digits(in_day / 60'000 % 60, 2);
+  out += ':';
+  digits(in_day / 1000 % 60, 2);
+  if (fraction_digits == 3 || fraction_digits == 6) {
+    out += '.';
+    digits(in_day % 1000, 3);
+    if (fraction_digits == 6) digits(sub_millis, 3);
   }
   if (offset_minutes == 0) {
     out += 'Z';
   } else {
     int magnitude = std::abs(offset_minutes);
-    std::snprintf(text, sizeof text, "%c%02d:%02d", offset_minutes < 0 ? '-' : '+',
-                  magnitude / 60, magnitude % 60);
-    out += text;
+    out += offset_minutes < 0 ? '-' : '+';
+    digits(magnitude / 60, 2);
+    out += ':';
+    digits(magnitude % 60, 2);
   }
   return out;
 }
@@ -579,7 +568,8 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
 
   bool idle() const { return !writing_ && queue_.empty(); }
   bool is_open() const { return open_ && !closing_; }
-  Backlog backlog();
+  // The unsent part costs one more system call: only when `with_unsent`.
+  Backlog backlog(bool with_unsent = false);
   const std::string& remote() const { return remote_; }
 
  private:
@@ -897,8 +887,8 @@ class Server {
   void check_backpressure() {
     auto sessions = open_;
     for (auto& session : sessions) {
-      Backlog backlog = session->backlog();
-      if (backlog.total() <= options_.backpressure_bytes) continue;
+      if (session->backlog().total() <= options_.backpressure_bytes) continue;
+      Backlog backlog = session->backlog(true);
       log_warning("client too slow; closing it with 4002 backpressure",
                   {{"REMOTE", session->remote()},
                    {"BUFFERED_BYTES", std::to_string(backlog.total())},
@@ -1216,7 +1206,7 @@ void WsSession::on_write(beast::error_code ec) {
   server_.on_write_done(frame, !ec);
 }
 
-Backlog WsSession::backlog() {
+Backlog WsSession::backlog(bool with_unsent) {
   Backlog backlog;
   backlog.app = queued_bytes_ + (writing_ ? writing_->text.size() : 0);
   int unacknowledged = 0;
@@ -1225,7 +1215,7 @@ Backlog WsSession::backlog() {
   if (fd >= 0 && ::ioctl(fd, SIOCOUTQ, &unacknowledged) == 0 && unacknowledged > 0) {
     backlog.kernel = static_cast<std::uint64_t>(unacknowledged);
   }
-  if (fd >= 0 && ::ioctl(fd, SIOCOUTQNSD, &unsent) == 0 && unsent > 0) {
+  if (with_unsent && fd >= 0 && ::ioctl(fd, SIOCOUTQNSD, &unsent) == 0 && unsent > 0) {
     backlog.kernel_unsent = static_cast<std::uint64_t>(unsent);
   }
   return backlog;
