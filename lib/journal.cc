@@ -196,8 +196,21 @@ struct Journal::Impl {
     buffer.clear();
   }
 
+  // Worker: writes each record's CRC, which append() left at zero.
+  static void seal_records(std::string& group) {
+    std::size_t at = 0;
+    while (at + kHeaderBytes <= group.size()) {
+      std::uint32_t size = 0;
+      std::memcpy(&size, group.data() + at, 4);
+      auto crc = crc_of(std::string_view(group).substr(at + kHeaderBytes, size));
+      std::memcpy(group.data() + at + 4, &crc, 4);
+      at += kHeaderBytes + size;
+    }
+  }
+
   // Worker: append the group (and any earlier failed one), then fdatasync.
   void write_group(std::string group) {
+    seal_records(group);
     JournalWrite result;
     unwritten += group;
     result.status = write_all(unwritten);
@@ -284,10 +297,9 @@ void Journal::append(const Delta& delta, std::int64_t id, const std::string& cre
   put_string(out, created_at);
   if (delta.before) put_string(out, *delta.before);
   if (delta.after) put_string(out, *delta.after);
+  // The CRC is filled in by the worker (seal_records): off the io thread.
   auto size = static_cast<std::uint32_t>(out.size() - start - kHeaderBytes);
-  auto crc = crc_of(std::string_view(out).substr(start + kHeaderBytes));
   std::memcpy(out.data() + start, &size, 4);
-  std::memcpy(out.data() + start + 4, &crc, 4);
 }
 
 void Journal::flush() { impl_->flush(); }

@@ -290,10 +290,15 @@ class Service final : public ApiBackend {
   void on_parsed(ParsedFrame&& parsed, TimePoint received) {
     for (auto& rejection : parsed.rejections) quarantine(rejection, received);
     if (parsed.deltas.empty()) return;
+    // Even a debug line that is filtered out builds its fields and a record:
+    // at tens of thousands of deltas a second, ask first.
+    bool debug = config_.log.level == LogLevel::debug;
     for (auto& delta : parsed.deltas) {
       metrics_.deltas_received(delta.type).inc();
-      log_debug("Delta received", {{"SESSION_ID", delta.session_id},
-                                   {"DELTA_TYPE", std::string(to_string(delta.type))}});
+      if (debug) {
+        log_debug("Delta received", {{"SESSION_ID", delta.session_id},
+                                     {"DELTA_TYPE", std::string(to_string(delta.type))}});
+      }
       pending_.push_back(std::move(delta));
     }
     if (pending_.size() >= kMaxBatch) {
