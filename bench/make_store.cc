@@ -121,10 +121,13 @@ int main(int argc, char** argv) {
     if (auto s = (*store)->save_with_created_at(chunk); !s.ok()) fail(s.error());
   }
   auto counts = (*store)->counts();
-  auto image = (*store)->serialize();
-  if (!image.ok()) fail(image.error());
-  if (auto s = ensure_parent_directory(out); !s.ok()) fail(s.error());
-  if (auto s = write_snapshot_file(out, image->view()); !s.ok()) fail(s.error());
+  Store& written = **store;
+  if (auto s = write_snapshot_file(out, [&written](const std::string& temp) {
+        return written.write_copy(temp);
+      });
+      !s.ok()) {
+    fail(s.error());
+  }
 
   if (journal_deltas > 0) {
     std::int64_t last_id = (*store)->last_delta_id();
@@ -153,7 +156,7 @@ int main(int argc, char** argv) {
       .add("typical_sessions", generator.sessions())
       .add("hot_deltas", hot)
       .add("memory_bytes", counts.memory_bytes)
-      .add("file_bytes", static_cast<std::int64_t>(image->size()))
+      .add("file_bytes", static_cast<std::int64_t>(file_size(out)))
       .add("seconds", seconds_since(started))
       .print();
 }

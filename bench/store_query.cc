@@ -4,7 +4,7 @@
 //
 //   bench_store_query --db PATH --sessions S [--iterations K] [--serialize R]
 //
-// Times Store::load of the file (the bulk of start-up), then K calls each of
+// Times Store::load_file of the file (the bulk of start-up), then K calls each of
 // get_deltas(limit 100) for a random typical session "s-NNNNNN" (S of them),
 // for the hot session "hot", and with no session (the global newest 100), then
 // 20 calls of Store::counts() (stats, metrics, the status line), then R calls
@@ -67,13 +67,10 @@ int main(int argc, char** argv) {
   }
   if (path.empty() || sessions <= 0) fail("usage: --db PATH --sessions S [--iterations K] [--serialize R]");
 
-  auto bytes = read_snapshot_file(path);
-  if (!bytes.ok() || !bytes->has_value()) fail("cannot read " + path);
   auto load_started = SteadyClock::now();
-  auto loaded = Store::load(**bytes);
+  auto loaded = Store::load_file(path);
   double load_seconds = seconds_since(load_started);
   if (!loaded.ok()) fail(loaded.error());
-  bytes->reset();
   Store& store = **loaded;
   auto counts = store.counts();
 
