@@ -96,6 +96,15 @@ def proc_wakeups(pid):
     return 0
 
 
+def metric_in(page, name):
+    """The sum of a metric's samples (all label sets) in a /metrics page."""
+    total = 0.0
+    for line in page.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def load_average():
     return read_text("/proc/loadavg").split()[:3]
 
@@ -240,11 +249,7 @@ class Bench:
             return response.read().decode()
 
     def metric(self, port, name):
-        total = 0.0
-        for line in self.http(port, "/metrics").splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+        return metric_in(self.http(port, "/metrics"), name)
 
     # --- scenarios ---------------------------------------------------------------
 
@@ -349,11 +354,15 @@ class Bench:
         stats = json.loads(self.http(daemon.port, "/api/stats"))
         forks = self.metric(daemon.port, "deltatap_snapshot_pause_seconds_count")
         fork_mean_us = 1e6 * self.metric(daemon.port, "deltatap_snapshot_pause_seconds_sum") / max(forks, 1)
-        received = self.metric(daemon.port, "deltatap_deltas_received_total")
-        stored = self.metric(daemon.port, "deltatap_deltas_stored_total")
+        # Both counters from one scrape, after the stream has stopped.
+        self.stop(sim)
+        wait_for(lambda: self.metric(daemon.port, "deltatap_websocket_connected") == 0, 30,
+                 "the daemon to see the simulator go")
+        page = self.http(daemon.port, "/metrics")
+        received = metric_in(page, "deltatap_deltas_received_total")
+        stored = metric_in(page, "deltatap_deltas_stored_total")
         rss, peak = proc_memory(daemon.pid)
         self.stop(daemon)
-        self.stop(sim)
         self.results.setdefault("snapshot", {})[label] = dict(
             pause, deltas=stats["deltaCount"], memory_bytes=stats["memoryBytes"], peak_rss=peak,
             fork_mean_us=fork_mean_us, forks=forks,
