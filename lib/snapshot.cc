@@ -110,7 +110,12 @@ Result<std::unique_ptr<SnapshotChild>> SnapshotChild::start(const std::string& p
     return Error{errno_text("cannot fork to write", path)};
   }
   if (pid == 0) {
-    ::close(fds[0]);
+    // Inherited sockets would stay open (a listener bound, a connection the
+    // parent closes left without its FIN) until the child exits: keep only the
+    // standard streams and the result pipe.
+    int result_fd = fds[1];
+    ::close_range(3, static_cast<unsigned>(result_fd) - 1, 0);
+    ::close_range(static_cast<unsigned>(result_fd) + 1, ~0U, 0);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(2);  // the parent died before prctl
     // systemd signals the whole control group on stop: the child must die of
@@ -125,7 +130,7 @@ Result<std::unique_ptr<SnapshotChild>> SnapshotChild::start(const std::string& p
     auto status = write_snapshot_file(path, fill);
     if (status.ok()) ::_exit(0);
     const std::string& text = status.error();
-    [[maybe_unused]] auto n = ::write(fds[1], text.data(), text.size());
+    [[maybe_unused]] auto n = ::write(result_fd, text.data(), text.size());
     ::_exit(1);
   }
   ::close(fds[1]);

@@ -33,8 +33,10 @@ Status write_snapshot_file(const std::string& path, std::string_view bytes);
 // sees this process's memory as it was at fork() (copy-on-write), so `fill` may
 // read a database that this process goes on changing. The child runs only
 // `fill` and system calls, never the parent's event loop, logging or signal
-// handlers, runs at nice 19, and dies with its parent (PR_SET_PDEATHSIG): a
-// snapshot never lands after the process that started it is gone.
+// handlers; it closes every inherited descriptor but the standard streams
+// (`fill` opens what it writes), runs at nice 19, and dies with its parent
+// (PR_SET_PDEATHSIG): a snapshot never lands after the process that started it
+// is gone.
 class SnapshotChild {
  public:
   static Result<std::unique_ptr<SnapshotChild>> start(const std::string& path, FillFile fill);

@@ -3,12 +3,17 @@
 #define BOOST_TEST_MODULE snapshot
 #include <boost/test/unit_test.hpp>
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 #include <random>
 
 #include "snapshot.h"
@@ -156,6 +161,13 @@ FillFile copy_of(Store& store) {
   return [&store](const std::string& temp) { return store.write_copy(temp); };
 }
 
+std::optional<fs::path> file_ending_in(const TempDir& dir, const std::string& extension) {
+  for (auto& entry : fs::directory_iterator(dir.path())) {
+    if (entry.path().extension() == extension) return entry.path();
+  }
+  return std::nullopt;
+}
+
 bool process_gone(pid_t pid) {
   // Reparented to init when its parent died, and reaped there.
   return ::kill(pid, 0) != 0 && errno == ESRCH;
@@ -204,25 +216,28 @@ BOOST_AUTO_TEST_CASE(a_failing_child_says_why_and_keeps_the_old_file) {
 BOOST_AUTO_TEST_CASE(the_child_dies_with_the_process_that_started_it) {
   TempDir dir;
   auto path = (dir / "sessions.sqlite").string();
-  int fds[2];
-  BOOST_REQUIRE(::pipe(fds) == 0);
-  // A stand-in for the daemon: it starts a snapshot that never finishes and
-  // reports the child's pid, then is killed with SIGKILL.
+  // A stand-in for the daemon: it starts a snapshot that never finishes, then
+  // is killed with SIGKILL. The child (which keeps no inherited descriptor)
+  // reports its pid in a file next to its temporary one.
   pid_t daemon = ::fork();
   BOOST_REQUIRE(daemon >= 0);
   if (daemon == 0) {
-    auto child = SnapshotChild::start(path, [fd = fds[1]](const std::string&) -> Status {
-      pid_t self = ::getpid();
-      if (::write(fd, &self, sizeof self) != sizeof self) return Error{"pipe"};
+    auto child = SnapshotChild::start(path, [](const std::string& temp) -> Status {
+      std::string pid = std::to_string(::getpid());
+      int fd = ::open((temp + ".part").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+      if (fd < 0 || ::write(fd, pid.data(), pid.size()) != static_cast<ssize_t>(pid.size())) {
+        return Error{"cannot write the pid"};
+      }
+      ::close(fd);
+      ::rename((temp + ".part").c_str(), (temp + ".pid").c_str());
       for (;;) ::pause();
     });
     if (!child.ok()) ::_exit(3);
     for (;;) ::pause();
   }
-  ::close(fds[1]);
-  pid_t snapshot = 0;
-  BOOST_REQUIRE(::read(fds[0], &snapshot, sizeof snapshot) == sizeof snapshot);
-  ::close(fds[0]);
+  std::optional<fs::path> pid_file;
+  BOOST_REQUIRE(wait_until([&] { return (pid_file = file_ending_in(dir, ".pid")).has_value(); }));
+  pid_t snapshot = std::stoi(read_file(*pid_file));
   BOOST_REQUIRE(!process_gone(snapshot));
   ::kill(daemon, SIGKILL);
   ::waitpid(daemon, nullptr, 0);
@@ -231,4 +246,55 @@ BOOST_AUTO_TEST_CASE(the_child_dies_with_the_process_that_started_it) {
   BOOST_TEST(!fs::is_empty(dir.path()));
   remove_stale_temporaries(path);
   BOOST_TEST(fs::is_empty(dir.path()));
+}
+
+namespace {
+
+// A TCP socket listening on 127.0.0.1:port (0: any); -1 when bind fails.
+int listen_on(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      ::listen(fd, 4) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+int port_of(int fd) {
+  sockaddr_in address{};
+  socklen_t size = sizeof address;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+  return ntohs(address.sin_port);
+}
+
+}  // namespace
+
+// The daemon's listener and stream socket must not outlive it in a child: a
+// restarted daemon could not bind its port while a snapshot was being written.
+BOOST_AUTO_TEST_CASE(the_child_keeps_none_of_the_parents_sockets) {
+  TempDir dir;
+  int listener = listen_on(0);
+  BOOST_REQUIRE(listener >= 0);
+  int port = port_of(listener);
+  // `fill` runs after the child has dealt with its descriptors; it says so with
+  // a file next to its temporary one, then waits to be killed.
+  auto child = SnapshotChild::start((dir / "sessions.sqlite").string(),
+                                    [](const std::string& temp) -> Status {
+                                      ::close(::open((temp + ".ready").c_str(),
+                                                     O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+                                      for (;;) ::pause();
+                                    });
+  BOOST_REQUIRE(child.ok());
+  BOOST_REQUIRE(wait_until([&] { return file_ending_in(dir, ".ready").has_value(); }));
+  ::close(listener);
+  int again = listen_on(port);
+  BOOST_TEST(again >= 0, "port " << port << " is still held by the snapshot child");
+  if (again >= 0) ::close(again);
 }
