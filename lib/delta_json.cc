@@ -66,7 +66,8 @@ void append_state(std::string& out, const std::string& state) {
     append_json_string(out, state);
     return;
   }
-  if (state.find_first_of("\r\n") == std::string::npos) {
+  // Two memchr scans: find_first_of would test every byte against the set.
+  if (state.find('\n') == std::string::npos && state.find('\r') == std::string::npos) {
     out += state;
     return;
   }
