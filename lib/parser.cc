@@ -412,7 +412,10 @@ class FrameHandler {
  public:
   FrameHandler(std::string_view original, const char* buffer, rapidjson::InsituStringStream& stream,
                BatchSink& sink, bool assume_batch)
-      : original_(original), buffer_(buffer), stream_(stream), sink_(sink), assume_batch_(assume_batch) {
+      : original_(original), buffer_(buffer), stream_(stream), sink_(sink), assume_batch_(assume_batch),
+        // A lone surrogate can only come from a \u escape: without one in the
+        // frame, no string needs the scan (one search instead of one per string).
+        may_hold_surrogates_(original.find("\\u") != std::string_view::npos) {
     levels_.reserve(16);
     keys_.reserve(32);
   }
@@ -441,7 +444,7 @@ class FrameHandler {
   }
   bool String(const char* text, rapidjson::SizeType length, bool) {
     std::string_view value(text, length);
-    if (has_lone_surrogate(value)) return abort_lone_surrogate();
+    if (may_hold_surrogates_ && has_lone_surrogate(value)) return abort_lone_surrogate();
     return scalar(Kind::string, value);
   }
   bool StartObject() { return start(true); }
@@ -451,7 +454,7 @@ class FrameHandler {
 
   bool Key(const char* text, rapidjson::SizeType length, bool) {
     std::string_view key(text, length);
-    if (has_lone_surrogate(key)) return abort_lone_surrogate();
+    if (may_hold_surrogates_ && has_lone_surrogate(key)) return abort_lone_surrogate();
     Level& level = levels_.back();
     if (!remember_key(level, key)) {
       std::string detail = "key " + quote_short(key) + " appears twice in one object";
@@ -643,6 +646,7 @@ class FrameHandler {
   rapidjson::InsituStringStream& stream_;
   BatchSink& sink_;
   const bool assume_batch_;
+  const bool may_hold_surrogates_;
   std::vector<Level> levels_;
   std::vector<std::string_view> keys_;  // keys of the open objects, innermost last
   std::string* out_ = nullptr;          // the state being written
