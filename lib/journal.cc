@@ -192,8 +192,11 @@ struct Journal::Impl {
 
   void flush() {
     if (buffer.empty()) return;
+    auto capacity = buffer.capacity();
     asio::post(worker, [this, group = std::move(buffer)]() mutable { write_group(std::move(group)); });
+    // The next group is about as large: growing it from nothing would copy it again and again.
     buffer.clear();
+    buffer.reserve(capacity);
   }
 
   // Worker: writes each record's CRC, which append() left at zero.
