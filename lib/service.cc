@@ -35,6 +35,8 @@ namespace {
 
 // Deltas that arrive within this window are stored in one transaction.
 constexpr auto kBatchWindow = std::chrono::milliseconds(5);
+// At most this many in one transaction, so that the read loop gets back to the
+// socket between batches under a flood.
 constexpr std::size_t kMaxBatch = 250;
 // How often gauges and the systemd STATUS= line are brought up to date.
 constexpr auto kStatusInterval = std::chrono::seconds(1);
