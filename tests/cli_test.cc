@@ -693,6 +693,10 @@ BOOST_AUTO_TEST_CASE(simulator_to_daemon_to_answers,
 
   auto metrics = api("/metrics");
   BOOST_TEST(metrics.body.find("deltatap_store_deltas 3000\n") != std::string::npos);
+  // The file above was written by forked snapshots: each one's pause was timed.
+  auto forks_at = metrics.body.find("deltatap_snapshot_pause_seconds_count ");
+  BOOST_REQUIRE(forks_at != std::string::npos);
+  BOOST_TEST(std::stol(metrics.body.substr(forks_at + std::strlen("deltatap_snapshot_pause_seconds_count "))) >= 1);
   if (run_command({"/bin/sh", "-c", "command -v promtool"}).exit_code == 0) {
     write_file(dir / "metrics.txt", metrics.body);
     auto check = run_command(
