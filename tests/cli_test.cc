@@ -12,6 +12,7 @@
 #include <boost/asio/post.hpp>
 #include <rapidjson/document.h>
 
+#include <cstring>
 #include <future>
 #include <set>
 #include <sstream>
