@@ -254,12 +254,35 @@ class Bench:
     # --- scenarios ---------------------------------------------------------------
 
     def ingest(self, fmt):
+        # As many daemon runs as raw-insert repeats, the best of each kept, so
+        # that both sides of the ratio are measured the same way.
+        runs = [self.ingest_once(fmt, i) for i in range(self.sizes["raw_repeat"])]
+        result = max(runs, key=lambda r: r["rate"])
+        result["rates"] = [r["rate"] for r in runs]
+        # Every run must have stored every delta, not only the best one.
+        result["stored"] = min(r["stored"] for r in runs)
+        result["in_file"] = min(r["in_file"] for r in runs)
+        result["reconnects"] = sum(r["reconnects"] for r in runs)
+        result["backpressure"] = sum(r["backpressure"] for r in runs)
+        db = result["db"]
+        result["raw"] = self.run_tool("raw_insert", "--from", db, "--repeat", self.sizes["raw_repeat"])
+        result["raw_tuned"] = self.run_tool("raw_insert", "--from", db, "--tuned",
+                                            "--repeat", self.sizes["raw_repeat"])
+        log(f"raw limit: {result['raw']['rows_per_s']:.0f}/s, "
+            f"tuned {result['raw_tuned']['rows_per_s']:.0f}/s")
+        if fmt == "session_update":
+            log("the io thread's cost per delta, part by part")
+            result["budget"] = self.run_tool("ingest_budget", "--from", db)
+        self.results.setdefault("ingest", {})[fmt] = result
+
+    def ingest_once(self, fmt, attempt):
         n = self.sizes["ingest"]
-        log(f"ingest: {n} deltas, format {fmt}")
-        data = os.path.join(self.work, f"ingest-{fmt}")
-        sim = self.start_sim(f"sim-{fmt}", "--count", n, "--format", fmt, "--rate", 0,
+        log(f"ingest: {n} deltas, format {fmt}, run {attempt + 1}")
+        data = os.path.join(self.work, f"ingest-{fmt}-{attempt}")
+        sim = self.start_sim(f"sim-{fmt}-{attempt}", "--count", n, "--format", fmt, "--rate", 0,
                              "--seed", 7)
-        daemon = self.start_daemon(f"deltatapd-ingest-{fmt}", data, f"ws://127.0.0.1:{sim.port}/ws")
+        daemon = self.start_daemon(f"deltatapd-ingest-{fmt}-{attempt}", data,
+                                   f"ws://127.0.0.1:{sim.port}/ws")
         cpu_start = proc_cpu_seconds(daemon.pid)
         sim_cpu_start = proc_cpu_seconds(sim.pid)
         # Only the simulator is watched while it sends: a scrape costs the daemon.
@@ -282,15 +305,7 @@ class Bench:
                       backpressure=sim.stderr().count("backpressure"), exit_code=code,
                       in_file=in_file, db=db)
         log(f"ingest {fmt}: {result['rate']:.0f}/s, cpu {cpu:.2f} s, peak {peak / MB:.0f} MB")
-        result["raw"] = self.run_tool("raw_insert", "--from", db, "--repeat", self.sizes["raw_repeat"])
-        result["raw_tuned"] = self.run_tool("raw_insert", "--from", db, "--tuned",
-                                            "--repeat", self.sizes["raw_repeat"])
-        log(f"raw limit: {result['raw']['rows_per_s']:.0f}/s, "
-            f"tuned {result['raw_tuned']['rows_per_s']:.0f}/s")
-        if fmt == "session_update":
-            log("the io thread's cost per delta, part by part")
-            result["budget"] = self.run_tool("ingest_budget", "--from", db)
-        self.results.setdefault("ingest", {})[fmt] = result
+        return result
 
     def make_stores(self, templates):
         s = self.sizes
@@ -427,9 +442,11 @@ def table(r, sizes, quick):
         tuned = i["raw_tuned"]["rows_per_s"]
         ok = i["rate"] >= 0.9 * raw and i["stored"] == i["deltas"] and i["in_file"] == i["deltas"]
         keeps_up = i["reconnects"] == 0 and i["backpressure"] == 0
-        row(f"ingest {fmt}, {i['deltas']:,}", "deltas/s stored",
-            f"{i['rate']:,.0f} ({i['rate'] / raw:.2f} × raw)",
-            f"raw {raw:,.0f}/s; tuned raw {tuned:,.0f}/s", "≥ 0.9 × raw", verdict(ok))
+        others = ", ".join(f"{r:,.0f}" for r in i["rates"])
+        row(f"ingest {fmt}, {i['deltas']:,}", "deltas/s stored (best of runs)",
+            f"{i['rate']:,.0f} ({i['rate'] / raw:.2f} × raw; runs {others})",
+            f"raw {raw:,.0f}/s; tuned raw {tuned:,.0f}/s (best of {len(i['rates'])})", "≥ 0.9 × raw",
+            verdict(ok))
         row("", "CPU s (daemon; sim)", f"{i['cpu']:.2f}; {i['sim_cpu']:.2f}",
             f"raw insert {i['raw']['seconds']:.2f} s", "", "")
         row("", "peak RSS", mb(i["peak_rss"]), f"raw db {mb(i['raw']['memory_bytes'])}", "", "")
