@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "result.h"
 
@@ -36,7 +37,8 @@ Status write_snapshot_file(const std::string& path, std::string_view bytes);
 // handlers; it closes every inherited descriptor but the standard streams
 // (`fill` opens what it writes), runs at nice 19, and dies with its parent
 // (PR_SET_PDEATHSIG): a snapshot never lands after the process that started it
-// is gone.
+// is gone. In AddressSanitizer builds there is no child (see snapshot.cc): the
+// file is written by start() itself.
 class SnapshotChild {
  public:
   static Result<std::unique_ptr<SnapshotChild>> start(const std::string& path, FillFile fill);
@@ -48,9 +50,11 @@ class SnapshotChild {
   Status wait();
 
  private:
-  SnapshotChild(pid_t pid, int result_fd) : pid_(pid), result_fd_(result_fd) {}
-  pid_t pid_;
+  SnapshotChild(pid_t pid, int result_fd, Status finished = ok_status())
+      : pid_(pid), result_fd_(result_fd), finished_(std::move(finished)) {}
+  pid_t pid_;      // -1 when the snapshot was written in this process (sanitizer builds)
   int result_fd_;  // the child's error text, if any; EOF when it exits
+  Status finished_;
 };
 
 // Removes "<path>.tmp-*" left by a process that died while writing.
