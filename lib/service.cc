@@ -38,6 +38,9 @@ constexpr auto kBatchWindow = std::chrono::milliseconds(5);
 // At most this many in one transaction, so that the read loop gets back to the
 // socket between batches under a flood.
 constexpr std::size_t kMaxBatch = 250;
+// A snapshot child still running after this is killed and the snapshot retried:
+// a 1,000,000-delta copy takes seconds.
+constexpr auto kMaxSnapshotTime = std::chrono::minutes(10);
 // How often gauges and the systemd STATUS= line are brought up to date.
 constexpr auto kStatusInterval = std::chrono::seconds(1);
 
@@ -433,7 +436,7 @@ class Service final : public ApiBackend {
     std::shared_ptr<SnapshotChild> running = std::move(child.value());
     // The guard keeps io_.run() going while only the worker has something to do.
     asio::post(worker_, [this, running, started, why, segment, work = asio::make_work_guard(io_)] {
-      auto status = running->wait();
+      auto status = running->wait(kMaxSnapshotTime);
       asio::post(io_, [this, status, started, why, segment] {
         on_snapshot_written(status, started, why, segment);
       });

@@ -1,6 +1,7 @@
 #include "snapshot.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -145,11 +146,25 @@ Result<std::unique_ptr<SnapshotChild>> SnapshotChild::start(const std::string& p
   return std::unique_ptr<SnapshotChild>(new SnapshotChild(pid, fds[0]));
 }
 
-Status SnapshotChild::wait() {
+Status SnapshotChild::wait(std::chrono::milliseconds limit) {
   if (pid_ < 0) return finished_;
   std::string message;
   char buffer[512];
+  bool killed = false;
+  auto deadline = std::chrono::steady_clock::now() + limit;
   for (;;) {
+    if (!killed) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      pollfd readable{result_fd_, POLLIN, 0};
+      int ready = left.count() > 0 ? ::poll(&readable, 1, static_cast<int>(left.count())) : 0;
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready == 0) {
+        // A child that never finishes would stop every later snapshot: end it.
+        ::kill(pid_, SIGKILL);
+        killed = true;
+      }
+    }
     ssize_t n = ::read(result_fd_, buffer, sizeof buffer);
     if (n > 0) {
       message.append(buffer, static_cast<std::size_t>(n));
@@ -164,6 +179,11 @@ Status SnapshotChild::wait() {
   } while (reaped < 0 && errno == EINTR);
   pid_ = -1;
   if (reaped < 0) return Error{std::string("cannot wait for the snapshot process: ") + std::strerror(errno)};
+  if (killed) {
+    auto after = limit.count() >= 1000 ? std::to_string(limit.count() / 1000) + " s"
+                                       : std::to_string(limit.count()) + " ms";
+    return Error{"snapshot process still running after " + after + "; killed"};
+  }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return ok_status();
   if (!message.empty()) return Error{message};
   if (WIFSIGNALED(status)) {

@@ -12,6 +12,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -46,8 +47,9 @@ class SnapshotChild {
   SnapshotChild(const SnapshotChild&) = delete;
   SnapshotChild& operator=(const SnapshotChild&) = delete;
 
-  // Blocks until the child exits; its outcome. Call once.
-  Status wait();
+  // Blocks until the child exits; its outcome. A child still running after
+  // `limit` is killed and reported as failed. Call once.
+  Status wait(std::chrono::milliseconds limit);
 
  private:
   SnapshotChild(pid_t pid, int result_fd, Status finished = ok_status())

@@ -198,7 +198,7 @@ BOOST_AUTO_TEST_CASE(a_child_writes_the_database_as_it_was_at_the_fork,
   BOOST_REQUIRE_MESSAGE(child.ok(), child.error());
   // The parent goes on storing while the child copies: none of it is in the file.
   BOOST_REQUIRE((*store)->save_batch(numbered_deltas(20'000, 5'000)).ok());
-  auto status = (*child)->wait();
+  auto status = (*child)->wait(std::chrono::seconds(60));
   BOOST_REQUIRE_MESSAGE(status.ok(), status.error());
   BOOST_TEST(query_db(path, "SELECT COUNT(*), MAX(session_id) FROM session_deltas")[0] ==
                  (std::vector<std::string>{"20000", "sess_9999"}),
@@ -217,7 +217,7 @@ BOOST_AUTO_TEST_CASE(a_failing_child_says_why_and_keeps_the_old_file) {
   auto child = SnapshotChild::start(
       path, [](const std::string&) -> Status { return Error{"disk on fire"}; });
   BOOST_REQUIRE(child.ok());
-  auto status = (*child)->wait();
+  auto status = (*child)->wait(std::chrono::seconds(60));
   BOOST_REQUIRE(!status.ok());
   BOOST_TEST(status.error() == "disk on fire");
   BOOST_TEST(read_file(path) == "old");
@@ -312,4 +312,21 @@ BOOST_AUTO_TEST_CASE(the_child_keeps_none_of_the_parents_sockets,
   int again = listen_on(port);
   BOOST_TEST(again >= 0, "port " << port << " is still held by the snapshot child");
   if (again >= 0) ::close(again);
+}
+
+// A child that hangs would hold up every later snapshot: past the limit it is
+// killed and the snapshot reported as failed, the old file kept.
+BOOST_AUTO_TEST_CASE(a_child_that_never_finishes_is_killed_at_the_limit,
+                     *boost::unit_test::precondition(forks_a_child)) {
+  TempDir dir;
+  auto path = (dir / "sessions.sqlite").string();
+  BOOST_REQUIRE(write_snapshot_file(path, "old").ok());
+  auto child = SnapshotChild::start(path, [](const std::string&) -> Status {
+    for (;;) ::pause();
+  });
+  BOOST_REQUIRE(child.ok());
+  auto status = (*child)->wait(std::chrono::milliseconds(200));
+  BOOST_REQUIRE(!status.ok());
+  BOOST_TEST(status.error().find("killed") != std::string::npos, status.error());
+  BOOST_TEST(read_file(path) == "old");
 }
