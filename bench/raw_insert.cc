@@ -7,13 +7,14 @@
 // it is the daemon's exactly, indexes included.
 //
 //   bench_raw_insert --from DB [--rows N] [--tuned] [--page-size P]
-//                    [--journal-mode M] [--memdb] [--repeat R]
+//                    [--journal-mode M] [--memdb] [--rows-per-statement K] [--repeat R]
 //
 // --tuned sets a 64 KiB page size and no rollback journal first: what an
 // in-memory database whose durability comes from the journal file could use.
 // --page-size and --journal-mode set one of the two, to tell their shares apart.
 // --memdb inserts into a deserialized database, what deltatapd runs on after a
 // restart (Store::load), instead of a fresh ":memory:" one.
+// --rows-per-statement K inserts K rows per statement (multi-row VALUES).
 // Prints one JSON line; rows_per_s is the best of the R repetitions.
 #include <sqlite3.h>
 
@@ -121,7 +122,17 @@ struct Settings {
   std::int64_t page_size = 0;  // 0: SQLite's default
   std::string journal_mode;    // "": SQLite's default (MEMORY for :memory:)
   bool memdb = false;          // a deserialized database, as after Store::load
+  std::size_t rows_per_statement = 1;  // > 1: multi-row VALUES, as Store::save_batch
 };
+
+// "INSERT ... VALUES (?,?,?,?,?,?), ..." with `rows` rows of six parameters.
+std::string insert_sql(std::size_t rows) {
+  std::string sql =
+      "INSERT INTO session_deltas (session_id, delta_type, before_state, after_state, "
+      "timestamp, created_at) VALUES ";
+  for (std::size_t i = 0; i < rows; ++i) sql += i ? ",(?,?,?,?,?,?)" : "(?,?,?,?,?,?)";
+  return sql;
+}
 
 // Moves the (empty, schema-only) database into a memdb the way Store::load
 // builds one from a snapshot file, so inserts are timed on what a restarted
@@ -150,31 +161,48 @@ Run insert_all(const std::vector<Row>& rows, const std::vector<std::string>& ddl
     to_memdb(db);
     if (!settings.journal_mode.empty()) exec(db, "PRAGMA journal_mode = " + settings.journal_mode);
   }
-  sqlite3_stmt* insert = nullptr;
-  if (sqlite3_prepare_v2(db,
-                         "INSERT INTO session_deltas (session_id, delta_type, before_state, "
-                         "after_state, timestamp, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                         -1, &insert, nullptr) != SQLITE_OK) {
-    fail("prepare insert", db);
-  }
+  auto prepare = [db](std::size_t rows) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db, insert_sql(rows).c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
+      fail("prepare insert", db);
+    }
+    return stmt;
+  };
+  sqlite3_stmt* insert = prepare(1);
+  std::size_t per_statement = std::max<std::size_t>(settings.rows_per_statement, 1);
+  sqlite3_stmt* insert_many = per_statement > 1 ? prepare(per_statement) : nullptr;
+  auto bind_row = [](sqlite3_stmt* stmt, int first, const Row& row) {
+    bind(stmt, first + 1, row.session_id);
+    bind(stmt, first + 2, row.type);
+    bind(stmt, first + 3, row.before);
+    bind(stmt, first + 4, row.after);
+    bind(stmt, first + 5, row.timestamp);
+    bind(stmt, first + 6, row.created_at);
+  };
+  auto step = [db](sqlite3_stmt* stmt) {
+    if (sqlite3_step(stmt) != SQLITE_DONE) fail("insert", db);
+    sqlite3_reset(stmt);
+  };
   constexpr std::size_t kPerTransaction = 1000;
   auto started = SteadyClock::now();
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    if (i % kPerTransaction == 0) exec(db, "BEGIN");
-    const Row& row = rows[i];
-    bind(insert, 1, row.session_id);
-    bind(insert, 2, row.type);
-    bind(insert, 3, row.before);
-    bind(insert, 4, row.after);
-    bind(insert, 5, row.timestamp);
-    bind(insert, 6, row.created_at);
-    if (sqlite3_step(insert) != SQLITE_DONE) fail("insert", db);
-    sqlite3_reset(insert);
-    if (i % kPerTransaction == kPerTransaction - 1 || i + 1 == rows.size()) exec(db, "COMMIT");
+  for (std::size_t begin = 0; begin < rows.size(); begin += kPerTransaction) {
+    std::size_t end = std::min(rows.size(), begin + kPerTransaction);
+    exec(db, "BEGIN");
+    std::size_t i = begin;
+    for (; insert_many && i + per_statement <= end; i += per_statement) {
+      for (std::size_t k = 0; k < per_statement; ++k) bind_row(insert_many, 6 * k, rows[i + k]);
+      step(insert_many);
+    }
+    for (; i < end; ++i) {
+      bind_row(insert, 0, rows[i]);
+      step(insert);
+    }
+    exec(db, "COMMIT");
   }
   Run run;
   run.seconds = seconds_since(started);
   sqlite3_finalize(insert);
+  sqlite3_finalize(insert_many);
   sqlite3_stmt* pages = nullptr;
   sqlite3_prepare_v2(db, "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size",
                      -1, &pages, nullptr);
@@ -199,12 +227,16 @@ int main(int argc, char** argv) {
     settings.page_size = args.number("page-size", tuned ? 65536 : 0);
     settings.journal_mode = args.text("journal-mode", tuned ? "OFF" : "");
     settings.memdb = args.flag("memdb");
+    settings.rows_per_statement = static_cast<std::size_t>(args.number("rows-per-statement", 1));
   }
   std::string mode = settings.page_size == 0 && settings.journal_mode.empty()
                          ? "default"
                          : "page_size=" + std::to_string(settings.page_size) +
                                " journal_mode=" + settings.journal_mode;
   if (settings.memdb) mode += " memdb";
+  if (settings.rows_per_statement > 1) {
+    mode += " rows_per_statement=" + std::to_string(settings.rows_per_statement);
+  }
   if (from.empty()) fail("--from DB is required");
   auto rows = read_rows(from, limit);
   if (rows.empty()) fail(from + " holds no deltas");

@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 
+#include <map>
 #include <set>
 #include <thread>
 
@@ -276,6 +277,54 @@ BOOST_AUTO_TEST_CASE(replay_with_ids_never_duplicates) {
   BOOST_TEST(store->last_delta_id() == 42);
   BOOST_REQUIRE(store->save(make_delta("s", DeltaType::updated, "2025-11-10T12:00:01.000Z")).ok());
   BOOST_TEST(store->last_delta_id() == 43);
+}
+
+// A batch is stored several rows per statement; the ids handed back (what the
+// journal records) must still be each delta's own, in order, for any size.
+BOOST_AUTO_TEST_CASE(a_batch_reports_the_id_of_each_delta_in_order) {
+  auto store = empty_store();
+  BOOST_REQUIRE(store->save(make_delta("first", DeltaType::created, "2025-11-10T12:00:00.000Z")).ok());
+  for (int size : {1, 3, 64, 203}) {
+    std::vector<Delta> batch;
+    for (int i = 0; i < size; ++i) {
+      batch.push_back(make_delta("b" + std::to_string(size) + "-" + std::to_string(i),
+                                 DeltaType::created, "2025-11-10T12:00:00.000Z"));
+    }
+    std::vector<std::int64_t> ids;
+    BOOST_REQUIRE(store->save_batch(batch, std::nullopt, &ids).ok());
+    BOOST_REQUIRE(ids.size() == batch.size());
+    std::map<std::int64_t, std::string> session_of;
+    BOOST_REQUIRE(store->for_each_delta([&](const StoredDelta& row) {
+      session_of[row.id] = row.delta.session_id;
+      return true;
+    }).ok());
+    for (int i = 0; i < size; ++i) {
+      BOOST_TEST(session_of[ids[i]] == batch[i].session_id, "batch of " << size << ", delta " << i);
+    }
+  }
+  BOOST_TEST(store->counts().deltas == 1 + 1 + 3 + 64 + 203);
+}
+
+// Journal replay after a snapshot re-inserts rows that may already be stored:
+// within one statement of many rows, the stored ones are skipped, the rest kept.
+BOOST_AUTO_TEST_CASE(replay_of_a_large_batch_skips_only_the_rows_already_stored) {
+  auto store = empty_store();
+  std::vector<StoredDelta> rows;
+  for (int i = 1; i <= 150; ++i) {
+    StoredDelta row;
+    row.id = i;
+    row.delta = make_delta("s" + std::to_string(i), DeltaType::created, "2025-11-10T12:00:00.000Z");
+    row.created_at = "2025-11-10T12:00:00.123Z";
+    rows.push_back(row);
+  }
+  std::vector<StoredDelta> every_third;
+  for (std::size_t i = 0; i < rows.size(); i += 3) every_third.push_back(rows[i]);
+  BOOST_REQUIRE(store->save_with_created_at(every_third).ok());
+  BOOST_REQUIRE(store->save_with_created_at(rows).ok());
+  BOOST_TEST(store->counts().deltas == 150);
+  BOOST_TEST(store->delta_count() == 150);
+  BOOST_TEST(store->last_delta_id() == 150);
+  BOOST_TEST(store->get_deltas({.session_id = "s77"})->deltas.size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(load_existing_file_round_trips) {
