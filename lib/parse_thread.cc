@@ -36,9 +36,14 @@ struct Outcome {
 
 }  // namespace
 
-// Under load the queue holds many frames: the thread takes them all at once
-// and hands all their results back in one io_context handler, so the two
-// threads meet once per group of frames, not once per frame.
+// Under load the queue holds many frames: the thread takes a group of them at
+// once and hands their results back in one io_context handler, so the two
+// threads meet once per group, not once per frame. A group is kept small
+// (kMaxGroupBytes): with the whole queue as one group, the io thread waited at
+// the backlog limit while the group was parsed, then stored its results while
+// this thread waited for new frames, and each core idled half the time.
+constexpr std::size_t kMaxGroupBytes = 256 * 1024;
+
 struct ParseThread::Impl {
   asio::io_context& io;
   Deliver deliver;
@@ -89,7 +94,12 @@ struct ParseThread::Impl {
           work_ready.wait(lock);
         }
         if (stopping) return;
-        taken.swap(queue);
+        std::size_t group_bytes = 0;
+        while (!queue.empty() && group_bytes < kMaxGroupBytes) {
+          group_bytes += queue.front().text.size();
+          taken.push_back(std::move(queue.front()));
+          queue.pop_front();
+        }
       }
       std::vector<Outcome> results;
       results.reserve(taken.size());
