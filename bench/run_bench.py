@@ -78,6 +78,12 @@ def proc_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
 
 
+def proc_major_faults(pid):
+    """Page faults that had to read from disk (code or file pages evicted), all threads."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[9])  # majflt
+
+
 def proc_memory(pid):
     """VmRSS and VmHWM in bytes."""
     values = {}
@@ -344,7 +350,16 @@ class Bench:
         phases = self.log_times(daemon, ("Database loaded", "Journal replayed",
                                          "HTTP API listening"))
         stats = json.loads(self.http(daemon.port, "/api/stats"))
-        log(f"READY after {daemon.ready_seconds:.2f} s; querying over HTTP")
+        # The replay is followed by a snapshot: a child writing 1.3 GB, with its
+        # writeback and page faults, is a different scenario (snapshot while
+        # streaming), so the queries wait for it to end.
+        log(f"READY after {daemon.ready_seconds:.2f} s; waiting for the replay's snapshot")
+        if not result.get("without_journal"):
+            wait_for(lambda: self.metric(daemon.port, "deltatap_snapshot_duration_seconds_count") >= 1,
+                     300, "the snapshot after the journal replay", 0.05)
+            result["replay_snapshot_seconds"] = self.metric(
+                daemon.port, "deltatap_snapshot_duration_seconds_sum")
+        log("querying over HTTP")
         http = self.run_tool("http_latency", "--port", daemon.port,
                              "--sessions", store["typical_sessions"],
                              "--iterations", self.sizes["http_iterations"])
@@ -364,8 +379,10 @@ class Bench:
                                    f"ws://127.0.0.1:{sim.port}/ws")
         wait_for(lambda: self.metric(daemon.port, "deltatap_websocket_connected") == 1, 30,
                  "the daemon to connect")
+        faults_before = proc_major_faults(daemon.pid)
         pause = self.run_tool("snapshot_pause", "--port", daemon.port,
                               "--snapshots", self.sizes["snapshots"])
+        major_faults = proc_major_faults(daemon.pid) - faults_before
         stats = json.loads(self.http(daemon.port, "/api/stats"))
         forks = self.metric(daemon.port, "deltatap_snapshot_pause_seconds_count")
         fork_mean_us = 1e6 * self.metric(daemon.port, "deltatap_snapshot_pause_seconds_sum") / max(forks, 1)
@@ -380,7 +397,7 @@ class Bench:
         self.stop(daemon)
         self.results.setdefault("snapshot", {})[label] = dict(
             pause, deltas=stats["deltaCount"], memory_bytes=stats["memoryBytes"], peak_rss=peak,
-            fork_mean_us=fork_mean_us, forks=forks,
+            fork_mean_us=fork_mean_us, forks=forks, major_faults=major_faults,
             rss=rss, received=received, stored=stored)
 
     def idle(self):
@@ -473,7 +490,9 @@ def table(r, sizes, quick):
                         ("global", "global newest 100")):
         row(f"query at {r['startup']['deltas']:,}, HTTP", f"{label} p50/p95/p99",
             f"{ms(http[kind + '_p50_us'])} / {ms(http[kind + '_p95_us'])} / {ms(http[kind + '_p99_us'])}",
-            f"library p99 {ms(lib[kind + '_p99_us'])}", "p99 ≤ 2 ms",
+            f"library p99 {ms(lib[kind + '_p99_us'])}"
+            + (f"; after the replay's {r['startup']['replay_snapshot_seconds']:.1f} s snapshot"
+               if "replay_snapshot_seconds" in r["startup"] else ""), "p99 ≤ 2 ms",
             verdict(http[kind + "_p99_us"] <= 2000))
 
     for label, limit_ms in (("small", 15), ("large", 150)):
@@ -484,7 +503,8 @@ def table(r, sizes, quick):
             f"{s['received']:,.0f} received", "", "")
         row("", "longest pause (probe during)", ms(s["probe_during_max_us"]),
             f"fork() mean {ms(s['fork_mean_us'])} ({s['forks']:.0f}); old design's serialize() p50 "
-            f"{ms(store_lib['serialize_p50_us'])}; probe before {ms(s['probe_baseline_max_us'])}",
+            f"{ms(store_lib['serialize_p50_us'])}; probe before {ms(s['probe_baseline_max_us'])}; "
+            f"daemon's major faults during {s['major_faults']}",
             f"≤ {limit_ms} ms", verdict(s["probe_during_max_us"] <= limit_ms * 1000))
 
     row(f"stats at {large['deltas']:,}, library", "Store::counts() p50 / max",
