@@ -215,7 +215,8 @@ struct Journal::Impl {
   void write_group(std::string group) {
     seal_records(group);
     JournalWrite result;
-    unwritten += group;
+    // Usually nothing failed before: take the group as it is rather than copy it.
+    if (unwritten.empty()) unwritten.swap(group); else unwritten += group;
     result.status = write_all(unwritten);
     if (result.status.ok()) {
       result.bytes = unwritten.size();
