@@ -30,7 +30,7 @@ MB = 1024 * 1024
 
 FULL = dict(ingest=300_000, small=100_000, small_hot=10_000, large=1_000_000,
             large_hot=100_000, journal=100_000, query_iterations=10_000,
-            http_iterations=3_000, raw_repeat=3, serialize=5, snapshots=3,
+            http_iterations=3_000, raw_repeat=5, serialize=5, snapshots=3,
             stream_rate=1_000, idle_seconds=60)
 QUICK = dict(ingest=30_000, small=10_000, small_hot=1_000, large=100_000,
              large_hot=10_000, journal=10_000, query_iterations=2_000,
