@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <charconv>
 #include <map>
+#include <utility>
 
 #include "logging.h"
 
@@ -397,11 +398,17 @@ void ApiHandler::handle(const ApiRequest& request, std::function<void(ApiReply)>
 
     case Route::metrics: {
       // Gauges that mirror the store and the files are read at scrape time, so
-      // they are never stale and the service need not keep them current.
-      auto counts = timed(metrics, QueryKind::stats, [&] { return backend_.store().counts(); });
+      // they are never stale and the service need not keep them current. Only
+      // what costs no scan: a scrape must not stall the stream (counts() took
+      // 33 ms at 1,000,000 deltas, on the io thread, for a count of sessions
+      // that no metric shows).
+      auto [deltas, memory_bytes] = timed(metrics, QueryKind::stats, [&] {
+        auto& store = backend_.store();
+        return std::pair(store.delta_count(), store.memory_bytes());
+      });
       auto extra = backend_.stats_extra();
-      metrics.delta_count().set(static_cast<double>(counts.deltas));
-      metrics.database_memory_bytes().set(static_cast<double>(counts.memory_bytes));
+      metrics.delta_count().set(static_cast<double>(deltas));
+      metrics.database_memory_bytes().set(static_cast<double>(memory_bytes));
       metrics.database_file_bytes().set(static_cast<double>(extra.file_size));
       if (extra.journal_bytes) metrics.journal_bytes().set(static_cast<double>(*extra.journal_bytes));
       if (extra.connected) metrics.websocket_connected().set(*extra.connected ? 1 : 0);

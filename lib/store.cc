@@ -762,9 +762,7 @@ StoreCounts Store::counts() {
       impl_->scalar("SELECT COUNT(*) FROM (SELECT DISTINCT session_id FROM session_deltas)")
           .value_or(0);
   counts.stream_events = impl_->scalar("SELECT COUNT(*) FROM stream_events").value_or(0);
-  auto pages = impl_->scalar("PRAGMA page_count").value_or(0);
-  auto page_size = impl_->scalar("PRAGMA page_size").value_or(0);
-  counts.memory_bytes = pages * page_size;
+  counts.memory_bytes = memory_bytes();
   counts.oldest = impl_->scalar_text("SELECT MIN(timestamp) FROM session_deltas");
   counts.newest = impl_->scalar_text("SELECT MAX(timestamp) FROM session_deltas");
   counts.schema_version = static_cast<int>(impl_->scalar("PRAGMA user_version").value_or(0));
@@ -772,6 +770,12 @@ StoreCounts Store::counts() {
 }
 
 std::int64_t Store::delta_count() const { return impl_->delta_count; }
+
+std::int64_t Store::memory_bytes() {
+  auto pages = impl_->scalar("PRAGMA page_count").value_or(0);
+  auto page_size = impl_->scalar("PRAGMA page_size").value_or(0);
+  return pages * page_size;
+}
 
 Status Store::write_copy(const std::string& path) {
   Connection file;

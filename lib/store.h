@@ -160,6 +160,8 @@ class Store {
   StoreCounts counts();
   // Deltas held now, kept as rows come and go: free to call often.
   std::int64_t delta_count() const;
+  // Bytes of the in-memory database (page_count * page_size), without a scan.
+  std::int64_t memory_bytes();
   // Integrity and schema: "ok" or SQLite's complaint.
   Result<std::string> check();
   // Writes a copy of the whole database as a new SQLite file at `path` (absent or
