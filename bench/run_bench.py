@@ -400,9 +400,20 @@ class Bench:
         self.stop(sim)
         wait_for(lambda: self.metric(daemon.port, "deltatap_websocket_connected") == 0, 30,
                  "the daemon to see the simulator go")
-        page = self.http(daemon.port, "/metrics")
-        received = metric_in(page, "deltatap_deltas_received_total")
-        stored = metric_in(page, "deltatap_deltas_stored_total")
+        # The last frames can still be in the parse thread or in the 5 ms batch
+        # window when the disconnect is seen: give them a moment, then take
+        # whatever the counters say (a difference left is a loss, and shows).
+        def settled():
+            page = self.http(daemon.port, "/metrics")
+            counts = (metric_in(page, "deltatap_deltas_received_total"),
+                      metric_in(page, "deltatap_deltas_stored_total"))
+            return counts if counts[0] == counts[1] else None
+        try:
+            received, stored = wait_for(settled, 10, "every received delta to be stored")
+        except RuntimeError:
+            page = self.http(daemon.port, "/metrics")
+            received = metric_in(page, "deltatap_deltas_received_total")
+            stored = metric_in(page, "deltatap_deltas_stored_total")
         rss, peak = proc_memory(daemon.pid)
         self.stop(daemon)
         self.results.setdefault("snapshot", {})[label] = dict(
