@@ -28,9 +28,9 @@
 #include <vector>
 
 #include "bench.h"
-#include "journal.h"
-#include "parser.h"
-#include "store.h"
+#include "storage/journal.h"
+#include "ingest/parser.h"
+#include "storage/store.h"
 
 namespace {
 

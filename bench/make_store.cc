@@ -26,9 +26,9 @@
 #include <vector>
 
 #include "bench.h"
-#include "journal.h"
-#include "snapshot.h"
-#include "store.h"
+#include "storage/journal.h"
+#include "storage/snapshot.h"
+#include "storage/store.h"
 
 namespace {
 

@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "bench.h"
-#include "store.h"
+#include "storage/store.h"
 
 namespace {
 

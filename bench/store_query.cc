@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "bench.h"
-#include "snapshot.h"
-#include "store.h"
+#include "storage/snapshot.h"
+#include "storage/store.h"
 
 namespace {
 

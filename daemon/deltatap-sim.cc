@@ -3,8 +3,8 @@
 #include <string>
 #include <vector>
 
-#include "logging.h"
-#include "simulator.h"
+#include "base/logging.h"
+#include "sim/simulator.h"
 
 int main(int argc, char** argv) {
   using namespace deltatap;

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "cli.h"
-#include "logging.h"
+#include "cli/cli.h"
+#include "base/logging.h"
 
 int main(int argc, char** argv) {
   std::ios::sync_with_stdio(false);

@@ -1,9 +1,9 @@
 // deltatapd: taps the Control Room broadcast into the session-delta store.
 #include <cstdio>
 
-#include "config.h"
-#include "logging.h"
-#include "service.h"
+#include "service/config.h"
+#include "base/logging.h"
+#include "service/service.h"
 
 int main(int argc, char** argv) {
   using namespace deltatap;

@@ -18,10 +18,10 @@
 #include <sstream>
 #include <thread>
 
-#include "http_api.h"
-#include "logging.h"
-#include "snapshot.h"
-#include "store.h"
+#include "api/http_api.h"
+#include "base/logging.h"
+#include "storage/snapshot.h"
+#include "storage/store.h"
 #include "test_support.h"
 
 using namespace deltatap;

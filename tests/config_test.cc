@@ -9,7 +9,7 @@
 #include <initializer_list>
 #include <sstream>
 
-#include "config.h"
+#include "service/config.h"
 #include "test_support.h"
 
 using namespace deltatap;

@@ -11,7 +11,7 @@
 
 #include <random>
 
-#include "journal.h"
+#include "storage/journal.h"
 #include "test_support.h"
 
 using namespace deltatap;

@@ -37,8 +37,8 @@
 #include <string>
 #include <vector>
 
-#include "parser.h"
-#include "store.h"
+#include "ingest/parser.h"
+#include "storage/store.h"
 #include "test_support.h"
 
 using namespace deltatap;

@@ -25,8 +25,8 @@
 #include <set>
 #include <thread>
 
-#include "http_api.h"
-#include "logging.h"
+#include "api/http_api.h"
+#include "base/logging.h"
 #include "test_support.h"
 
 using namespace deltatap;

@@ -5,7 +5,7 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "journal.h"
+#include "storage/journal.h"
 #include "test_support.h"
 
 using namespace deltatap;

@@ -28,9 +28,9 @@
 #include <thread>
 #include <vector>
 
-#include "logging.h"
+#include "base/logging.h"
 #include "test_support.h"
-#include "timestamp.h"
+#include "base/timestamp.h"
 
 namespace {
 

@@ -7,7 +7,7 @@
 #include <sstream>
 #include <thread>
 
-#include "metrics.h"
+#include "api/metrics.h"
 #include "test_support.h"
 
 using namespace deltatap;

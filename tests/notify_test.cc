@@ -21,7 +21,7 @@
 #include <thread>
 #include <vector>
 
-#include "notify.h"
+#include "service/notify.h"
 #include "test_support.h"
 
 namespace {

@@ -12,8 +12,8 @@
 #include <thread>
 #include <vector>
 
-#include "parse_thread.h"
-#include "timestamp.h"
+#include "ingest/parse_thread.h"
+#include "base/timestamp.h"
 
 using namespace deltatap;
 namespace asio = boost::asio;

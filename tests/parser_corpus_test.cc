@@ -8,7 +8,7 @@
 #include <string>
 
 #include "fuzz/parser_invariants.h"
-#include "parser.h"
+#include "ingest/parser.h"
 #include "test_support.h"
 
 using namespace deltatap;

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "fuzz/parser_invariants.h"
-#include "parser.h"
-#include "timestamp.h"
+#include "ingest/parser.h"
+#include "base/timestamp.h"
 
 using namespace deltatap;
 

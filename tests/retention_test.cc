@@ -1,8 +1,8 @@
 #define BOOST_TEST_MODULE retention
 #include <boost/test/unit_test.hpp>
 
-#include "retention.h"
-#include "store.h"
+#include "storage/retention.h"
+#include "storage/store.h"
 
 using namespace deltatap;
 

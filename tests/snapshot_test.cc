@@ -16,8 +16,8 @@
 #include <optional>
 #include <random>
 
-#include "snapshot.h"
-#include "store.h"
+#include "storage/snapshot.h"
+#include "storage/store.h"
 #include "test_support.h"
 
 using namespace deltatap;

@@ -13,8 +13,8 @@
 #include <set>
 #include <thread>
 
-#include "snapshot.h"
-#include "store.h"
+#include "storage/snapshot.h"
+#include "storage/store.h"
 #include "test_support.h"
 
 using namespace deltatap;

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "config.h"
+#include "service/config.h"
 #include "test_support.h"
 
 namespace {

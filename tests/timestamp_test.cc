@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "timestamp.h"
+#include "base/timestamp.h"
 
 using namespace deltatap;
 

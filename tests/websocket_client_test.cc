@@ -23,9 +23,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
-#include "logging.h"
+#include "base/logging.h"
 #include "test_support.h"
-#include "websocket_client.h"
+#include "stream/websocket_client.h"
 
 using namespace deltatap;
 using namespace deltatap::testing;

@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "parser.h"
+#include "ingest/parser.h"
 #include "parser_invariants.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -6,8 +6,8 @@
 #include <string>
 #include <string_view>
 
-#include "parser.h"
-#include "timestamp.h"
+#include "ingest/parser.h"
+#include "base/timestamp.h"
 
 namespace deltatap::testing {
 

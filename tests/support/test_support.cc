@@ -1,7 +1,7 @@
 #include "test_support.h"
 
-#include "delta_json.h"
-#include "timestamp.h"
+#include "api/delta_json.h"
+#include "base/timestamp.h"
 
 #include <fcntl.h>
 #include <signal.h>

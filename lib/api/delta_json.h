@@ -1,0 +1,98 @@
+// delta_json: the store's answers as text, shared by the HTTP API and the CLI so
+// both say exactly the same thing, and read back by the CLI from the API.
+//
+// A delta is the domain document's SessionDelta
+//   {"id":N,"type":...,"sessionId":...,"before":{...},"after":{...},
+//    "timestamp":...,"createdAt":...}
+// with "before" omitted for created and "after" for deleted, as the document's
+// JSON.stringify of an undefined field would. The states are copied from the
+// stored JSON text, never re-serialised, so numbers keep every digit and strings
+// their unicode. A stored state that is not valid JSON (possible only in a file
+// some other program wrote) is emitted as a JSON string, so the output is always
+// valid JSON.
+//
+// CSV follows RFC 4180: a header line, CRLF line ends, a field quoted when it
+// holds a comma, quote, CR or LF, quotes doubled. Absent states are empty fields.
+// NDJSON is one delta object per line, LF-terminated.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/delta.h"
+#include "base/json_text.h"
+#include "base/result.h"
+#include "storage/store.h"
+
+namespace deltatap {
+
+// One RFC 4180 field.
+void append_csv_field(std::string& out, std::string_view field);
+
+void append_delta_json(std::string& out, const StoredDelta& row);
+void append_delta_csv(std::string& out, const StoredDelta& row);
+inline constexpr std::string_view kDeltaCsvHeader =
+    "id,type,sessionId,timestamp,createdAt,before,after\r\n";
+
+// {"deltas":[...],"next":"CURSOR"|null}
+std::string delta_page_json(const DeltaPage& page);
+
+void append_session_json(std::string& out, const SessionSummary& row);
+void append_session_csv(std::string& out, const SessionSummary& row);
+inline constexpr std::string_view kSessionCsvHeader =
+    "sessionId,created,updated,deleted,firstSeen,lastSeen,lastType,lastState\r\n";
+// {"sessions":[...]}
+std::string sessions_json(const std::vector<SessionSummary>& rows);
+
+enum class ExportFormat { json, ndjson, csv };
+std::optional<ExportFormat> parse_export_format(std::string_view text);
+std::string_view content_type(ExportFormat format);
+
+// The pieces of a streamed export: prologue, one piece per delta, epilogue.
+// JSON export is a bare array of deltas.
+class ExportWriter {
+ public:
+  explicit ExportWriter(ExportFormat format) : format_(format) {}
+  void begin(std::string& out);
+  void row(std::string& out, const StoredDelta& delta);
+  void end(std::string& out);
+
+ private:
+  ExportFormat format_;
+  bool first_ = true;
+};
+
+// What the store cannot know about the daemon around it (GET /api/stats).
+struct StatsExtra {
+  bool enabled = false;                          // storage on (PERSIST)
+  std::string db_path;
+  std::uint64_t file_size = 0;                   // snapshot file, 0 when missing
+  std::optional<std::string> last_snapshot_at;   // normalised time of the last success
+  std::optional<std::string> last_snapshot_error;
+  std::optional<bool> connected;                 // absent offline
+  std::optional<std::string> stream_url;
+  std::optional<std::uint64_t> journal_bytes;
+  std::optional<std::string> started_at;
+};
+
+// The document's getStats fields (enabled, dbPath, fileSize, deltaCount) and more.
+std::string stats_json(const StoreCounts& counts, const StatsExtra& extra);
+
+// Reading the API's JSON back (the CLI on a live daemon). Each validates the
+// whole text first; states come back as their exact JSON text.
+Result<StoredDelta> parse_delta_json(std::string_view text);
+Result<DeltaPage> parse_delta_page_json(std::string_view text);
+Result<std::vector<SessionSummary>> parse_sessions_json(std::string_view text);
+
+// The members of a JSON object in order, each value as its raw text; for
+// readers that need exact numbers. An error when `text` is not an object.
+struct RawMember {
+  std::string key;
+  std::string_view value;
+};
+Result<std::vector<RawMember>> raw_object_members(std::string_view text);
+
+}  // namespace deltatap

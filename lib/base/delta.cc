@@ -1,0 +1,21 @@
+#include "base/delta.h"
+
+namespace deltatap {
+
+std::string_view to_string(DeltaType type) {
+  switch (type) {
+    case DeltaType::created: return "created";
+    case DeltaType::updated: return "updated";
+    case DeltaType::deleted: return "deleted";
+  }
+  return "unknown";
+}
+
+std::optional<DeltaType> parse_delta_type(std::string_view text) {
+  if (text == "created") return DeltaType::created;
+  if (text == "updated") return DeltaType::updated;
+  if (text == "deleted") return DeltaType::deleted;
+  return std::nullopt;
+}
+
+}  // namespace deltatap

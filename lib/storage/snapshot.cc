@@ -1,0 +1,260 @@
+#include "storage/snapshot.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+
+#include "base/timestamp.h"
+
+namespace deltatap {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string errno_text(std::string_view what, const std::string& path) {
+  return std::string(what) + " " + path + ": " + std::strerror(errno);
+}
+
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  ~FileDescriptor() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+std::string parent_of(const std::string& path) {
+  auto parent = fs::path(path).parent_path();
+  return parent.empty() ? "." : parent.string();
+}
+
+}  // namespace
+
+Status ensure_parent_directory(const std::string& path) {
+  auto parent = fs::path(parent_of(path));
+  std::error_code ec;
+  if (fs::is_directory(parent, ec)) return ok_status();
+  // Parents we create are private too: they hold nothing else.
+  fs::path partial;
+  for (const auto& part : parent) {
+    partial /= part;
+    if (fs::is_directory(partial, ec)) continue;
+    if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) {
+      return Error{errno_text("cannot create directory", partial.string())};
+    }
+  }
+  return ok_status();
+}
+
+Status write_snapshot_file(const std::string& path, const FillFile& fill) {
+  if (auto s = ensure_parent_directory(path); !s.ok()) return s;
+  std::string temp = path + ".tmp-XXXXXX";
+  FileDescriptor fd(::mkstemp(temp.data()));  // mkstemp creates it 0600
+  if (fd.get() < 0) return Error{errno_text("cannot create", temp)};
+  auto fail = [&](std::string message) -> Status {
+    ::unlink(temp.c_str());
+    return Error{std::move(message)};
+  };
+  if (auto s = fill(temp); !s.ok()) return fail(s.error());
+  if (::fsync(fd.get()) != 0) return fail(errno_text("cannot fsync", temp));
+  if (::close(fd.release()) != 0) return fail(errno_text("cannot close", temp));
+  if (::rename(temp.c_str(), path.c_str()) != 0) return fail(errno_text("cannot rename to", path));
+  FileDescriptor dir(::open(parent_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  // The rename is done; a directory we cannot fsync only weakens durability.
+  if (dir.get() < 0 || ::fsync(dir.get()) != 0) {
+    return Error{errno_text("cannot fsync directory of", path)};
+  }
+  return ok_status();
+}
+
+Status write_snapshot_file(const std::string& path, std::string_view bytes) {
+  return write_snapshot_file(path, [bytes](const std::string& temp) -> Status {
+    FileDescriptor fd(::open(temp.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC));
+    if (fd.get() < 0) return Error{errno_text("cannot open", temp)};
+    std::size_t written = 0;
+    while (written < bytes.size()) {
+      ssize_t n = ::write(fd.get(), bytes.data() + written, bytes.size() - written);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Error{errno_text("cannot write", temp)};
+      }
+      written += static_cast<std::size_t>(n);
+    }
+    return ok_status();
+  });
+}
+
+Result<std::unique_ptr<SnapshotChild>> SnapshotChild::start(const std::string& path,
+                                                            FillFile fill) {
+#if defined(__SANITIZE_ADDRESS__)
+  // GCC 12's AddressSanitizer runtime takes no locks around fork() (LLVM's got
+  // pthread_atfork handlers in December 2023): a child forked while another
+  // thread is inside the sanitizer's allocator can deadlock in it. Sanitizer
+  // builds therefore write the snapshot in this process; the fork itself is
+  // exercised by the ordinary build.
+  return std::unique_ptr<SnapshotChild>(new SnapshotChild(-1, -1, write_snapshot_file(path, fill)));
+#endif
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return Error{errno_text("cannot create a pipe for", path)};
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return Error{errno_text("cannot fork to write", path)};
+  }
+  if (pid == 0) {
+    // Inherited sockets would stay open (a listener bound, a connection the
+    // parent closes left without its FIN) until the child exits: keep only the
+    // standard streams and the result pipe.
+    int result_fd = fds[1];
+    ::close_range(3, static_cast<unsigned>(result_fd) - 1, 0);
+    ::close_range(static_cast<unsigned>(result_fd) + 1, ~0U, 0);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(2);  // the parent died before prctl
+    // systemd signals the whole control group on stop: the child must die of
+    // SIGTERM, not run the parent's handlers.
+    for (int signo : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGPIPE}) ::signal(signo, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    // Background work: on two cores the copy must not take the CPU (or, by the
+    // I/O priority that follows nice, the disk) from the stream and the API.
+    ::setpriority(PRIO_PROCESS, 0, 19);
+    auto status = write_snapshot_file(path, fill);
+    if (status.ok()) ::_exit(0);
+    const std::string& text = status.error();
+    [[maybe_unused]] auto n = ::write(result_fd, text.data(), text.size());
+    ::_exit(1);
+  }
+  ::close(fds[1]);
+  return std::unique_ptr<SnapshotChild>(new SnapshotChild(pid, fds[0]));
+}
+
+Status SnapshotChild::wait(std::chrono::milliseconds limit) {
+  if (pid_ < 0) return finished_;
+  std::string message;
+  char buffer[512];
+  bool killed = false;
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    if (!killed) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      pollfd readable{result_fd_, POLLIN, 0};
+      int ready = left.count() > 0 ? ::poll(&readable, 1, static_cast<int>(left.count())) : 0;
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready == 0) {
+        // A child that never finishes would stop every later snapshot: end it.
+        ::kill(pid_, SIGKILL);
+        killed = true;
+      }
+    }
+    ssize_t n = ::read(result_fd_, buffer, sizeof buffer);
+    if (n > 0) {
+      message.append(buffer, static_cast<std::size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      break;
+    }
+  }
+  int status = 0;
+  pid_t reaped;
+  do {
+    reaped = ::waitpid(pid_, &status, 0);
+  } while (reaped < 0 && errno == EINTR);
+  pid_ = -1;
+  if (reaped < 0) return Error{std::string("cannot wait for the snapshot process: ") + std::strerror(errno)};
+  if (killed) {
+    auto after = limit.count() >= 1000 ? std::to_string(limit.count() / 1000) + " s"
+                                       : std::to_string(limit.count()) + " ms";
+    return Error{"snapshot process still running after " + after + "; killed"};
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return ok_status();
+  if (!message.empty()) return Error{message};
+  if (WIFSIGNALED(status)) {
+    return Error{std::string("snapshot process killed by signal ") + ::strsignal(WTERMSIG(status))};
+  }
+  return Error{"snapshot process exited with status " + std::to_string(WEXITSTATUS(status))};
+}
+
+SnapshotChild::~SnapshotChild() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+  if (result_fd_ >= 0) ::close(result_fd_);
+}
+
+void remove_stale_temporaries(const std::string& path) {
+  auto target = fs::path(path);
+  std::string prefix = target.filename().string() + ".tmp-";
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(parent_of(path), ec)) {
+    if (entry.path().filename().string().starts_with(prefix)) fs::remove(entry.path(), ec);
+  }
+}
+
+Result<bool> snapshot_file_exists(const std::string& path) {
+  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() >= 0) return true;
+  if (errno == ENOENT) return false;
+  return Error{errno_text("cannot open", path)};
+}
+
+Result<std::optional<std::string>> read_snapshot_file(const std::string& path) {
+  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    if (errno == ENOENT) return std::optional<std::string>{};
+    return Error{errno_text("cannot open", path)};
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return Error{errno_text("cannot stat", path)};
+  std::string bytes;
+  bytes.resize(static_cast<std::size_t>(st.st_size));
+  std::size_t got = 0;
+  while (got < bytes.size()) {
+    ssize_t n = ::read(fd.get(), bytes.data() + got, bytes.size() - got);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error{errno_text("cannot read", path)};
+    }
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  bytes.resize(got);
+  return std::optional<std::string>(std::move(bytes));
+}
+
+Result<std::string> move_aside(const std::string& path) {
+  std::string stamp = format_timestamp(now_millis());
+  std::erase(stamp, ':');
+  std::string target = path + ".corrupt-" + stamp;
+  if (::rename(path.c_str(), target.c_str()) != 0) {
+    return Error{errno_text("cannot move aside", path)};
+  }
+  return target;
+}
+
+std::uint64_t file_size(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
+}  // namespace deltatap

@@ -1,0 +1,82 @@
+// Snapshot: the database file on disk, written so that a crash at any instant
+// leaves either the old file or the new one, never a torn one.
+//
+// write_snapshot_file: temporary file in the same directory (mode 0600), filled,
+// fsync, rename over the target, fsync the directory. The directory is created
+// with mode 0700 when missing. On failure the old file is untouched and the
+// temporary file removed.
+//
+// These functions block on the disk. SnapshotChild runs one in a forked
+// process, so that the daemon's thread pauses only for fork() itself.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "base/result.h"
+
+namespace deltatap {
+
+// `fill` writes the new content to the temporary path it is given.
+using FillFile = std::function<Status(const std::string& temp_path)>;
+
+Status write_snapshot_file(const std::string& path, const FillFile& fill);
+Status write_snapshot_file(const std::string& path, std::string_view bytes);
+
+// write_snapshot_file(path, fill) in a child process made by fork(). The child
+// sees this process's memory as it was at fork() (copy-on-write), so `fill` may
+// read a database that this process goes on changing. The child runs only
+// `fill` and system calls, never the parent's event loop, logging or signal
+// handlers; it closes every inherited descriptor but the standard streams
+// (`fill` opens what it writes), runs at nice 19, and dies with its parent
+// (PR_SET_PDEATHSIG): a snapshot never lands after the process that started it
+// is gone. In AddressSanitizer builds there is no child (see snapshot.cc): the
+// file is written by start() itself.
+class SnapshotChild {
+ public:
+  static Result<std::unique_ptr<SnapshotChild>> start(const std::string& path, FillFile fill);
+  ~SnapshotChild();  // kills and reaps a child still running
+  SnapshotChild(const SnapshotChild&) = delete;
+  SnapshotChild& operator=(const SnapshotChild&) = delete;
+
+  // Blocks until the child exits; its outcome. A child still running after
+  // `limit` is killed and reported as failed. Call once.
+  Status wait(std::chrono::milliseconds limit);
+
+ private:
+  SnapshotChild(pid_t pid, int result_fd, Status finished = ok_status())
+      : pid_(pid), result_fd_(result_fd), finished_(std::move(finished)) {}
+  pid_t pid_;      // -1 when the snapshot was written in this process (sanitizer builds)
+  int result_fd_;  // the child's error text, if any; EOF when it exits
+  Status finished_;
+};
+
+// Removes "<path>.tmp-*" left by a process that died while writing.
+void remove_stale_temporaries(const std::string& path);
+
+// Whether the file exists; an error when it exists but cannot be read.
+Result<bool> snapshot_file_exists(const std::string& path);
+
+// The file's bytes; nullopt when it does not exist. An error for anything else
+// (permission, I/O), which must not be mistaken for "start empty".
+Result<std::optional<std::string>> read_snapshot_file(const std::string& path);
+
+// Renames an unusable file to "<path>.corrupt-<UTC time>" so it is kept for a
+// person to look at and never overwritten. Returns the new name.
+Result<std::string> move_aside(const std::string& path);
+
+// Size of the file in bytes, 0 when missing.
+std::uint64_t file_size(const std::string& path);
+
+// Creates the parent directory of `path` (and its parents) with mode 0700.
+Status ensure_parent_directory(const std::string& path);
+
+}  // namespace deltatap

@@ -1,0 +1,24 @@
+// StorageOptions and RetentionOptions: where and how often the store is written,
+// and how long deltas are kept, with their defaults beside them.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace deltatap {
+
+struct StorageOptions {
+  bool enabled = false;                      // PERSIST=1, as the domain document says
+  std::string path = "data/sessions.sqlite"; // relative to the working directory
+  std::chrono::milliseconds snapshot_interval{60'000};
+  bool journal = true;
+  std::chrono::milliseconds journal_fsync_interval{100};
+  std::uint64_t max_deltas = 0;              // 0: no limit; else the oldest are evicted
+};
+
+struct RetentionOptions {
+  int days = 30;                             // 0 keeps everything
+};
+
+}  // namespace deltatap

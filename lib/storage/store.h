@@ -1,0 +1,183 @@
+// Store: the session-delta history in an in-memory SQLite database.
+//
+// The schema is the domain document's session_deltas table and indexes, plus an
+// index on (session_id, timestamp), the rejected_messages quarantine and the
+// stream_events audit of the connection. Times are stored normalised (timestamp.h)
+// so that string order is time order. PRAGMA user_version holds the schema
+// version; a database written with the document's own schema (version 0) is
+// migrated on load without losing a row.
+//
+// A Store is used from one thread only (the daemon's io_context thread).
+// Files are read by load_file() and open_readonly() and written by write_copy();
+// making a written copy durable and atomic is snapshot.h's job.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/delta.h"
+#include "base/result.h"
+#include "base/timestamp.h"
+
+struct sqlite3;
+
+namespace deltatap {
+
+inline constexpr int kSchemaVersion = 1;
+inline constexpr int kDefaultQueryLimit = 100;
+inline constexpr int kMaxQueryLimit = 1000;
+inline constexpr std::size_t kMaxRejectedRawBytes = 64 * 1024;
+inline constexpr std::int64_t kMaxRejectedRows = 10'000;
+
+// Filters combine. Results are newest first (timestamp, then id, descending).
+struct DeltaQuery {
+  std::optional<std::string> session_id;
+  std::optional<DeltaType> type;
+  std::optional<std::string> since;   // normalised; timestamp >= since
+  std::optional<std::string> until;   // normalised; timestamp < until
+  std::optional<std::string> before;  // a cursor from DeltaPage::next
+  int limit = kDefaultQueryLimit;     // clamped to 1..kMaxQueryLimit
+};
+
+// A keyset cursor: the (timestamp, id) of the last delta of a page, as text
+// "TIMESTAMP_ID". Callers treat it as opaque.
+struct Cursor {
+  std::string timestamp;
+  std::int64_t id = 0;
+};
+std::optional<Cursor> parse_cursor(std::string_view text);
+std::string format_cursor(const Cursor& cursor);
+
+// A database file image from serialize(); owns its memory, movable to a worker.
+class DatabaseImage {
+ public:
+  DatabaseImage() = default;
+  DatabaseImage(unsigned char* bytes, std::size_t size);  // takes sqlite3_malloc'd memory
+  std::string_view view() const { return {reinterpret_cast<const char*>(bytes_.get()), size_}; }
+  std::size_t size() const { return size_; }
+
+ private:
+  struct Free { void operator()(unsigned char* p) const; };
+  std::unique_ptr<unsigned char, Free> bytes_;
+  std::size_t size_ = 0;
+};
+
+struct DeltaPage {
+  std::vector<StoredDelta> deltas;
+  // Set when more rows may follow: pass it as DeltaQuery::before for the next page.
+  std::optional<std::string> next;
+};
+
+// A row of GET /api/sessions.
+struct SessionSummary {
+  std::string session_id;
+  std::int64_t created = 0, updated = 0, deleted = 0;
+  std::string first_seen, last_seen;  // by delta timestamp
+  std::string last_type;
+  std::optional<std::string> last_state;  // after_state of the newest delta (before for deleted)
+};
+
+struct Rejected {
+  std::string received_at;  // normalised
+  std::string reason;       // short label
+  std::string detail;
+  std::string raw;          // truncated to kMaxRejectedRawBytes
+};
+
+struct StreamEvent {
+  std::string at;           // normalised
+  std::string event;        // connected | disconnected | auth_failed | oversized | started | stopped
+  std::string url;
+  int close_code = 0;
+  std::string reason;
+};
+
+struct StoreCounts {
+  std::int64_t deltas = 0;
+  std::int64_t sessions = 0;
+  std::int64_t rejected = 0;
+  std::int64_t rejected_evicted = 0;
+  std::int64_t stream_events = 0;
+  std::int64_t memory_bytes = 0;  // page_count * page_size
+  std::optional<std::string> oldest, newest;  // delta timestamps
+  int schema_version = kSchemaVersion;
+};
+
+class Store {
+ public:
+  // An empty in-memory database with the current schema.
+  static Result<std::unique_ptr<Store>> open_empty();
+  // An in-memory database holding a copy of the SQLite file at `path`, migrated
+  // to the current schema. The pages are copied into an ordinary in-memory
+  // database, which can grow as far as memory allows (a deserialized image
+  // could not grow past 1 GiB). PRAGMA quick_check reads the file on a second
+  // thread while the copy runs. An error means the file is not a usable database.
+  static Result<std::unique_ptr<Store>> load_file(const std::string& path);
+  // As load_file, from the bytes of a SQLite file image.
+  static Result<std::unique_ptr<Store>> load(std::string_view bytes);
+  // The file itself, read-only (for the offline CLI). A version-0 file is loaded
+  // into memory and migrated there, leaving the file as it was.
+  static Result<std::unique_ptr<Store>> open_readonly(const std::string& path);
+
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // created_at defaults to now. A batch is one transaction: all or nothing.
+  // When `ids` is given it receives the id assigned to each delta, in order.
+  Status save(const Delta& delta);
+  Status save_batch(std::span<const Delta> deltas, std::optional<std::string> created_at = {},
+                    std::vector<std::int64_t>* ids = nullptr);
+  // As save_batch, but each delta keeps the given created_at (journal replay, tests).
+  Status save_with_created_at(std::span<const StoredDelta> deltas);
+
+  Result<DeltaPage> get_deltas(const DeltaQuery& query);
+  // Every delta, oldest first, handed to `visit` one at a time (export); stops when
+  // visit returns false.
+  Status for_each_delta(const std::function<bool(const StoredDelta&)>& visit);
+  Result<std::vector<SessionSummary>> sessions();
+  Result<std::vector<StoredDelta>> session_history(const std::string& session_id);  // oldest first
+
+  // Deletes deltas whose created_at is before `older_than`; returns how many.
+  Result<std::int64_t> cleanup(TimePoint older_than);
+  // Evicts the oldest deltas beyond `max_rows`; returns how many went.
+  Result<std::int64_t> evict_beyond(std::int64_t max_rows);
+  // Gives freed pages back (VACUUM); worth it after a large cleanup.
+  Status compact();
+
+  Status quarantine(const Rejected& rejected);
+  Result<std::vector<Rejected>> rejected(int limit);
+  Status record_event(const StreamEvent& event);
+  Result<std::vector<StreamEvent>> events(int limit);
+
+  // Everything GET /api/stats shows; scans the table (tens of ms at 1,000,000 deltas).
+  StoreCounts counts();
+  // Deltas held now, kept as rows come and go: free to call often.
+  std::int64_t delta_count() const;
+  // Bytes of the in-memory database (page_count * page_size), without a scan.
+  std::int64_t memory_bytes();
+  // Integrity and schema: "ok" or SQLite's complaint.
+  Result<std::string> check();
+  // Writes a copy of the whole database as a new SQLite file at `path` (absent or
+  // empty), without fsync. The daemon calls it in a forked child (snapshot.h).
+  Status write_copy(const std::string& path);
+  // A consistent image of the whole database in memory, as big as the database
+  // (tests and tools; the daemon uses write_copy).
+  Result<DatabaseImage> serialize();
+  // Highest delta id ever assigned, deleted rows included (AUTOINCREMENT's
+  // sequence): a journal entry with a higher id is not in this database yet.
+  std::int64_t last_delta_id();
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace deltatap
