@@ -286,7 +286,7 @@ BOOST_AUTO_TEST_CASE(frames_arrive_in_order_with_token_headers_and_agent) {
   BOOST_TEST(server.saw("header X-Tap=hunter2-value"));
   BOOST_TEST(server.saw("closed n=0 code=1000"));
 
-  BOOST_TEST(logs.find("stream connected") != std::string::npos, logs);
+  BOOST_TEST(logs.find("Connected to the stream") != std::string::npos, logs);
   for (const char* secret : {"s3cret-token", "hunter2-value", "s3cret-query"}) {
     BOOST_TEST(logs.find(secret) == std::string::npos, secret << " leaked into the log: " << logs);
   }

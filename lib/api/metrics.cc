@@ -9,11 +9,6 @@ namespace deltatap {
 
 namespace {
 
-// Beyond this many distinct label values a family counts the rest as "other":
-// reasons and status codes come from a small set, but a bug upstream must not
-// turn the page into an unbounded list.
-constexpr std::size_t kMaxLabelValues = 64;
-
 // Snapshots of an in-memory database take milliseconds to a few seconds.
 std::vector<double> snapshot_buckets() {
   return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
@@ -121,36 +116,6 @@ constexpr DeltaType kTypes[] = {DeltaType::created, DeltaType::updated, DeltaTyp
 
 }  // namespace
 
-Histogram::Histogram(std::vector<double> upper_bounds)
-    : bounds_(std::move(upper_bounds)),
-      buckets_(new std::atomic<std::uint64_t>[bounds_.size() + 1]) {
-  std::sort(bounds_.begin(), bounds_.end());
-  for (std::size_t i = 0; i <= bounds_.size(); ++i) buckets_[i].store(0);
-}
-
-void Histogram::observe(double value) {
-  // Buckets are stored non-cumulatively so an observation touches one of them.
-  auto at = std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin();
-  buckets_[at].fetch_add(1, std::memory_order_relaxed);
-  sum_.fetch_add(value, std::memory_order_relaxed);
-  count_.fetch_add(1, std::memory_order_relaxed);
-}
-
-Histogram::Snapshot Histogram::snapshot() const {
-  Snapshot snap;
-  snap.upper_bounds = bounds_;
-  std::uint64_t running = 0;
-  for (std::size_t i = 0; i <= bounds_.size(); ++i) {
-    running += buckets_[i].load(std::memory_order_relaxed);
-    snap.cumulative.push_back(running);
-  }
-  snap.sum = sum_.load(std::memory_order_relaxed);
-  // The count is the +Inf bucket, so the page is self-consistent even while
-  // another thread observes.
-  snap.count = running;
-  return snap;
-}
-
 std::string_view to_string(QueryKind kind) {
   switch (kind) {
     case QueryKind::deltas: return "deltas";
@@ -163,20 +128,6 @@ std::string_view to_string(QueryKind kind) {
   return "unknown";
 }
 
-Counter& Metrics::LabelledCounters::get(std::string_view label) {
-  std::lock_guard lock(mutex);
-  for (auto& [name, counter] : entries) {
-    if (name == label) return *counter;
-  }
-  // One slot stays free for "other", so the family never exceeds the cap.
-  if (entries.size() >= kMaxLabelValues - 1) label = "other";
-  for (auto& [name, counter] : entries) {
-    if (name == label) return *counter;
-  }
-  entries.emplace_back(std::string(label), std::make_unique<Counter>());
-  return *entries.back().second;
-}
-
 Metrics::Metrics() : snapshot_duration_(snapshot_buckets()), snapshot_pause_(query_buckets()) {
   for (auto& histogram : query_duration_) histogram = std::make_unique<Histogram>(query_buckets());
   auto now = std::chrono::system_clock::now().time_since_epoch();
@@ -185,7 +136,7 @@ Metrics::Metrics() : snapshot_duration_(snapshot_buckets()), snapshot_pause_(que
 
 Metrics::~Metrics() = default;
 
-Counter& Metrics::messages_rejected(std::string_view reason) { return rejected_.get(reason); }
+Counter& Metrics::messages_rejected(std::string_view reason) { return ingest_.rejected.get(reason); }
 
 Counter& Metrics::http_requests(int status) { return http_requests_.get(std::to_string(status)); }
 
@@ -197,29 +148,32 @@ std::string Metrics::render() const {
                 "Deltas parsed from the stream, by type.");
   for (auto type : kTypes) {
     append_sample(out, "deltas_received_total", {{"type", to_string(type)}},
-                  received_[index(type)].value());
+                  ingest_.received[index(type)].value());
   }
   append_header(out, "deltas_stored_total", "counter", "Deltas written to the store, by type.");
   for (auto type : kTypes) {
     append_sample(out, "deltas_stored_total", {{"type", to_string(type)}},
-                  stored_[index(type)].value());
+                  ingest_.stored[index(type)].value());
   }
 
   append_header(out, "messages_rejected_total", "counter",
                 "Frames or batch entries sent to quarantine, by reason.");
-  {
-    std::lock_guard lock(rejected_.mutex);
-    for (const auto& [reason, counter] : rejected_.entries) {
-      append_sample(out, "messages_rejected_total", {{"reason", reason}}, counter->value());
-    }
-  }
+  ingest_.rejected.for_each([&](const std::string& reason, std::uint64_t value) {
+    append_sample(out, "messages_rejected_total", {{"reason", reason}}, value);
+  });
 
   append_header(out, "websocket_connected", "gauge",
                 "1 while the broadcast stream is connected, else 0.");
-  append_sample(out, "websocket_connected", {}, connected_.value());
+  append_sample(out, "websocket_connected", {}, ingest_.connected.value());
   append_header(out, "websocket_reconnects_total", "counter",
                 "Connections to the stream after the first one.");
-  append_sample(out, "websocket_reconnects_total", {}, reconnects_.value());
+  append_sample(out, "websocket_reconnects_total", {}, ingest_.reconnects.value());
+  append_header(out, "stream_queue_bytes", "gauge",
+                "Bytes of received deltas waiting between the stream lane and the store lane.");
+  append_sample(out, "stream_queue_bytes", {}, ingest_.queue_bytes.value());
+  append_header(out, "stream_queue_full_total", "counter",
+                "Times the queue between the lanes was full and the stream lane stopped reading.");
+  append_sample(out, "stream_queue_full_total", {}, ingest_.queue_full.value());
 
   append_header(out, "snapshot_duration_seconds", "histogram",
                 "Time to copy the database and durably write a snapshot file.");
@@ -254,12 +208,9 @@ std::string Metrics::render() const {
   }
 
   append_header(out, "http_requests_total", "counter", "HTTP API requests answered, by status.");
-  {
-    std::lock_guard lock(http_requests_.mutex);
-    for (const auto& [status, counter] : http_requests_.entries) {
-      append_sample(out, "http_requests_total", {{"code", status}}, counter->value());
-    }
-  }
+  http_requests_.for_each([&](const std::string& status, std::uint64_t value) {
+    append_sample(out, "http_requests_total", {{"code", status}}, value);
+  });
 
   append_header(out, "start_time_seconds", "gauge", "Unix time the daemon started.");
   append_sample(out, "start_time_seconds", {}, start_time_.value());

@@ -5,11 +5,10 @@
 // The service owns one Metrics object; nothing here is global. Each metric the
 // design names has an accessor returning a stable reference, so a hot path can
 // keep the handle (or call the accessor: for a fixed label set such as the delta
-// type it is an array index, never a map lookup). Updating a value is one
-// relaxed atomic operation, so a worker thread may update too; only labels that
-// are not known in advance (rejection reasons, HTTP status codes) take a lock,
-// and their number is capped so a flood of odd values cannot grow the page
-// without bound (past the cap they count under "other").
+// type it is an array index, never a map lookup). The values are the thread-safe
+// primitives of base/counters.h. What the ingest lanes decide lives in an
+// IngestMetrics (ingest/ingest_metrics.h) that they are handed alone; this page
+// only reads it.
 #pragma once
 
 #include <array>
@@ -21,49 +20,11 @@
 #include <string_view>
 #include <vector>
 
+#include "base/counters.h"
 #include "base/delta.h"
+#include "ingest/ingest_metrics.h"
 
 namespace deltatap {
-
-class Counter {
- public:
-  void inc(std::uint64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
-  std::uint64_t value() const { return value_.load(std::memory_order_relaxed); }
-
- private:
-  std::atomic<std::uint64_t> value_{0};
-};
-
-class Gauge {
- public:
-  void set(double v) { value_.store(v, std::memory_order_relaxed); }
-  void add(double v) { value_.fetch_add(v, std::memory_order_relaxed); }
-  double value() const { return value_.load(std::memory_order_relaxed); }
-
- private:
-  std::atomic<double> value_{0};
-};
-
-// Cumulative buckets with fixed upper bounds (seconds for the durations here).
-class Histogram {
- public:
-  explicit Histogram(std::vector<double> upper_bounds);
-  void observe(double value);
-
-  struct Snapshot {
-    std::vector<double> upper_bounds;
-    std::vector<std::uint64_t> cumulative;  // one per bound, then +Inf
-    double sum = 0;
-    std::uint64_t count = 0;
-  };
-  Snapshot snapshot() const;
-
- private:
-  std::vector<double> bounds_;
-  std::unique_ptr<std::atomic<std::uint64_t>[]> buckets_;  // per bound, then +Inf
-  std::atomic<double> sum_{0};
-  std::atomic<std::uint64_t> count_{0};
-};
 
 // What a query-duration observation measured (the "query" label).
 enum class QueryKind { deltas, sessions, stats, export_page, cleanup, check };
@@ -78,13 +39,15 @@ class Metrics {
   Metrics& operator=(const Metrics&) = delete;
 
   // Deltas that came off the stream and parsed, and those the store accepted.
-  Counter& deltas_received(DeltaType type) { return received_[index(type)]; }
-  Counter& deltas_stored(DeltaType type) { return stored_[index(type)]; }
+  Counter& deltas_received(DeltaType type) { return ingest_.received[index(type)]; }
+  Counter& deltas_stored(DeltaType type) { return ingest_.stored[index(type)]; }
   // Frames or batch entries sent to quarantine, by the parser's short reason.
   Counter& messages_rejected(std::string_view reason);
 
-  Gauge& websocket_connected() { return connected_; }           // 1 while connected
-  Counter& websocket_reconnects() { return reconnects_; }
+  Gauge& websocket_connected() { return ingest_.connected; }    // 1 while connected
+  Counter& websocket_reconnects() { return ingest_.reconnects; }
+  // What the two ingest lanes decide (they see only this part, not the page).
+  IngestMetrics& ingest() { return ingest_; }
 
   Histogram& snapshot_duration() { return snapshot_duration_; }  // seconds, successes
   // How long the event loop stood still to start a snapshot (the fork).
@@ -107,17 +70,7 @@ class Metrics {
  private:
   static std::size_t index(DeltaType type) { return static_cast<std::size_t>(type); }
 
-  // Counters keyed by a label value learnt at run time.
-  struct LabelledCounters {
-    mutable std::mutex mutex;
-    std::vector<std::pair<std::string, std::unique_ptr<Counter>>> entries;
-    Counter& get(std::string_view label);
-  };
-
-  std::array<Counter, 3> received_, stored_;
-  LabelledCounters rejected_;
-  Gauge connected_;
-  Counter reconnects_;
+  IngestMetrics ingest_;
   Histogram snapshot_duration_;
   Histogram snapshot_pause_;
   Counter snapshot_failures_;

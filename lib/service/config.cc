@@ -293,7 +293,7 @@ Status assign(Result<T> parsed, T& target) {
   return ok_status();
 }
 
-const std::array<KeySpec, 22> kKeys = {{
+const std::array<KeySpec, 23> kKeys = {{
     {"stream", "url",
      [](Config& c, std::string_view v, const Origin& o) -> Status {
        if (auto s = check_url(v, o); !s) return s;
@@ -350,6 +350,10 @@ const std::array<KeySpec, 22> kKeys = {{
     {"stream", "max_message_bytes",
      [](Config& c, std::string_view v, const Origin& o) {
        return assign(parse_size(v, o), c.stream.max_message_bytes);
+     }},
+    {"stream", "buffer",
+     [](Config& c, std::string_view v, const Origin& o) {
+       return assign(parse_size(v, o), c.stream.buffer_bytes);
      }},
     {"storage", "enabled",
      [](Config& c, std::string_view v, const Origin& o) {
@@ -840,6 +844,7 @@ std::string describe_config(const Config& config) {
   line(out, "backoff_initial", format_duration(config.stream.backoff_initial));
   line(out, "backoff_max", format_duration(config.stream.backoff_max));
   line(out, "max_message_bytes", format_size(config.stream.max_message_bytes));
+  line(out, "buffer", format_size(config.stream.buffer_bytes));
 
   out << "\n[storage]\n";
   line(out, "enabled", onoff(config.storage.enabled));

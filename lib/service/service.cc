@@ -5,26 +5,28 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/thread_pool.hpp>
 
 #include <csignal>
-#include <map>
+#include <cstdlib>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
+#include <thread>
 #include <vector>
 
 #include "api/http_api.h"
-#include "storage/journal.h"
-#include "base/logging.h"
 #include "api/metrics.h"
+#include "base/logging.h"
+#include "ingest/arrival_queue.h"
+#include "ingest/recorder.h"
+#include "ingest/stream_lane.h"
 #include "service/notify.h"
-#include "ingest/parse_thread.h"
-#include "ingest/parser.h"
+#include "service/snapshot_scheduler.h"
+#include "storage/journal.h"
 #include "storage/retention.h"
 #include "storage/snapshot.h"
 #include "storage/store.h"
-#include "stream/websocket_client.h"
 
 namespace deltatap {
 
@@ -33,14 +35,9 @@ using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
-// Deltas that arrive within this window are stored in one transaction.
-constexpr auto kBatchWindow = std::chrono::milliseconds(5);
-// At most this many in one transaction, so that the read loop gets back to the
-// socket between batches under a flood.
-constexpr std::size_t kMaxBatch = 250;
-// A snapshot child still running after this is killed and the snapshot retried:
-// a 1,000,000-delta copy takes seconds.
-constexpr auto kMaxSnapshotTime = std::chrono::minutes(10);
+// At most this many deltas in one transaction, so that HTTP requests get the
+// store lane between batches under a flood.
+constexpr std::size_t kMaxBatch = 2'000;
 // How often gauges and the systemd STATUS= line are brought up to date.
 constexpr auto kStatusInterval = std::chrono::seconds(1);
 
@@ -48,21 +45,47 @@ double seconds_since(SteadyClock::time_point start) {
   return std::chrono::duration<double>(SteadyClock::now() - start).count();
 }
 
+// A test hook, read once at start: DELTATAP_TEST_STALL_STORE_LANE=N:MS makes the
+// store lane sleep MS milliseconds, once, after it holds N deltas, so that a
+// test can show what the stream lane does meanwhile. Unset in production.
+struct StoreLaneStall {
+  std::int64_t after_deltas = -1;
+  std::chrono::milliseconds duration{0};
+
+  static StoreLaneStall from_environment() {
+    StoreLaneStall stall;
+    const char* text = std::getenv("DELTATAP_TEST_STALL_STORE_LANE");
+    if (!text) return stall;
+    std::string value(text);
+    auto colon = value.find(':');
+    if (colon == std::string::npos) return stall;
+    stall.after_deltas = std::stoll(value.substr(0, colon));
+    stall.duration = std::chrono::milliseconds(std::stoll(value.substr(colon + 1)));
+    return stall;
+  }
+
+  void maybe_stall(std::int64_t deltas) {
+    if (after_deltas < 0 || deltas < after_deltas) return;
+    after_deltas = -1;
+    log_warning("Test hook: the store lane stalls",
+                {{"DURATION_MS", std::to_string(duration.count())}});
+    std::this_thread::sleep_for(duration);
+  }
+};
+
+// The daemon: the store lane (this thread: the store, the timers, the HTTP API)
+// and the stream lane (its own thread), joined by the arrival queue.
 class Service final : public ApiBackend {
  public:
   Service(const CommandLine& command_line, Config config)
       : command_line_(command_line),
         config_(std::move(config)),
         signals_(io_, SIGTERM, SIGINT, SIGHUP),
-        snapshot_timer_(io_),
         retention_timer_(io_),
-        batch_timer_(io_),
-        journal_timer_(io_),
         status_timer_(io_),
         notifier_(io_),
-        parse_thread_(io_, [this](ParsedFrame&& parsed, TimePoint received) {
-          on_parsed(std::move(parsed), received);
-        }) {}
+        queue_(config_.stream.buffer_bytes, metrics_.ingest().queue_bytes),
+        stall_(StoreLaneStall::from_environment()) {}
 
   int run() {
     signals_.add(SIGUSR1);
@@ -71,8 +94,7 @@ class Service final : public ApiBackend {
     if (!open_store()) return 1;
     if (!start_http()) return 1;
     if (config_.storage.enabled) schedule_snapshot();
-    if (journal_) schedule_journal_flush();
-    if (replayed_ > 0) start_snapshot("journal replay");
+    if (replayed_ > 0) snapshots_->request("journal replay");
     schedule_retention();
     start_stream();
     update_status();
@@ -80,6 +102,7 @@ class Service final : public ApiBackend {
     notifier_.start_watchdog();
     notifier_.ready();
     io_.run();
+    lane_.reset();
     flush_logging();
     return exit_code_;
   }
@@ -93,9 +116,9 @@ class Service final : public ApiBackend {
     extra.enabled = config_.storage.enabled;
     extra.db_path = config_.storage.path;
     extra.file_size = config_.storage.enabled ? file_size(config_.storage.path) : 0;
-    extra.last_snapshot_at = last_snapshot_at_;
-    extra.last_snapshot_error = last_snapshot_error_;
-    extra.connected = client_ && client_->connected();
+    extra.last_snapshot_at = snapshots_->last_success_at();
+    extra.last_snapshot_error = snapshots_->last_error();
+    extra.connected = lane_ && lane_->connected();
     extra.stream_url = display_url();
     if (journal_) extra.journal_bytes = journal_bytes_;
     extra.started_at = started_at_;
@@ -104,23 +127,18 @@ class Service final : public ApiBackend {
 
   std::vector<std::string> not_ready_reasons() override {
     std::vector<std::string> reasons;
-    if (!client_ || !client_->connected()) {
+    if (!lane_ || !lane_->connected()) {
       reasons.push_back("stream not connected" +
                         (last_disconnect_.empty() ? "" : ": " + last_disconnect_));
     }
-    if (last_snapshot_error_) reasons.push_back("last snapshot failed: " + *last_snapshot_error_);
+    if (auto& error = snapshots_->last_error()) reasons.push_back("last snapshot failed: " + *error);
     if (journal_error_) reasons.push_back("journal writes failing: " + *journal_error_);
-    if (store_error_) reasons.push_back("storing deltas failing: " + *store_error_);
+    if (auto& error = recorder_->last_error()) reasons.push_back("storing deltas failing: " + *error);
     return reasons;
   }
 
   void snapshot_now(std::function<void(Status, std::uint64_t, double)> done) override {
-    if (!config_.storage.enabled) {
-      done(Error{"storage is off (PERSIST=0): nothing is written"}, 0, 0);
-      return;
-    }
-    snapshot_waiters_.push_back(std::move(done));
-    start_snapshot("api");
+    snapshots_->request("api", std::move(done));
   }
 
   Metrics& metrics() override { return metrics_; }
@@ -168,16 +186,19 @@ class Service final : public ApiBackend {
       store_ = std::move(empty.value());
     }
     if (config_.storage.enabled && config_.storage.journal && !open_journal()) return false;
+    recorder_.emplace(*store_, metrics_.ingest(), RecorderOptions{config_.storage.max_deltas});
+    snapshots_.emplace(io_, config_.storage, *store_, journal_.get(), metrics_,
+                       [this] { take_arrivals(std::numeric_limits<std::size_t>::max()); });
     auto deleted = apply_retention(*store_, now_millis(), config_.retention.days);
     if (deleted.ok()) metrics_.cleanup_deleted().inc(static_cast<std::uint64_t>(*deleted));
     if (deleted.ok() && *deleted > 0) write_now = true;
     if (config_.storage.enabled && write_now) {
       auto started = SteadyClock::now();
-      if (auto s = write_snapshot_now(); !s.ok()) {
+      if (auto s = snapshots_->write_now(); !s.ok()) {
         log_error("Cannot write the database file", {{"DB_PATH", path}, {"ERROR", s.error()}});
         return false;
       }
-      snapshot_succeeded(seconds_since(started));
+      snapshots_->succeeded(seconds_since(started));
     }
     started_at_ = format_timestamp(now_millis());
     return true;
@@ -239,13 +260,13 @@ class Service final : public ApiBackend {
           stop();
           return;
         case SIGHUP: reload(); break;
-        case SIGUSR1: start_snapshot("signal"); break;
+        case SIGUSR1: snapshots_->request("signal"); break;
       }
       wait_for_signal();
     });
   }
 
-  // --- the stream -------------------------------------------------------------
+  // --- the stream lane and what it hands over ---------------------------------
 
   // The URL as it may be shown and stored: a query can carry a secret.
   std::string display_url() const {
@@ -254,130 +275,43 @@ class Service final : public ApiBackend {
   }
 
   void start_stream() {
-    StreamEvents events;
-    events.on_connected = [this](const std::string& url) {
-      metrics_.websocket_connected().set(1);
-      last_disconnect_.clear();
-      record_event({format_timestamp(now_millis()), "connected", url, 0, ""});
-      log_info("Connected to the stream", {{"URL", url}});
-      update_status();
-    };
-    events.on_text = [this](std::string_view text, TimePoint received) {
-      parse_thread_.submit(text, received);
-    };
-    events.on_binary = [this](std::string_view data, TimePoint received) {
-      quarantine(binary_frame_rejection(data), received);
-    };
-    events.on_disconnected = [this](const Disconnect& d) {
-      metrics_.websocket_connected().set(0);
-      if (!stopping_) metrics_.websocket_reconnects().inc();
-      std::string reason = d.reason.empty() ? d.error : d.reason;
-      if (d.http_status) reason = "HTTP " + std::to_string(d.http_status) + " " + reason;
-      last_disconnect_ = reason;
-      bool auth = d.http_status == 401 || d.http_status == 403;
-      record_event({format_timestamp(now_millis()), auth ? "auth_failed" : "disconnected",
-                    display_url(), d.close_code, reason});
-      update_status();
-    };
-    events.on_oversized = [this](std::uint64_t size) {
-      metrics_.messages_rejected("too_large").inc();
-      log_warning("Oversized frame refused; reconnecting",
-                  {{"SIZE", std::to_string(size)},
-                   {"MAX_MESSAGE_BYTES", std::to_string(config_.stream.max_message_bytes)}});
-      record_event({format_timestamp(now_millis()), "oversized", display_url(), 1009,
-                    "frame above " + std::to_string(config_.stream.max_message_bytes) + " bytes"});
-    };
-    client_ = std::make_unique<WebSocketClient>(io_, config_.stream, std::move(events));
-    client_->start();
+    StreamLaneOptions options{config_.stream, store_->last_delta_id(),
+                              config_.storage.journal_fsync_interval,
+                              config_.log.level == LogLevel::debug};
+    lane_ = std::make_unique<StreamLane>(std::move(options), queue_, journal_.get(),
+                                         metrics_.ingest(), [this] {
+                                           asio::post(io_, [this] { on_arrivals(); });
+                                         });
+    lane_->start();
   }
 
-  // A frame's deltas and rejections, back from the parse thread in arrival order.
-  void on_parsed(ParsedFrame&& parsed, TimePoint received) {
-    for (auto& rejection : parsed.rejections) quarantine(rejection, received);
-    if (parsed.deltas.empty()) return;
-    // Even a debug line that is filtered out builds its fields and a record:
-    // at tens of thousands of deltas a second, ask first.
-    bool debug = config_.log.level == LogLevel::debug;
-    for (auto& delta : parsed.deltas) {
-      metrics_.deltas_received(delta.type).inc();
-      if (debug) {
-        log_debug("Delta received", {{"SESSION_ID", delta.session_id},
-                                     {"DELTA_TYPE", std::string(to_string(delta.type))}});
+  // Woken by the stream lane: store a batch, then yield to whatever else the
+  // store lane has to do (HTTP requests, timers) before the next one.
+  void on_arrivals() {
+    if (take_arrivals(kMaxBatch)) asio::post(io_, [this] { on_arrivals(); });
+  }
+
+  // Takes and records up to `max_deltas` deltas' worth; returns whether more wait.
+  bool take_arrivals(std::size_t max_deltas) {
+    bool more = false;
+    do {
+      auto taken = queue_.take(max_deltas);
+      if (taken.resume_reading && lane_) lane_->resume_reading();
+      for (const auto& arrival : taken.arrivals) {
+        if (!arrival.event) continue;
+        if (arrival.event->event == "connected") last_disconnect_.clear();
+        if (!arrival.disconnect_reason.empty()) last_disconnect_ = arrival.disconnect_reason;
       }
-      pending_.push_back(std::move(delta));
-    }
-    if (pending_.size() >= kMaxBatch) {
-      flush_pending();
-    } else if (!batch_scheduled_) {
-      batch_scheduled_ = true;
-      batch_timer_.expires_after(kBatchWindow);
-      batch_timer_.async_wait([this](const boost::system::error_code&) {
-        batch_scheduled_ = false;
-        flush_pending();
-      });
-    }
-  }
-
-  // Stores what arrived in one transaction and hands it to the journal.
-  void flush_pending() {
-    if (pending_.empty()) return;
-    std::string created_at = format_timestamp(now_millis());
-    if (auto s = store_->save_batch(pending_, created_at, journal_ ? &ids_ : nullptr); !s.ok()) {
-      // Only a broken in-memory database gets here; say loudly what was lost.
-      log_error("Storing a batch failed", {{"ERROR", s.error()},
-                                           {"COUNT", std::to_string(pending_.size())}});
-      store_error_ = s.error();
-    } else {
-      store_error_.reset();
-      for (std::size_t i = 0; i < pending_.size(); ++i) {
-        metrics_.deltas_stored(pending_[i].type).inc();
-        if (journal_) journal_->append(pending_[i], ids_[i], created_at);
-      }
-    }
-    pending_.clear();
-    if (config_.storage.max_deltas > 0) {
-      auto evicted = store_->evict_beyond(static_cast<std::int64_t>(config_.storage.max_deltas));
-      if (evicted.ok() && *evicted > 0) {
-        log_warning("Memory guard evicted the oldest deltas",
-                    {{"EVICTED", std::to_string(*evicted)},
-                     {"MAX_DELTAS", std::to_string(config_.storage.max_deltas)}});
-      }
-    }
-  }
-
-  void quarantine(const Rejection& rejection, TimePoint received) {
-    // A summarised rejection stands for `count` bad elements of one frame.
-    metrics_.messages_rejected(rejection.reason).inc(rejection.count);
-    auto& last = last_reject_log_[rejection.reason];
-    auto now = SteadyClock::now();
-    // One line per kind per minute keeps a flood of bad frames out of the journal;
-    // the counter and the quarantine table keep every one.
-    if (last == SteadyClock::time_point{} || now - last > std::chrono::minutes(1)) {
-      last = now;
-      log_warning("Frame rejected and quarantined",
-                  {{"REASON", rejection.reason}, {"DETAIL", rejection.detail}});
-    }
-    auto s = store_->quarantine(
-        {format_timestamp(received), rejection.reason, rejection.detail, rejection.raw});
-    if (!s.ok()) log_error("Quarantine insert failed", {{"ERROR", s.error()}});
-  }
-
-  void record_event(const StreamEvent& event) {
-    if (auto s = store_->record_event(event); !s.ok()) {
-      log_error("Recording a stream event failed", {{"ERROR", s.error()}});
-    }
+      (void)recorder_->record(taken.arrivals);
+      stall_.maybe_stall(store_->delta_count());
+      more = taken.more;
+      // A bounded call takes one batch; an unbounded one (before a snapshot,
+      // at stop) takes everything queued.
+    } while (more && max_deltas == std::numeric_limits<std::size_t>::max());
+    return more;
   }
 
   // --- the journal -------------------------------------------------------------
-
-  void schedule_journal_flush() {
-    journal_timer_.expires_after(config_.storage.journal_fsync_interval);
-    journal_timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec || stopping_) return;
-      journal_->flush();
-      schedule_journal_flush();
-    });
-  }
 
   void on_journal_written(const JournalWrite& write) {
     journal_bytes_ = write.file_bytes;
@@ -394,122 +328,26 @@ class Service final : public ApiBackend {
     journal_error_ = write.status.error();
   }
 
-  // --- snapshots ----------------------------------------------------------------
+  // --- timers -------------------------------------------------------------------
 
   void schedule_snapshot() {
     snapshot_timer_.expires_after(config_.storage.snapshot_interval);
     snapshot_timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec || stopping_) return;
-      start_snapshot("timer");
+      snapshots_->request("timer");
       schedule_snapshot();
     });
   }
-
-  // A forked child writes the file from the database as it is at fork(); this
-  // thread pauses only for the fork and goes on storing deltas. The worker
-  // waits for the child.
-  void start_snapshot(const char* why) {
-    if (!config_.storage.enabled) {
-      log_warning("Snapshot requested but storage is off");
-      return;
-    }
-    if (snapshot_running_) {
-      snapshot_again_ = true;  // waiters registered now are answered by that one
-      return;
-    }
-    flush_pending();
-    auto started = SteadyClock::now();
-    auto child = SnapshotChild::start(config_.storage.path, [this](const std::string& temp) {
-      return store_->write_copy(temp);
-    });
-    if (!child.ok()) {
-      snapshot_failed(child.error());
-      answer_waiters(std::exchange(snapshot_waiters_, {}), Error{child.error()}, 0, 0);
-      return;
-    }
-    metrics_.snapshot_pause().observe(seconds_since(started));
-    snapshot_running_ = true;
-    waiters_in_flight_ = std::exchange(snapshot_waiters_, {});
-    // The child's copy holds everything journaled so far: those records can go
-    // once it is durable.
-    std::uint64_t segment = journal_ ? journal_->rotate() : 0;
-    std::shared_ptr<SnapshotChild> running = std::move(child.value());
-    // The guard keeps io_.run() going while only the worker has something to do.
-    asio::post(worker_, [this, running, started, why, segment, work = asio::make_work_guard(io_)] {
-      auto status = running->wait(kMaxSnapshotTime);
-      asio::post(io_, [this, status, started, why, segment] {
-        on_snapshot_written(status, started, why, segment);
-      });
-    });
-  }
-
-  void answer_waiters(std::vector<std::function<void(Status, std::uint64_t, double)>> waiters,
-                      const Status& status, std::uint64_t bytes, double seconds) {
-    for (auto& done : waiters) done(status, bytes, seconds);
-  }
-
-  void on_snapshot_written(const Status& status, SteadyClock::time_point started, const char* why,
-                           std::uint64_t segment) {
-    snapshot_running_ = false;
-    auto size = status.ok() ? file_size(config_.storage.path) : 0;
-    double seconds = seconds_since(started);
-    if (status.ok()) {
-      if (journal_) journal_->drop_through(segment);
-      snapshot_succeeded(seconds);
-      log_debug("Database snapshot saved", {{"DB_PATH", config_.storage.path},
-                                            {"SIZE", std::to_string(size)},
-                                            {"DURATION_MS", std::to_string(seconds * 1000)},
-                                            {"TRIGGER", why}});
-    } else {
-      snapshot_failed(status.error());
-    }
-    answer_waiters(std::exchange(waiters_in_flight_, {}), status, size, seconds);
-    if (on_snapshot_idle_) {
-      std::exchange(on_snapshot_idle_, nullptr)();
-    } else if (snapshot_again_) {
-      snapshot_again_ = false;
-      start_snapshot("queued");
-    }
-  }
-
-  void snapshot_succeeded(double seconds) {
-    if (last_snapshot_error_) log_info("Snapshots succeed again", {{"DB_PATH", config_.storage.path}});
-    last_snapshot_error_.reset();
-    last_snapshot_at_ = format_timestamp(now_millis());
-    metrics_.snapshot_duration().observe(seconds);
-    metrics_.snapshot_last_success().set(
-        std::chrono::duration<double>(Clock::now().time_since_epoch()).count());
-    metrics_.database_file_bytes().set(static_cast<double>(file_size(config_.storage.path)));
-  }
-
-  void snapshot_failed(const std::string& error) {
-    metrics_.snapshot_failures().inc();
-    log_error("Snapshot failed; the previous file is kept and the snapshot retried",
-              {{"DB_PATH", config_.storage.path}, {"ERROR", error}});
-    last_snapshot_error_ = error;
-  }
-
-  // Blocks this thread: only for start-up and the final snapshot.
-  Status write_snapshot_now() {
-    std::uint64_t segment = journal_ ? journal_->rotate() : 0;
-    auto status = write_snapshot_file(config_.storage.path, [this](const std::string& temp) {
-      return store_->write_copy(temp);
-    });
-    if (status.ok() && journal_) journal_->drop_through(segment);
-    return status;
-  }
-
-  // --- retention and status -----------------------------------------------------
 
   void schedule_retention() {
     retention_timer_.expires_after(next_midnight_utc(now_millis()) - now_millis());
     retention_timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec || stopping_) return;
-      flush_pending();
+      take_arrivals(std::numeric_limits<std::size_t>::max());
       auto deleted = apply_retention(*store_, now_millis(), config_.retention.days);
       if (!deleted.ok()) log_error("Retention cleanup failed", {{"ERROR", deleted.error()}});
       if (deleted.ok()) metrics_.cleanup_deleted().inc(static_cast<std::uint64_t>(*deleted));
-      if (deleted.ok() && *deleted > 0) start_snapshot("retention");
+      if (deleted.ok() && *deleted > 0) snapshots_->request("retention");
       schedule_retention();
     });
   }
@@ -518,17 +356,17 @@ class Service final : public ApiBackend {
   void update_status() {
     auto counts_deltas = store_->delta_count();
     metrics_.delta_count().set(static_cast<double>(counts_deltas));
-    std::string text = client_ && client_->connected()
+    std::string text = lane_ && lane_->connected()
                            ? "Connected"
                            : "Stream down, retrying" +
                                  (last_disconnect_.empty() ? "" : " (" + last_disconnect_ + ")");
     text += "; " + std::to_string(counts_deltas) + " deltas stored";
     if (!config_.storage.enabled) {
       text += "; storage off";
-    } else if (last_snapshot_error_) {
+    } else if (snapshots_->last_error()) {
       text += "; snapshots failing";
-    } else if (last_snapshot_at_) {
-      text += "; last snapshot " + *last_snapshot_at_;
+    } else if (snapshots_->last_success_at()) {
+      text += "; last snapshot " + *snapshots_->last_success_at();
     }
     notifier_.status(text);
   }
@@ -564,9 +402,12 @@ class Service final : public ApiBackend {
       }
       config_ = std::move(fresh.value());
       init_logging(config_.log);
+      recorder_->set_options(RecorderOptions{config_.storage.max_deltas});
+      queue_.set_capacity(config_.stream.buffer_bytes);
+      lane_->set_log_each_delta(config_.log.level == LogLevel::debug);
       if (stream_changed) {
         log_info("Stream settings changed; reconnecting", {{"URL", display_url()}});
-        client_->reconfigure(config_.stream);
+        lane_->reconfigure(config_.stream);
       }
       log_info("Configuration reloaded");
     }
@@ -581,20 +422,16 @@ class Service final : public ApiBackend {
     log_info("Stopping");
     snapshot_timer_.cancel();
     retention_timer_.cancel();
-    journal_timer_.cancel();
     status_timer_.cancel();
     signals_.cancel();
     if (http_) http_->stop();
-    // Frames still being parsed are stored before the final snapshot.
-    client_->stop([this] {
-      parse_thread_.drain([this] {
-        batch_timer_.cancel();
-        flush_pending();
-        if (snapshot_running_) {
-          on_snapshot_idle_ = [this] { finish_stop(); };
-        } else {
-          finish_stop();
-        }
+    // What the stream lane read before it closed is stored before the final
+    // snapshot. Until then the store lane may have nothing of its own to wait
+    // for: the guard keeps its loop running.
+    lane_->stop([this, guard = asio::make_work_guard(io_)] {
+      asio::post(io_, [this] {
+        take_arrivals(std::numeric_limits<std::size_t>::max());
+        snapshots_->when_idle([this] { finish_stop(); });
       });
     });
   }
@@ -603,7 +440,7 @@ class Service final : public ApiBackend {
     notifier_.stop_watchdog();
     if (config_.storage.enabled) {
       auto started = SteadyClock::now();
-      if (auto s = write_snapshot_now(); !s.ok()) {
+      if (auto s = snapshots_->write_now(); !s.ok()) {
         log_error("Final snapshot failed; the journal keeps what it missed",
                   {{"DB_PATH", config_.storage.path}, {"ERROR", s.error()}});
         exit_code_ = 1;
@@ -619,40 +456,26 @@ class Service final : public ApiBackend {
 
   const CommandLine& command_line_;
   Config config_;
-  asio::io_context io_;
-  asio::thread_pool worker_{1};  // waits for snapshot children
+  asio::io_context io_;  // the store lane
   asio::signal_set signals_;
-  asio::steady_timer snapshot_timer_;
+  asio::steady_timer snapshot_timer_{io_};
   asio::steady_timer retention_timer_;
-  asio::steady_timer batch_timer_;
-  asio::steady_timer journal_timer_;
   asio::steady_timer status_timer_;
   ServiceNotifier notifier_;
-  ParseThread parse_thread_;
   Metrics metrics_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Journal> journal_;  // after store_: destroyed first, flushing its buffer
-  std::unique_ptr<WebSocketClient> client_;
+  ArrivalQueue queue_;
+  std::optional<Recorder> recorder_;
+  std::optional<SnapshotScheduler> snapshots_;
+  std::unique_ptr<StreamLane> lane_;  // last: stopped and joined before the rest go
   std::unique_ptr<HttpApi> http_;
+  StoreLaneStall stall_;
 
-  std::vector<Delta> pending_;
-  std::vector<std::int64_t> ids_;
-  bool batch_scheduled_ = false;
-  std::map<std::string, SteadyClock::time_point> last_reject_log_;
   std::string last_disconnect_;
-
-  bool snapshot_running_ = false;
-  bool snapshot_again_ = false;
-  std::vector<std::function<void(Status, std::uint64_t, double)>> snapshot_waiters_;
-  std::vector<std::function<void(Status, std::uint64_t, double)>> waiters_in_flight_;
-  std::function<void()> on_snapshot_idle_;
-  std::optional<std::string> last_snapshot_at_;
-  std::optional<std::string> last_snapshot_error_;
-
   std::size_t replayed_ = 0;
   std::uint64_t journal_bytes_ = 0;
   std::optional<std::string> journal_error_;
-  std::optional<std::string> store_error_;  // the last batch could not be stored
 
   std::string started_at_;
   bool stopping_ = false;

@@ -1,9 +1,9 @@
-// Service: one running deltatapd. It wires the parts together on a single
-// io_context thread that owns the store: the stream client feeds the parser, the
-// parser's deltas are stored in small batched transactions, timers take
-// snapshots and apply retention, signals stop, reload and snapshot.
-// Writing a snapshot file is the only long disk work; it runs on one worker
-// thread and reports back, so the stream is never left unread meanwhile.
+// Service: one running deltatapd, its wiring and its lifecycle.
+// Two lanes (docs/architecture.md): the stream lane (ingest/stream_lane.h, its
+// own thread) reads, parses and journals; the store lane (the thread that calls
+// run_service) stores what the arrival queue hands it (ingest/recorder.h),
+// answers the HTTP API, and runs the snapshot, retention and status timers.
+// Signals stop, reload and snapshot.
 #pragma once
 
 #include "service/config.h"

@@ -13,6 +13,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <mutex>
 
 #include "storage/snapshot.h"
 
@@ -164,8 +166,15 @@ struct Journal::Impl {
   std::string path;
   std::function<void(const JournalWrite&)> on_written;
   asio::thread_pool worker{1};
-  std::string buffer;               // io thread
-  std::uint64_t next_segment = 1;   // io thread
+  // Appends come from the stream lane, rotation and dropping from the store
+  // lane: the mutex orders them, and the worker's queue keeps that order.
+  std::mutex mutex;
+  std::string buffer;
+  std::uint64_t next_segment = 1;
+  std::int64_t active_max_id = 0;   // highest id appended since the last rotation
+  // Closed segments and the highest id each holds; a segment found at open was
+  // replayed into the store before anything else, so any snapshot covers it (0).
+  std::map<std::uint64_t, std::int64_t> segment_max_id;
 
   // Worker state.
   int fd = -1;
@@ -176,7 +185,10 @@ struct Journal::Impl {
       : io(io), path(std::move(path)), on_written(std::move(done)) {}
 
   ~Impl() {
-    flush();
+    {
+      std::lock_guard lock(mutex);
+      flush_locked();
+    }
     worker.join();
     if (fd >= 0) ::close(fd);
   }
@@ -190,7 +202,7 @@ struct Journal::Impl {
     return ok_status();
   }
 
-  void flush() {
+  void flush_locked() {
     if (buffer.empty()) return;
     auto capacity = buffer.capacity();
     asio::post(worker, [this, group = std::move(buffer)]() mutable { write_group(std::move(group)); });
@@ -261,10 +273,27 @@ struct Journal::Impl {
     (void)open_active();
   }
 
-  void drop(std::uint64_t through) {
-    for (auto number : segments_of(path)) {
-      if (number <= through) ::unlink(segment_path(path, number).c_str());
-    }
+  void drop(const std::vector<std::uint64_t>& numbers) {
+    for (auto number : numbers) ::unlink(segment_path(path, number).c_str());
+  }
+
+  void append_record(const Delta& delta, std::int64_t id, std::string_view created_at) {
+    auto& out = buffer;
+    std::size_t start = out.size();
+    put<std::uint32_t>(out, 0);  // length and CRC filled in below
+    put<std::uint32_t>(out, 0);
+    put<std::int64_t>(out, id);
+    put<std::uint8_t>(out, static_cast<std::uint8_t>(delta.type));
+    put<std::uint8_t>(out, static_cast<std::uint8_t>((delta.before ? 1 : 0) | (delta.after ? 2 : 0)));
+    put_string(out, delta.session_id);
+    put_string(out, delta.timestamp);
+    put_string(out, created_at);
+    if (delta.before) put_string(out, *delta.before);
+    if (delta.after) put_string(out, *delta.after);
+    // The CRC is filled in by the worker (seal_records), off the caller's lane.
+    auto size = static_cast<std::uint32_t>(out.size() - start - kHeaderBytes);
+    std::memcpy(out.data() + start, &size, 4);
+    active_max_id = std::max(active_max_id, id);
   }
 };
 
@@ -275,7 +304,9 @@ Result<std::unique_ptr<Journal>> Journal::open(
   auto impl = std::make_unique<Impl>(io, journal_path, std::move(on_written));
   auto existing = segments_of(journal_path);
   impl->next_segment = existing.empty() ? 1 : existing.back() + 1;
+  for (auto number : existing) impl->segment_max_id[number] = 0;
   if (::access(journal_path.c_str(), F_OK) == 0) {
+    impl->segment_max_id[impl->next_segment] = 0;
     auto target = segment_path(journal_path, impl->next_segment++);
     if (::rename(journal_path.c_str(), target.c_str()) != 0) {
       return Error{errno_text("cannot rotate journal", journal_path)};
@@ -289,36 +320,48 @@ Journal::Journal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Journal::~Journal() = default;
 
 void Journal::append(const Delta& delta, std::int64_t id, const std::string& created_at) {
-  auto& out = impl_->buffer;
-  std::size_t start = out.size();
-  put<std::uint32_t>(out, 0);  // length and CRC filled in below
-  put<std::uint32_t>(out, 0);
-  put<std::int64_t>(out, id);
-  put<std::uint8_t>(out, static_cast<std::uint8_t>(delta.type));
-  put<std::uint8_t>(out, static_cast<std::uint8_t>((delta.before ? 1 : 0) | (delta.after ? 2 : 0)));
-  put_string(out, delta.session_id);
-  put_string(out, delta.timestamp);
-  put_string(out, created_at);
-  if (delta.before) put_string(out, *delta.before);
-  if (delta.after) put_string(out, *delta.after);
-  // The CRC is filled in by the worker (seal_records): off the io thread.
-  auto size = static_cast<std::uint32_t>(out.size() - start - kHeaderBytes);
-  std::memcpy(out.data() + start, &size, 4);
+  std::lock_guard lock(impl_->mutex);
+  impl_->append_record(delta, id, created_at);
 }
 
-void Journal::flush() { impl_->flush(); }
+void Journal::append(std::span<const StoredDelta> rows) {
+  std::lock_guard lock(impl_->mutex);
+  for (const auto& row : rows) impl_->append_record(row.delta, row.id, row.created_at);
+}
+
+void Journal::flush() {
+  std::lock_guard lock(impl_->mutex);
+  impl_->flush_locked();
+}
 
 std::uint64_t Journal::rotate() {
-  impl_->flush();
+  std::lock_guard lock(impl_->mutex);
+  impl_->flush_locked();
   auto number = impl_->next_segment++;
+  impl_->segment_max_id[number] = impl_->active_max_id;
+  impl_->active_max_id = 0;
   asio::post(impl_->worker, [impl = impl_.get(), number] { impl->rotate_to(number); });
   return number;
 }
 
-void Journal::drop_through(std::uint64_t segment) {
-  asio::post(impl_->worker, [impl = impl_.get(), segment] { impl->drop(segment); });
+void Journal::drop_covered(std::int64_t last_id) {
+  std::lock_guard lock(impl_->mutex);
+  std::vector<std::uint64_t> covered;
+  for (auto it = impl_->segment_max_id.begin(); it != impl_->segment_max_id.end();) {
+    if (it->second <= last_id) {
+      covered.push_back(it->first);
+      it = impl_->segment_max_id.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (covered.empty()) return;
+  asio::post(impl_->worker, [impl = impl_.get(), covered = std::move(covered)] { impl->drop(covered); });
 }
 
-std::uint64_t Journal::buffered_bytes() const { return impl_->buffer.size(); }
+std::uint64_t Journal::buffered_bytes() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->buffer.size();
+}
 
 }  // namespace deltatap

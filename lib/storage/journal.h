@@ -5,17 +5,24 @@
 // Records are length-prefixed and CRC-checked; a torn last record (a crash in
 // mid-write) is detected and ignored on replay, never a reason to refuse the rest.
 // When a snapshot starts, the active file is rotated into a numbered segment
-// ("sessions.journal.N"); once that snapshot is durable the segments it covers
-// are deleted. Nothing is ever rewritten in place.
+// ("sessions.journal.N"); once a durable snapshot holds every id a segment holds,
+// the segment is deleted. Nothing is ever rewritten in place.
 //
-// Threads: append()/flush()/rotate()/drop_through() are called on the io thread
-// and only touch memory; the file work runs in order on the journal's own worker
-// thread, whose results come back to `on_written` on the io thread.
+// Ids are assigned before the append, on the stream lane, and the store lane
+// stores them a moment later: a snapshot taken meanwhile does not hold the last
+// ids of the segment rotated for it. So a segment is dropped by the ids it
+// holds (drop_covered), never merely because a snapshot started after it.
+//
+// Threads: append() and flush() are called by the stream lane, rotate() and
+// drop_covered() by the store lane; they touch only memory, under one mutex.
+// The file work runs in order on the journal's own worker thread, whose results
+// come back to `on_written` through the io_context given to open().
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -57,12 +64,15 @@ class Journal {
   ~Journal();  // writes and syncs what is buffered, then stops the worker
 
   void append(const Delta& delta, std::int64_t id, const std::string& created_at);
+  // As append() for each row, under one lock.
+  void append(std::span<const StoredDelta> rows);
   // Hands the buffered records to the worker: write, then fdatasync.
   void flush();
   // Everything appended so far goes to a closed segment; returns its number.
   std::uint64_t rotate();
-  // A snapshot holding everything up to segment `segment` is durable.
-  void drop_through(std::uint64_t segment);
+  // A snapshot holding every id up to `last_id` is durable: closed segments
+  // whose ids are all at most `last_id` are deleted.
+  void drop_covered(std::int64_t last_id);
   std::uint64_t buffered_bytes() const;
 
  private:

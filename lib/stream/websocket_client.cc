@@ -105,6 +105,7 @@ struct Link {
   websocket::response_type response;
   beast::flat_buffer buffer;
   bool open = false;
+  bool read_held = false;  // a frame was handled while paused; no read pending
   SteadyClock::time_point opened_at;
 };
 
@@ -196,6 +197,16 @@ class WebSocketClient::Impl : public std::enable_shared_from_this<Impl> {
 
   bool connected() const { return connected_; }
   std::uint64_t reconnects() const { return reconnects_; }
+
+  void pause_reading() { paused_ = true; }
+
+  void resume_reading() {
+    paused_ = false;
+    if (link_ && link_->read_held) {
+      link_->read_held = false;
+      read(link_);
+    }
+  }
 
  private:
   bool current(const std::shared_ptr<Link>& link) const { return !stopped_ && link == link_; }
@@ -329,9 +340,13 @@ class WebSocketClient::Impl : public std::enable_shared_from_this<Impl> {
       log_info("stream authentication accepted", {{"URL", url_->display}});
       auth_status_logged_ = 0;
     }
-    log_info("stream connected", {{"URL", url_->display}});
+    log_info("Connected to the stream", {{"URL", url_->display}});
     if (events_.on_connected) events_.on_connected(url_->display);
     if (!current(link)) return;
+    if (paused_) {
+      link->read_held = true;
+      return;
+    }
     read(link);
   }
 
@@ -360,6 +375,10 @@ class WebSocketClient::Impl : public std::enable_shared_from_this<Impl> {
     link->buffer.consume(link->buffer.size());
     if (link->buffer.capacity() > kKeptBufferBytes) link->buffer.shrink_to_fit();
     if (!current(link)) return;
+    if (paused_) {
+      link->read_held = true;  // resume_reading() starts the read
+      return;
+    }
     read(link);
   }
 
@@ -590,6 +609,7 @@ class WebSocketClient::Impl : public std::enable_shared_from_this<Impl> {
   std::uint64_t retry_epoch_ = 0;  // a retry timer that fired late checks it
   int failures_ = 0;               // since the last connection that stayed up
   int auth_status_logged_ = 0;     // the refusal already logged, 0 when none
+  bool paused_ = false;            // the owner asked for no further reads
   std::atomic<bool> connected_{false};
   std::atomic<std::uint64_t> reconnects_{0};
   std::mt19937_64 random_;
@@ -604,6 +624,8 @@ WebSocketClient::~WebSocketClient() { impl_->shutdown(); }
 void WebSocketClient::start() { impl_->start(); }
 void WebSocketClient::stop(std::function<void()> done) { impl_->stop(std::move(done)); }
 void WebSocketClient::reconfigure(const StreamOptions& options) { impl_->reconfigure(options); }
+void WebSocketClient::pause_reading() { impl_->pause_reading(); }
+void WebSocketClient::resume_reading() { impl_->resume_reading(); }
 bool WebSocketClient::connected() const { return impl_->connected(); }
 std::uint64_t WebSocketClient::reconnects() const { return impl_->reconnects(); }
 

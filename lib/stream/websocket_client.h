@@ -92,6 +92,14 @@ class WebSocketClient {
   // Takes the new options; when they differ, closes the current connection
   // normally and connects again at once (backoff restarted).
   void reconfigure(const StreamOptions& options);
+  // Flow control for a consumer that cannot keep up: after pause_reading(), the
+  // frame being handled is the last one read until resume_reading(). Nothing
+  // read is dropped; frames wait in the kernel and then at the server, which
+  // may close a reader that stays behind (the backend does past ~1 MB). While
+  // no read is pending, pings are not answered either. A new connection starts
+  // reading only if not paused.
+  void pause_reading();
+  void resume_reading();
   bool connected() const;
   // Attempts started after the first one.
   std::uint64_t reconnects() const;

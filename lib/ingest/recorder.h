@@ -1,0 +1,55 @@
+// Recorder: what the store lane does with what arrived (design.md, "Threads").
+// It stores the deltas of a run of arrivals in one transaction (their ids and
+// created_at were given on the stream lane, and the journal already has them),
+// quarantines rejected frames with a log line per reason at most once a minute,
+// records connection events, and applies the memory guard (max_deltas).
+//
+// Errors are values: a failed batch is reported and counted in last_error();
+// the deltas stay in the journal, so a restart replays them.
+//
+// Threads: the store lane only (it uses the Store).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "ingest/arrival_queue.h"
+#include "ingest/ingest_metrics.h"
+#include "storage/store.h"
+
+namespace deltatap {
+
+struct RecorderOptions {
+  std::uint64_t max_deltas = 0;  // 0: no limit; else the oldest beyond it are evicted
+};
+
+class Recorder {
+ public:
+  Recorder(Store& store, IngestMetrics& metrics, RecorderOptions options);
+
+  // Records `arrivals` in order. Returns the error of the delta insert, if any
+  // (quarantine and event failures are logged, not returned).
+  Status record(std::vector<Arrival>& arrivals);
+  void set_options(const RecorderOptions& options) { options_ = options; }
+  // Set while the last batch of deltas could not be stored.
+  const std::optional<std::string>& last_error() const { return last_error_; }
+
+ private:
+  void quarantine(const Rejection& rejection, TimePoint received);
+  void record_event(const StreamEvent& event);
+  void apply_memory_guard();
+
+  Store& store_;
+  IngestMetrics& metrics_;
+  RecorderOptions options_;
+  std::vector<StoredDelta> batch_;  // reused: its capacity survives between batches
+  std::map<std::string, std::chrono::steady_clock::time_point> last_reject_log_;
+  std::optional<std::string> last_error_;
+};
+
+}  // namespace deltatap
