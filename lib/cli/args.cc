@@ -1,0 +1,207 @@
+#include "cli/args.h"
+
+#include <algorithm>
+#include <set>
+
+namespace deltatap::cli {
+
+const char kUsageText[] =
+    "usage: deltatap [--db PATH | --url URL] [--token T | --token-file F] [--utc | --local]\n"
+    "                [--color auto|always|never] COMMAND [OPTIONS]\n"
+    "\n"
+    "Questions about the session-delta history deltatapd keeps.\n"
+    "\n"
+    "Where the answers come from:\n"
+    "  --db PATH          a snapshot file (e.g. /var/lib/deltatap/data/sessions.sqlite),\n"
+    "                     opened read-only; the daemon need not run\n"
+    "  --url URL          the running daemon's HTTP API (default " "http://127.0.0.1:9477)\n"
+    "  --token T          bearer token when the API has [http] token set\n"
+    "  --token-file F     read the token from a file instead\n"
+    "\n"
+    "Output:\n"
+    "  --utc, --local     times in tables in UTC or local time (default local);\n"
+    "                     json, ndjson and csv always carry the stored UTC form\n"
+    "  --color WHEN       auto (default: only on a terminal, not with NO_COLOR), always, never\n"
+    "\n"
+    "Commands:\n"
+    "  stats              what is stored, file and memory sizes, snapshot state\n"
+    "  query              deltas, newest first, filtered by session, type and time\n"
+    "  sessions           one line per session: counts by type, first/last seen, status\n"
+    "  timeline ID        a session's history with the fields each delta changed\n"
+    "  export             the whole history as json, ndjson or csv\n"
+    "  cleanup            delete deltas stored before a time\n"
+    "  snapshot           make the daemon write its snapshot now (live only)\n"
+    "  check              integrity and schema version (file), readiness (live)\n"
+    "\n"
+    "'deltatap COMMAND --help' describes a command's options.\n"
+    "Exit codes: 0 done, 1 the operation failed, 2 usage error.\n";
+
+namespace {
+
+const std::vector<CommandSpec>& commands() {
+  static const std::vector<CommandSpec> table = {
+      {"stats", {{"--format", true}}, 0,
+       "usage: deltatap stats [--format table|json]\n"
+       "\n"
+       "What is stored: delta and session counts, oldest and newest delta, database size in\n"
+       "memory and on disk, schema version; live, also the stream connection and the last\n"
+       "snapshot. --format json prints GET /api/stats as it is.\n"},
+      {"query",
+       {{"--session", true}, {"--type", true}, {"--since", true}, {"--until", true},
+        {"--limit", true}, {"--before", true}, {"--format", true}},
+       0,
+       "usage: deltatap query [--session ID] [--type created|updated|deleted]\n"
+       "                      [--since TIME] [--until TIME] [--limit N] [--before CURSOR]\n"
+       "                      [--format table|json|ndjson|csv]\n"
+       "\n"
+       "Deltas, newest first (ties by id). Filters combine: --since includes, --until\n"
+       "excludes; TIME is ISO 8601 (2025-11-10T12:00:00Z, or with an offset). --limit is\n"
+       "1 to 1000 (default 100). When more deltas match, the table ends with the cursor\n"
+       "to pass as --before for the next page (json: the \"next\" field).\n"
+       "The table's CHANGED column lists the fields an update changed.\n"},
+      {"sessions", {{"--format", true}}, 0,
+       "usage: deltatap sessions [--format table|json|ndjson|csv]\n"
+       "\n"
+       "One row per session: deltas by type, first and last seen (delta timestamps), the\n"
+       "type of the newest delta and, in the table, the planStatus of its state.\n"},
+      {"timeline", {{"--format", true}}, 1,
+       "usage: deltatap timeline SESSION_ID [--format text|json]\n"
+       "\n"
+       "The session's history, oldest first, with the fields each delta changed between\n"
+       "before and after, nested paths included:\n"
+       "    planStatus: pending → in_progress\n"
+       "    metadata.attempt: 3 → 4\n"
+       "    + summary: Fix the flaky test        (added)\n"
+       "    - approval: pending                  (removed)\n"
+       "A created delta lists the fields it set. Numbers print exactly as stored.\n"
+       "Put -- before an id that starts with '-'.\n"},
+      {"export", {{"--format", true}, {"--out", true}}, 0,
+       "usage: deltatap export [--format json|ndjson|csv] [--out FILE]\n"
+       "\n"
+       "The whole history, newest first (the query order), streamed: json is an array of\n"
+       "deltas (default), ndjson one delta per line, csv RFC 4180 with a header line\n"
+       "(id,type,sessionId,timestamp,createdAt,before,after; states as JSON text).\n"
+       "--out writes FILE atomically (a temporary file renamed at the end), so an\n"
+       "interrupted export never leaves a truncated FILE.\n"},
+      {"cleanup", {{"--older-than", true}}, 0,
+       "usage: deltatap cleanup --older-than 30d|12h|ISO-8601\n"
+       "\n"
+       "Deletes the deltas stored (created_at) before the given age or time and prints\n"
+       "how many went. Units: s, m, h, d, w.\n"
+       "Live, the daemon deletes them and its next snapshot carries the change.\n"
+       "With --db, the file itself is rewritten atomically (temporary file, fsync,\n"
+       "rename). Do that only on a file no daemon is writing: a running deltatapd keeps\n"
+       "its own copy in memory and its next snapshot would bring the rows back.\n"},
+      {"snapshot", {}, 0,
+       "usage: deltatap snapshot\n"
+       "\n"
+       "Asks the running daemon to write its snapshot file now (like SIGUSR1) and prints\n"
+       "the file, its size and how long it took. Needs the live daemon (not --db).\n"},
+      {"check", {}, 0,
+       "usage: deltatap check\n"
+       "\n"
+       "With --db: SQLite's integrity check and the schema version of the file (exit 1\n"
+       "when the file is damaged or from a newer deltatap). Live: the daemon's readiness\n"
+       "(GET /readyz) with its reasons, and the schema version it runs.\n"},
+  };
+  return table;
+}
+
+}  // namespace
+
+const CommandSpec* find_command(std::string_view name) {
+  for (const auto& spec : commands()) {
+    if (spec.name == name) return &spec;
+  }
+  return nullptr;
+}
+
+std::optional<std::string> Invocation::option(std::string_view name) const {
+  auto found = options.find(name);
+  if (found == options.end()) return std::nullopt;
+  return found->second;
+}
+
+std::variant<Invocation, UsageError> parse_args(const std::vector<std::string>& args) {
+  Invocation inv;
+  std::set<std::string> seen_globals;
+  bool options_done = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (options_done || arg.size() < 2 || arg[0] != '-') {
+      if (inv.command.empty()) {
+        inv.command = arg;
+      } else {
+        inv.positionals.push_back(arg);
+      }
+      continue;
+    }
+    if (arg == "--") {
+      options_done = true;
+      continue;
+    }
+    if (arg == "-h" || arg == "--help") {
+      inv.help = true;
+      continue;
+    }
+    if (arg == "--version") {
+      inv.version = true;
+      continue;
+    }
+    std::string name = arg;
+    std::optional<std::string> value;
+    if (auto eq = arg.find('='); eq != std::string::npos && arg.starts_with("--")) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+    }
+    auto take_value = [&]() -> std::optional<std::string> {
+      if (value) return value;
+      if (i + 1 < args.size()) return args[++i];
+      return std::nullopt;
+    };
+    static const std::set<std::string, std::less<>> kGlobalWithValue = {
+        "--db", "--url", "--token", "--token-file", "--color"};
+    static const std::set<std::string, std::less<>> kGlobalFlags = {"--utc", "--local",
+                                                                    "--no-color"};
+    if (kGlobalFlags.count(name)) {
+      if (value) return UsageError{name + " takes no value"};
+      if (name == "--no-color") inv.color = "never";
+      else inv.utc = name == "--utc";
+      continue;
+    }
+    if (kGlobalWithValue.count(name)) {
+      auto v = take_value();
+      if (!v) return UsageError{name + " needs a value"};
+      if (!seen_globals.insert(name).second) return UsageError{name + " is given more than once"};
+      if (name == "--db") inv.db = *v;
+      else if (name == "--url") inv.url = *v;
+      else if (name == "--token") inv.token = *v;
+      else if (name == "--token-file") inv.token_file = *v;
+      else inv.color = *v;
+      continue;
+    }
+    const CommandSpec* spec = find_command(inv.command);
+    if (!spec) {
+      return UsageError{inv.command.empty() ? "unknown option " + name + " (before any command)"
+                                            : "unknown command \"" + inv.command + "\""};
+    }
+    auto option = std::find_if(spec->options.begin(), spec->options.end(),
+                               [&](const OptionSpec& o) { return o.name == name; });
+    if (option == spec->options.end()) {
+      return UsageError{"unknown option " + name + " for " + inv.command};
+    }
+    auto v = take_value();
+    if (!v) return UsageError{name + " needs a value"};
+    if (!inv.options.emplace(name, *v).second) {
+      return UsageError{name + " is given more than once"};
+    }
+  }
+  if (inv.color != "auto" && inv.color != "always" && inv.color != "never") {
+    return UsageError{"--color must be auto, always or never, not \"" + inv.color + "\""};
+  }
+  if (inv.db && inv.url) return UsageError{"--db and --url exclude each other"};
+  if (inv.token && inv.token_file) return UsageError{"--token and --token-file exclude each other"};
+  return inv;
+}
+
+}  // namespace deltatap::cli
