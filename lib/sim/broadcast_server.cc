@@ -1,0 +1,325 @@
+#include "sim/broadcast_server.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <utility>
+
+#include <boost/asio/post.hpp>
+
+#include "base/logging.h"
+#include "sim/client_connection.h"
+#include "sim/http_upgrade.h"
+
+namespace deltatap::sim {
+
+using namespace std::chrono_literals;
+
+Server::Server(SimulatorOptions options, std::FILE* summary_out,
+               std::optional<std::int64_t> start_ms)
+    : options_(std::move(options)),
+      summary_out_(summary_out),
+      acceptor_(io_),
+      accept_retry_(io_),
+      signals_(io_, SIGINT, SIGTERM),
+      pace_timer_(io_),
+      world_(options_.seed, start_ms, options_.sessions) {}
+
+Server::~Server() {
+  if (record_ != nullptr) std::fclose(record_);
+}
+
+Status Server::open(const ListenAddress& where) {
+  if (!options_.record.empty()) {
+    record_ = std::fopen(options_.record.c_str(), "a");
+    if (record_ == nullptr) {
+      return Error{"cannot open the record file " + options_.record + ": " +
+                   std::strerror(errno)};
+    }
+  }
+  tcp::endpoint endpoint(where.address, where.port);
+  boost::system::error_code ec;
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Error{"cannot listen on " + options_.listen + ": " + ec.message()};
+  }
+  auto bound = acceptor_.local_endpoint();
+  std::string host = bound.address().to_string();
+  if (bound.address().is_v6()) host = "[" + host + "]";
+  listening_ = host + ":" + std::to_string(bound.port());
+  log_info("listening on " + listening_,
+           {{"PATH", options_.path},
+            {"FORMAT", std::string(format_name())},
+            {"AUTH", options_.token.empty() ? "none" : "bearer subprotocol"}});
+  return ok_status();
+}
+
+int Server::port() const { return acceptor_.is_open() ? acceptor_.local_endpoint().port() : 0; }
+
+int Server::run() {
+  signals_.async_wait([this](beast::error_code ec, int signo) {
+    if (ec) return;
+    log_info("signal received; stopping", {{"SIGNAL", std::to_string(signo)}});
+    stop();
+  });
+  accept();
+  io_.run();
+  if (!summary_printed_) print_summary();
+  log_info("stopped", {{"SENT", std::to_string(sent_)}});
+  return 0;
+}
+
+void Server::post_stop() {
+  asio::post(io_, [this] { stop(); });
+}
+
+void Server::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  boost::system::error_code ec;
+  acceptor_.close(ec);
+  accept_retry_.cancel();
+  signals_.cancel();
+  pace_timer_.cancel();
+  for (auto& weak : handshakes_) {
+    if (auto pending = weak.lock()) pending->abort();
+  }
+  handshakes_.clear();
+  auto sessions = sessions_;
+  for (auto& session : sessions) {
+    session->close(websocket::close_reason(websocket::close_code::normal, "server shutting down"),
+                   2s);
+  }
+}
+
+void Server::on_handshake_start(const std::shared_ptr<WsSession>& session) {
+  sessions_.push_back(session);
+}
+
+void Server::on_open(const std::shared_ptr<WsSession>& session, std::string_view protocol) {
+  ++connections_;
+  open_.push_back(session);
+  log_info("client connected", {{"REMOTE", session->remote()},
+                                {"PROTOCOL", std::string(protocol)},
+                                {"CONNECTIONS", std::to_string(connections_)},
+                                {"OPEN", std::to_string(open_.size())}});
+  send_first_poll(session);
+  maybe_generate();
+}
+
+void Server::on_closing(const WsSession& session) {
+  std::erase_if(open_, [&](const auto& s) { return s.get() == &session; });
+}
+
+void Server::on_finished(const WsSession& session) {
+  on_closing(session);
+  std::erase_if(sessions_, [&](const auto& s) { return s.get() == &session; });
+}
+
+void Server::on_write_done(const std::shared_ptr<Frame>& frame, bool ok) {
+  if (ok) frame->delivered = true;
+  if (--frame->pending_writes == 0) settle(*frame);
+  maybe_generate();
+}
+
+std::string_view Server::format_name() const {
+  switch (options_.format) {
+    case SimFormat::delta: return "delta";
+    case SimFormat::session_update: return "session_update";
+    case SimFormat::mixed: return "mixed";
+  }
+  return "";
+}
+
+void Server::accept() {
+  acceptor_.async_accept([this](beast::error_code ec, tcp::socket socket) {
+    if (stopping_) return;
+    if (ec) {
+      // Out of descriptors and the like: try again shortly, don't spin.
+      log_warning("accept failed", {{"ERROR", ec.message()}});
+      accept_retry_.expires_after(100ms);
+      accept_retry_.async_wait([this](beast::error_code wait_ec) {
+        if (!wait_ec && !stopping_) accept();
+      });
+      return;
+    }
+    auto session = std::make_shared<HttpSession>(*this, std::move(socket));
+    std::erase_if(handshakes_, [](const auto& weak) { return weak.expired(); });
+    handshakes_.push_back(session);
+    session->start();
+    accept();
+  });
+}
+
+std::uint64_t Server::budget() const {
+  if (options_.count == 0) return UINT64_MAX;
+  std::uint64_t used = sent_ + reserved_;
+  return used >= options_.count ? 0 : options_.count - used;
+}
+
+// The backend's first poll for a new client reports every live session as
+// created. Format A has no batches to carry that, so it joins mid-stream.
+void Server::send_first_poll(const std::shared_ptr<WsSession>& session) {
+  if (options_.format == SimFormat::delta) return;
+  std::uint64_t room = budget();
+  auto frame = std::make_shared<Frame>();
+  world_.for_each_live([&](const Session& s) {
+    if (frame->deltas.size() >= room) return;
+    frame->deltas.push_back({DeltaType::created, s.id, std::nullopt, s.json, std::nullopt});
+  });
+  if (frame->deltas.empty()) return;
+  frame->text = render_format_b(frame->deltas);
+  reserved_ += frame->deltas.size();
+  frame->pending_writes = 1;
+  session->send(frame);
+  log_debug("first poll: live sessions reported as created",
+            {{"REMOTE", session->remote()}, {"DELTAS", std::to_string(frame->deltas.size())}});
+  check_backpressure();
+}
+
+Server::Plan Server::plan_frame() {
+  Kind kind = Kind::b;
+  if (options_.format == SimFormat::delta) kind = Kind::a;
+  if (options_.format == SimFormat::mixed) kind = world_.percent(50) ? Kind::a : Kind::b;
+  return {kind, kind == Kind::a ? 1 : 1 + world_.below(options_.batch)};
+}
+
+// Polls upstream once if the clients and the pace allow. With --rate 0 the
+// next frame waits until some client has written the previous one and its
+// kernel queue has drained below a quarter of the backpressure limit: "as
+// fast as the socket takes them" must not mean "faster than the client
+// reads", or every consumer would be cut off. With a rate the frame goes
+// out on time, and a client still busy queues it: that is the backlog the
+// backend cuts off at, and the cut is what bounds the queue.
+void Server::maybe_generate() {
+  if (stopping_ || pace_scheduled_ || open_.empty()) return;
+  std::uint64_t room = budget();
+  if (room == 0) return;
+  if (options_.rate <= 0) {
+    bool any_idle = false;
+    bool any_ready = false;
+    for (const auto& s : open_) {
+      if (!s->idle()) continue;
+      any_idle = true;
+      if (s->backlog().kernel <= options_.backpressure_bytes / 4) {
+        any_ready = true;
+        break;
+      }
+    }
+    if (!any_idle) return;  // a write completion calls again
+    if (!any_ready) {
+      // The kernel says nothing when its queue drains: look again shortly.
+      schedule_pace(SteadyClock::now() + 1ms);
+      return;
+    }
+  }
+  if (!planned_) planned_ = plan_frame();
+  auto n = static_cast<int>(std::min<std::uint64_t>(static_cast<std::uint64_t>(planned_->size), room));
+  if (options_.rate > 0) {
+    auto now = SteadyClock::now();
+    if (now < next_emit_) {
+      schedule_pace(next_emit_);
+      return;
+    }
+    // A little late keeps the schedule; after an idle spell, no burst.
+    auto base = now - next_emit_ < 100ms ? next_emit_ : now;
+    next_emit_ = base + std::chrono::duration_cast<SteadyClock::duration>(
+                            std::chrono::duration<double>(n / options_.rate));
+  }
+  Kind kind = planned_->kind;
+  planned_.reset();  // before emit(): a nested call may plan the next one
+  emit(kind, n);
+  if (options_.rate > 0) maybe_generate();
+}
+
+void Server::schedule_pace(SteadyClock::time_point when) {
+  pace_scheduled_ = true;
+  pace_timer_.expires_at(when);
+  pace_timer_.async_wait([this](beast::error_code ec) {
+    pace_scheduled_ = false;
+    if (!ec) maybe_generate();
+  });
+}
+
+void Server::emit(Kind kind, int n) {
+  auto frame = std::make_shared<Frame>();
+  frame->deltas.reserve(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    Change change = world_.next();
+    OutDelta d{change.type, std::move(change.session_id), std::move(change.before),
+               std::move(change.after), std::nullopt};
+    // Format A always says when; in batches the receiver mostly has to.
+    if (kind == Kind::a || world_.percent(10)) d.timestamp = world_.wire_time();
+    frame->deltas.push_back(std::move(d));
+  }
+  frame->text = kind == Kind::a ? render_format_a(frame->deltas.front())
+                                : render_format_b(frame->deltas);
+  reserved_ += frame->deltas.size();
+  // Counted before sending: send() never completes inline, but a frame
+  // must not look settled while it is still being handed out.
+  frame->pending_writes = static_cast<int>(open_.size());
+  auto targets = open_;
+  for (auto& session : targets) session->send(frame);
+  check_backpressure();
+}
+
+void Server::check_backpressure() {
+  auto sessions = open_;
+  for (auto& session : sessions) {
+    if (session->backlog().total() <= options_.backpressure_bytes) continue;
+    Backlog backlog = session->backlog(true);
+    log_warning("client too slow; closing it with 4002 backpressure",
+                {{"REMOTE", session->remote()},
+                 {"BUFFERED_BYTES", std::to_string(backlog.total())},
+                 {"APP_BYTES", std::to_string(backlog.app)},
+                 {"KERNEL_BYTES", std::to_string(backlog.kernel)},
+                 {"KERNEL_UNSENT_BYTES", std::to_string(backlog.kernel_unsent)},
+                 {"LIMIT_BYTES", std::to_string(options_.backpressure_bytes)}});
+    session->close(websocket::close_reason(static_cast<websocket::close_code>(4002), "backpressure"), options_.close_timeout + 1s);
+  }
+}
+
+void Server::settle(Frame& frame) {
+  reserved_ -= frame.deltas.size();
+  if (!frame.delivered) {
+    log_debug("frame reached no client; its deltas are not counted",
+              {{"DELTAS", std::to_string(frame.deltas.size())}});
+    return;
+  }
+  sent_ += frame.deltas.size();
+  ++frames_;
+  std::string lines;
+  for (const auto& d : frame.deltas) {
+    ++by_type_[static_cast<int>(d.type)];
+    if (record_ != nullptr) lines += render_record(d);
+  }
+  if (record_ != nullptr) {
+    std::fwrite(lines.data(), 1, lines.size(), record_);
+    std::fflush(record_);
+  }
+  if (options_.count > 0 && sent_ == options_.count && !summary_printed_) {
+    print_summary();
+    log_info("all deltas sent; connections stay open until stopped",
+             {{"SENT", std::to_string(sent_)}, {"FRAMES", std::to_string(frames_)}});
+  }
+}
+
+void Server::print_summary() {
+  summary_printed_ = true;
+  std::fprintf(summary_out_,
+               "{\"sent\":%llu,\"by_type\":{\"created\":%llu,\"updated\":%llu,\"deleted\":%llu},"
+               "\"frames\":%llu,\"connections\":%llu}\n",
+               static_cast<unsigned long long>(sent_),
+               static_cast<unsigned long long>(by_type_[0]),
+               static_cast<unsigned long long>(by_type_[1]),
+               static_cast<unsigned long long>(by_type_[2]),
+               static_cast<unsigned long long>(frames_),
+               static_cast<unsigned long long>(connections_));
+  std::fflush(summary_out_);
+}
+
+}  // namespace deltatap::sim
