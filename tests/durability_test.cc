@@ -145,7 +145,8 @@ BOOST_AUTO_TEST_CASE(a_full_disk_is_survived_and_caught_up_after) {
     return;
   }
   TempDir dir;
-  SmallDisk disk(dir / "data", "600k");
+  // Room for the empty database file (its 64 KiB pages) and a little more.
+  SmallDisk disk(dir / "data", "900k");
   BOOST_REQUIRE_MESSAGE(disk.mounted(), "cannot mount a tmpfs here");
   Sim sim(dir, "sim", {"--format", "session_update", "--count", "0", "--rate", "3000", "--seed", "13"});
   auto env = daemon_env(sim.url(), "");
@@ -154,7 +155,8 @@ BOOST_AUTO_TEST_CASE(a_full_disk_is_survived_and_caught_up_after) {
   env["DELTATAP_HTTP"] = "127.0.0.1:" + std::to_string(http_port);
   Process daemon({deltatapd_argv(), env, dir.path()});
   auto db = dir / "data/sessions.sqlite";
-  BOOST_REQUIRE(wait_until([&] { return http_request(http_port, "GET", "/readyz").status == 200; }, 15s));
+  BOOST_REQUIRE_MESSAGE(wait_until([&] { return http_request(http_port, "GET", "/readyz").status == 200; }, 15s),
+                        http_request(http_port, "GET", "/readyz").body + daemon.stderr_text());
   // The disk fills: journal writes fail first, then snapshots; the daemon lives on.
   BOOST_REQUIRE_MESSAGE(wait_until([&] {
                           auto ready = http_request(http_port, "GET", "/readyz");

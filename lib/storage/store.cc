@@ -2,9 +2,13 @@
 
 #include <sqlite3.h>
 
+#include "storage/session_summary.h"
+#include "storage/sqlite_statement.h"
+
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <thread>
 #include <tuple>
@@ -53,59 +57,9 @@ constexpr std::size_t kInsertRowCounts[] = {64, 32, 16, 8, 4, 2, 1};
 constexpr const char* kDeltaColumns =
     "id, session_id, delta_type, before_state, after_state, timestamp, created_at";
 
-std::string sqlite_error(sqlite3* db, std::string_view what) {
-  return std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "out of memory");
-}
-
-// A prepared statement; reset on destruction so a cached one can be reused.
-class Statement {
- public:
-  Statement() = default;
-  explicit Statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
-  Statement(Statement&& other) noexcept : stmt_(std::exchange(other.stmt_, nullptr)) {}
-  ~Statement() { sqlite3_finalize(stmt_); }
-  sqlite3_stmt* get() const { return stmt_; }
-
- private:
-  sqlite3_stmt* stmt_ = nullptr;
-};
-
-// Resets a cached statement when the caller is done with it.
-class Use {
- public:
-  explicit Use(sqlite3_stmt* stmt) : stmt_(stmt) {}
-  ~Use() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  sqlite3_stmt* operator*() const { return stmt_; }
-
- private:
-  sqlite3_stmt* stmt_;
-};
-
-void bind_text(sqlite3_stmt* stmt, int index, std::string_view text) {
-  sqlite3_bind_text64(stmt, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8);
-}
-
-void bind_optional(sqlite3_stmt* stmt, int index, const std::optional<std::string>& text) {
-  if (text) bind_text(stmt, index, *text); else sqlite3_bind_null(stmt, index);
-}
-
 void bind_named(sqlite3_stmt* stmt, const char* name, std::string_view text) {
   int index = sqlite3_bind_parameter_index(stmt, name);
   if (index > 0) bind_text(stmt, index, text);
-}
-
-std::string column_text(sqlite3_stmt* stmt, int column) {
-  auto text = sqlite3_column_text(stmt, column);
-  if (!text) return {};
-  return std::string(reinterpret_cast<const char*>(text), sqlite3_column_bytes(stmt, column));
-}
-
-std::optional<std::string> column_optional(sqlite3_stmt* stmt, int column) {
-  if (sqlite3_column_type(stmt, column) == SQLITE_NULL) return std::nullopt;
-  return column_text(stmt, column);
 }
 
 StoredDelta read_delta(sqlite3_stmt* stmt) {
@@ -211,6 +165,8 @@ struct Store::Impl {
   std::int64_t delta_count = 0;
   std::int64_t rejected_count = 0;
   std::int64_t rejected_evicted = 0;
+  SessionSummaries summaries;
+  bool has_summary = false;  // false only for a read-only file without a usable one
 
   ~Impl() {
     statements.clear();
@@ -345,7 +301,10 @@ struct Store::Impl {
     if (auto s = register_functions(); !s.ok()) return s;
     if (auto s = migrate(); !s.ok()) return s;
     if (auto s = exec("PRAGMA journal_mode = OFF"); !s.ok()) return s;
-    return refresh_counts();
+    if (auto s = refresh_counts(); !s.ok()) return s;
+    if (auto s = summaries.ensure(db, delta_count); !s.ok()) return s;
+    has_summary = true;
+    return ok_status();
   }
 
   Status refresh_counts() {
@@ -375,7 +334,8 @@ struct Store::Impl {
   // id). With `ids`, receives each row's id; rows with a given id may be
   // ignored as duplicates, so `ids` is for new rows only.
   template <typename RowAt>
-  Status insert_rows(std::size_t count, RowAt row_at, std::vector<std::int64_t>* ids) {
+  Status insert_rows(std::size_t count, RowAt row_at, std::vector<std::int64_t>* ids,
+                     std::int64_t* inserted) {
     std::size_t done = 0;
     for (std::size_t rows : kInsertRowCounts) {
       while (count - done >= rows) {
@@ -396,6 +356,7 @@ struct Store::Impl {
         if (sqlite3_step(*use) != SQLITE_DONE) return Error{sqlite_error(db, "insert delta")};
         auto changes = sqlite3_changes64(db);
         delta_count += changes;
+        *inserted += changes;
         if (ids) {
           // New rows of one statement take consecutive ids, in VALUES order.
           if (changes != static_cast<std::int64_t>(rows)) {
@@ -413,6 +374,44 @@ struct Store::Impl {
     return ok_status();
   }
 
+  // Deletes the deltas matching `where` and keeps the summary in step, in one
+  // transaction.
+  Result<std::int64_t> delete_where(const std::string& where,
+                                    const std::function<void(sqlite3_stmt*)>& bind,
+                                    const char* what) {
+    if (auto s = exec("BEGIN"); !s.ok()) return Error{s.error()};
+    auto result = [&]() -> Result<std::int64_t> {
+      if (has_summary) {
+        if (auto s = summaries.before_delete(db, where, bind); !s.ok()) return Error{s.error()};
+      }
+      auto stmt = statement("DELETE FROM session_deltas WHERE " + where);
+      if (!stmt.ok()) return Error{stmt.error()};
+      Use use(*stmt);
+      bind(*use);
+      if (sqlite3_step(*use) != SQLITE_DONE) return Error{sqlite_error(db, what)};
+      std::int64_t deleted = sqlite3_changes64(db);
+      delta_count -= deleted;
+      if (has_summary) {
+        if (auto s = summaries.after_delete(db); !s.ok()) return Error{s.error()};
+      }
+      return deleted;
+    }();
+    if (auto s = exec("COMMIT"); !s.ok() && result.ok()) return Error{s.error()};
+    return result;
+  }
+
+  // The summary's share of a batch just inserted. When duplicates were ignored
+  // (a replay of ids already held) it cannot tell which: recompute it all.
+  template <typename RowAt>
+  Status summarise(std::size_t count, RowAt row_at, std::int64_t inserted) {
+    if (!has_summary || count == 0) return ok_status();
+    if (inserted != static_cast<std::int64_t>(count)) return summaries.rebuild(db);
+    std::vector<SessionSummaries::Added> added;
+    added.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) added.push_back(row_at(i));
+    return summaries.add(db, added);
+  }
+
   // A batch of inserts, all or nothing. With no rollback journal, ROLLBACK is
   // not available: a failed batch is undone by deleting the rows it added
   // (ids only grow, so they are the ones above the highest id before it).
@@ -426,6 +425,7 @@ struct Store::Impl {
     if (!result.ok()) {
       (void)exec(("DELETE FROM session_deltas WHERE id > " + std::to_string(*highest)).c_str());
       delta_count = count_before;
+      if (has_summary) (void)summaries.rebuild(db);  // it may hold part of the batch
     }
     if (auto s = exec("COMMIT"); !s.ok() && result.ok()) {
       delta_count = count_before;
@@ -506,6 +506,12 @@ Result<std::unique_ptr<Store>> Store::open_readonly(const std::string& path) {
                  " is newer than this deltatap understands"};
   }
   if (auto s = impl->refresh_counts(); !s.ok()) return Error{path + ": " + s.error()};
+  // A summary that does not add up (the file was changed by an older deltatap)
+  // is not used: the history is scanned instead.
+  if (SessionSummaries::present(impl->db)) {
+    auto total = impl->scalar("SELECT COALESCE(SUM(created + updated + deleted), 0) FROM session_summary");
+    impl->has_summary = total.ok() && *total == impl->delta_count;
+  }
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
@@ -514,29 +520,43 @@ Status Store::save(const Delta& delta) { return save_batch({&delta, 1}); }
 Status Store::save_batch(std::span<const Delta> deltas, std::optional<std::string> created_at,
                          std::vector<std::int64_t>* ids) {
   std::string at = created_at ? *created_at : format_timestamp(now_millis());
-  if (ids) ids->clear();
+  // The summary orders a session's deltas by id too, so the ids are needed.
+  std::vector<std::int64_t> own_ids;
+  auto& assigned = ids ? *ids : own_ids;
+  assigned.clear();
   auto status = impl_->insert_batch([&]() -> Status {
-    return impl_->insert_rows(
+    std::int64_t inserted = 0;
+    auto s = impl_->insert_rows(
         deltas.size(),
         [&](std::size_t i) {
           return std::tuple<const Delta&, std::string_view, std::int64_t>(deltas[i], at, 0);
         },
-        ids);
+        &assigned, &inserted);
+    if (!s.ok()) return s;
+    return impl_->summarise(
+        deltas.size(),
+        [&](std::size_t i) { return SessionSummaries::Added{&deltas[i], assigned[i]}; }, inserted);
   });
-  if (!status.ok() && ids) ids->clear();
+  if (!status.ok()) assigned.clear();
   return status;
 }
 
 Status Store::save_with_created_at(std::span<const StoredDelta> deltas) {
   return impl_->insert_batch([&]() -> Status {
-    return impl_->insert_rows(
+    std::int64_t inserted = 0;
+    auto s = impl_->insert_rows(
         deltas.size(),
         [&](std::size_t i) {
           const auto& row = deltas[i];
           return std::tuple<const Delta&, std::string_view, std::int64_t>(row.delta,
                                                                           row.created_at, row.id);
         },
-        nullptr);
+        nullptr, &inserted);
+    if (!s.ok()) return s;
+    return impl_->summarise(
+        deltas.size(),
+        [&](std::size_t i) { return SessionSummaries::Added{&deltas[i].delta, deltas[i].id}; },
+        inserted);
   });
 }
 
@@ -598,6 +618,30 @@ Status Store::for_each_delta(const std::function<bool(const StoredDelta&)>& visi
 }
 
 Result<std::vector<SessionSummary>> Store::sessions() {
+  if (impl_->has_summary) {
+    auto stmt = impl_->statement(
+        "SELECT session_id, created, updated, deleted, first_seen, last_seen, last_type, "
+        "last_state FROM session_summary ORDER BY last_seen DESC, session_id");
+    if (!stmt.ok()) return Error{stmt.error()};
+    std::vector<SessionSummary> result;
+    Use use(*stmt);
+    int rc;
+    while ((rc = sqlite3_step(*use)) == SQLITE_ROW) {
+      SessionSummary row;
+      row.session_id = column_text(*use, 0);
+      row.created = sqlite3_column_int64(*use, 1);
+      row.updated = sqlite3_column_int64(*use, 2);
+      row.deleted = sqlite3_column_int64(*use, 3);
+      row.first_seen = column_text(*use, 4);
+      row.last_seen = column_text(*use, 5);
+      row.last_type = column_text(*use, 6);
+      row.last_state = column_optional(*use, 7);
+      result.push_back(std::move(row));
+    }
+    if (rc != SQLITE_DONE) return Error{sqlite_error(impl_->db, "sessions")};
+    return result;
+  }
+  // A read-only file without the summary: scan the history.
   auto stmt = impl_->statement(
       "SELECT session_id, SUM(delta_type = 'created'), SUM(delta_type = 'updated'), "
       "SUM(delta_type = 'deleted'), MIN(timestamp), MAX(timestamp) "
@@ -646,30 +690,17 @@ Result<std::vector<StoredDelta>> Store::session_history(const std::string& sessi
 }
 
 Result<std::int64_t> Store::cleanup(TimePoint older_than) {
-  auto stmt = impl_->statement("DELETE FROM session_deltas WHERE created_at < ?1");
-  if (!stmt.ok()) return Error{stmt.error()};
-  Use use(*stmt);
   std::string bound = format_timestamp(older_than);
-  bind_text(*use, 1, bound);
-  if (sqlite3_step(*use) != SQLITE_DONE) return Error{sqlite_error(impl_->db, "cleanup")};
-  std::int64_t deleted = sqlite3_changes64(impl_->db);
-  impl_->delta_count -= deleted;
-  return deleted;
+  return impl_->delete_where("created_at < ?1", [&](sqlite3_stmt* stmt) { bind_text(stmt, 1, bound); },
+                             "cleanup");
 }
 
 Result<std::int64_t> Store::evict_beyond(std::int64_t max_rows) {
   std::int64_t excess = impl_->delta_count - max_rows;
   if (max_rows <= 0 || excess <= 0) return std::int64_t{0};
-  auto stmt = impl_->statement(
-      "DELETE FROM session_deltas WHERE id IN "
-      "(SELECT id FROM session_deltas ORDER BY id LIMIT ?1)");
-  if (!stmt.ok()) return Error{stmt.error()};
-  Use use(*stmt);
-  sqlite3_bind_int64(*use, 1, excess);
-  if (sqlite3_step(*use) != SQLITE_DONE) return Error{sqlite_error(impl_->db, "evict")};
-  std::int64_t deleted = sqlite3_changes64(impl_->db);
-  impl_->delta_count -= deleted;
-  return deleted;
+  return impl_->delete_where("id IN (SELECT id FROM session_deltas ORDER BY id LIMIT ?1)",
+                             [&](sqlite3_stmt* stmt) { sqlite3_bind_int64(stmt, 1, excess); },
+                             "evict");
 }
 
 Status Store::compact() {
@@ -759,7 +790,9 @@ StoreCounts Store::counts() {
   counts.rejected = impl_->rejected_count;
   counts.rejected_evicted = impl_->rejected_evicted;
   counts.sessions =
-      impl_->scalar("SELECT COUNT(*) FROM (SELECT DISTINCT session_id FROM session_deltas)")
+      impl_->scalar(impl_->has_summary
+                        ? "SELECT COUNT(*) FROM session_summary"
+                        : "SELECT COUNT(*) FROM (SELECT DISTINCT session_id FROM session_deltas)")
           .value_or(0);
   counts.stream_events = impl_->scalar("SELECT COUNT(*) FROM stream_events").value_or(0);
   counts.memory_bytes = memory_bytes();
