@@ -18,6 +18,9 @@
 #include <map>
 #include <utility>
 
+#include "base/address.h"
+#include "base/duration.h"
+#include "base/json_text.h"
 #include "base/logging.h"
 
 namespace deltatap {
@@ -231,33 +234,20 @@ std::variant<DeltaQuery, ApiReply> read_delta_query(const Params& params) {
   return query;
 }
 
-// "30d", "12h", "90m", "3600s", "2w" before now, or an ISO 8601 date-time.
+// A duration before now (base/duration.h: "30d", "12h", "2w", ...), or an ISO
+// 8601 date-time. The duration needs its unit here: a bare "30" would be 30
+// seconds, which is rarely what a cleanup means.
 std::variant<TimePoint, ApiReply> read_older_than(const Params& params) {
-  constexpr std::string_view kAllowed =
-      "olderThan must be a positive duration with a unit s, m, h, d or w (e.g. 30d) or an "
-      "ISO 8601 date-time such as 2025-10-01T00:00:00Z";
+  static const std::string kAllowed =
+      "olderThan must be a positive duration with a unit " + std::string(kDurationUnits) +
+      " (e.g. 30d) or an ISO 8601 date-time such as 2025-10-01T00:00:00Z";
+  constexpr DurationRules kRules{.max = std::chrono::days(100 * 366), .require_unit = true};
   auto value = get(params, "olderThan");
-  if (!value) return parameter_error("olderThan", std::string(kAllowed) + "; it is required");
-  if (value->size() >= 2 && all_digits(value->substr(0, value->size() - 1)) &&
-      value->size() <= 10) {
-    std::int64_t count = 0;
-    std::from_chars(value->data(), value->data() + value->size() - 1, count);
-    std::int64_t unit = 0;
-    switch (value->back()) {
-      case 's': unit = 1; break;
-      case 'm': unit = 60; break;
-      case 'h': unit = 3600; break;
-      case 'd': unit = 86400; break;
-      case 'w': unit = 7 * 86400; break;
-    }
-    constexpr std::int64_t kMaxSeconds = 100LL * 366 * 86400;
-    if (unit > 0 && count > 0 && count <= kMaxSeconds / unit) {
-      return now_millis() - std::chrono::seconds(count * unit);
-    }
-  }
+  if (!value) return parameter_error("olderThan", kAllowed + "; it is required");
+  if (auto age = parse_duration(*value, kRules); age.ok()) return now_millis() - *age;
   auto time = parse_timestamp(*value);
   if (time.ok()) return *time;
-  return parameter_error("olderThan", std::string(kAllowed) + ", got " + quoted(*value));
+  return parameter_error("olderThan", kAllowed + ", got " + quoted(*value));
 }
 
 template <typename Body>
@@ -555,23 +545,14 @@ std::string format_endpoint(const tcp::endpoint& endpoint) {
   return host + ":" + std::to_string(endpoint.port());
 }
 
-Result<tcp::endpoint> parse_listen(const std::string& listen) {
-  auto colon = listen.rfind(':');
-  if (colon == std::string::npos) return Error{"listen address " + quoted(listen) + " has no port"};
-  std::string host = listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  std::string_view port_text = std::string_view(listen).substr(colon + 1);
-  unsigned port = 0;
-  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
-    return Error{"listen address " + quoted(listen) + " has an invalid port"};
-  }
+// base/address.h's "IP:PORT" or "[IPv6]:PORT"; port 0 picks a free one.
+Result<tcp::endpoint> listen_endpoint(const std::string& listen) {
+  auto parsed = parse_listen_address(listen);
+  if (!parsed.ok()) return Error{"HTTP API: " + parsed.error()};
   beast::error_code error;
-  auto address = net::ip::make_address(host, error);
-  if (error) return Error{"listen address " + quoted(listen) + " is not an IP address"};
-  return tcp::endpoint(address, static_cast<unsigned short>(port));
+  auto address = net::ip::make_address(parsed->host, error);
+  if (error) return Error{"HTTP API: " + json_quoted(listen) + ": " + error.message()};
+  return tcp::endpoint(address, parsed->port);
 }
 
 }  // namespace
@@ -830,7 +811,7 @@ HttpApi::HttpApi(net::io_context& io, HttpOptions options, ApiBackend& backend, 
 HttpApi::~HttpApi() { stop(); }
 
 Status HttpApi::start() {
-  auto endpoint = parse_listen(state_->options.listen);
+  auto endpoint = listen_endpoint(state_->options.listen);
   if (!endpoint.ok()) return Error{endpoint.error()};
   auto& acceptor = state_->acceptor;
   beast::error_code ec;

@@ -75,6 +75,12 @@ void append_json_optional(std::string& out, const std::optional<std::string>& te
   if (text) append_json_string(out, *text); else out += "null";
 }
 
+std::string json_quoted(std::string_view text) {
+  std::string out;
+  append_json_string(out, text);
+  return out;
+}
+
 Result<std::string> decode_json_string(std::string_view token) {
   if (token.size() < 2 || token.front() != '"') return Error{"expected a JSON string"};
   rapidjson::Document doc;

@@ -22,6 +22,11 @@ void append_json_string(std::string& out, std::string_view text);
 // A string, or null when absent.
 void append_json_optional(std::string& out, const std::optional<std::string>& text);
 
+// `text` as a quoted JSON string (append_json_string into a new string): the
+// way a value is quoted in an error message, which then stays on one line and
+// valid UTF-8 whatever the value held.
+std::string json_quoted(std::string_view text);
+
 // The length of the valid UTF-8 sequence starting at text[i], or 0 when there
 // is none (overlong forms, surrogates and code points past U+10FFFF are invalid).
 std::size_t utf8_sequence_length(std::string_view text, std::size_t i);

@@ -21,6 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/json_text.h"
 #include "base/timestamp.h"
 
 namespace deltatap {
@@ -40,38 +41,6 @@ int syslog_priority(LogLevel level) {
     case LogLevel::error: return 3;
   }
   return 6;
-}
-
-std::string_view level_name(LogLevel level) {
-  switch (level) {
-    case LogLevel::debug: return "debug";
-    case LogLevel::info: return "info";
-    case LogLevel::warning: return "warning";
-    case LogLevel::error: return "error";
-  }
-  return "info";
-}
-
-void append_json_string(std::string& out, std::string_view text) {
-  out += '"';
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
 }
 
 // "SESSION_ID" -> "sessionId", the domain document's JSON field style.
@@ -161,7 +130,7 @@ class EventBackend
 
   bool admit(const Event& event, SteadyClock::time_point now) {
     if (!limited(event.level)) return true;
-    std::string key(level_name(event.level));
+    std::string key(to_string(event.level));
     key += '\x1f';
     key += event.message;
     // Messages with variable text would each get an entry: keep the map bounded.
@@ -228,7 +197,7 @@ class EventBackend
     } else {
       line += format_timestamp(now_millis());
       line += ' ';
-      line += level_name(event.level);
+      line += to_string(event.level);
       line += ": ";
     }
     line += event.message;
@@ -250,7 +219,7 @@ class EventBackend
 
   void write_json(const Event& event) {
     std::string line = "{\"level\":";
-    append_json_string(line, level_name(event.level));
+    append_json_string(line, to_string(event.level));
     line += ",\"time\":";
     append_json_string(line, format_timestamp(now_millis()));
     line += ",\"msg\":";

@@ -17,6 +17,8 @@
 #include <optional>
 #include <unordered_set>
 
+#include "base/json_text.h"
+
 namespace deltatap {
 namespace {
 
@@ -77,33 +79,12 @@ std::string quote_short(std::string_view text) {
   return out;
 }
 
-void append_json_string(std::string& out, std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  std::size_t run = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(text.data() + run, i - run);
-    run = i + 1;
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        out += "\\u00";
-        out.push_back(kHex[c >> 4]);
-        out.push_back(kHex[c & 0xf]);
-    }
-  }
-  out.append(text.data() + run, text.size() - run);
-  out.push_back('"');
-}
-
+// Strings in a state are written back through the project's one escaper
+// (base/json_text.h). What reaches it here is always valid UTF-8 (the reader
+// validates the encoding; FrameHandler refuses lone surrogate escapes), so its
+// U+FFFD replacement never applies and a state reads back as received. Numbers
+// do not go through it: they are kept as their original token (RawNumber), so
+// they keep their exact digits.
 std::string scalar_json(const Scalar& scalar) {
   if (scalar.kind == Kind::string) {
     std::string out;

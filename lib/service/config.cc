@@ -13,20 +13,21 @@
 // - `format = auto` (the default) picks journal under systemd, else text.
 #include "service/config.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
-#include <algorithm>
 #include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <sstream>
 
+#include "base/address.h"
+#include "base/duration.h"
+#include "base/files.h"
+#include "base/json_text.h"
+#include "base/secrets.h"
 
 extern char** environ;
 
@@ -35,10 +36,7 @@ namespace deltatap {
 namespace {
 
 using Millis = std::chrono::milliseconds;
-constexpr std::int64_t kMillisPerSecond = 1000;
-constexpr std::int64_t kMaxDurationMillis = 10LL * 365 * 24 * 3600 * 1000;  // ten years
 constexpr int kMaxRetentionDays = 100'000;
-constexpr std::size_t kMaxTokenFileBytes = 64 * 1024;
 
 // Where a value came from: "file:line: " (or "") and the name a user would type.
 struct Origin {
@@ -58,29 +56,11 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-// Quotes a value for an error message; control bytes are escaped so that the
-// message stays on one line whatever the input was.
-std::string quote(std::string_view value) {
-  std::string out = "\"";
-  for (unsigned char c : value) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7f) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
+// Values are quoted as JSON strings (base/json_text.h): control bytes are
+// escaped, so a message stays on one line whatever the input was.
 Error invalid(const Origin& origin, std::string_view value, std::string_view what,
               std::string_view expected) {
-  return Error{origin.where + origin.name + ": " + quote(value) + " is not " + std::string(what) +
+  return Error{origin.where + origin.name + ": " + json_quoted(value) + " is not " + std::string(what) +
                " (expected " + std::string(expected) + ")"};
 }
 
@@ -88,8 +68,6 @@ Error invalid(const Origin& origin, std::string_view value, std::string_view wha
 Error invalid_secret(const Origin& origin, std::string_view problem) {
   return Error{origin.where + origin.name + ": the value (hidden) " + std::string(problem)};
 }
-
-std::string errno_text(int error) { return std::strerror(error); }
 
 // ---- value parsers ---------------------------------------------------------
 
@@ -109,52 +87,11 @@ std::optional<std::int64_t> parse_integer(std::string_view s) {
   return n;
 }
 
-constexpr std::string_view kDurationExpected =
-    "a positive number with a unit ms, s, m, h or d, e.g. 500ms, 10s, 0.5s, 5m; "
-    "a bare number means seconds";
-
-// "500ms", "10s", "0.5s", "5m", "1h", "1d", or a bare number of seconds.
-Result<Millis> parse_duration(std::string_view value, const Origin& origin) {
-  auto fail = [&] { return invalid(origin, value, "a duration", kDurationExpected); };
-  std::string_view s = trim(value);
-  std::size_t digits_end = 0;
-  while (digits_end < s.size() && (std::isdigit(static_cast<unsigned char>(s[digits_end])) ||
-                                   s[digits_end] == '.')) {
-    ++digits_end;
-  }
-  std::string_view number = s.substr(0, digits_end);
-  std::string unit = lower(trim(s.substr(digits_end)));
-  std::int64_t unit_ms = 0;
-  if (unit.empty() || unit == "s") unit_ms = kMillisPerSecond;
-  else if (unit == "ms") unit_ms = 1;
-  else if (unit == "m") unit_ms = 60 * kMillisPerSecond;
-  else if (unit == "h") unit_ms = 3600 * kMillisPerSecond;
-  else if (unit == "d") unit_ms = 86400 * kMillisPerSecond;
-  else return fail();
-
-  // Exact decimal arithmetic: "0.5s" is 500 ms, "0.0001s" is refused rather than rounded.
-  auto dot = number.find('.');
-  std::string_view whole = number.substr(0, dot);
-  std::string_view fraction = dot == std::string_view::npos ? "" : number.substr(dot + 1);
-  if (dot != std::string_view::npos && (fraction.empty() || fraction.find('.') != fraction.npos)) {
-    return fail();
-  }
-  if (whole.empty() || whole.size() + fraction.size() > 15) return fail();
-  auto mantissa = parse_integer(std::string(whole) + std::string(fraction));
-  if (!mantissa) return fail();
-  std::int64_t scale = 1;
-  for (std::size_t i = 0; i < fraction.size(); ++i) scale *= 10;
-  std::int64_t scaled = 0;
-  if (__builtin_mul_overflow(*mantissa, unit_ms, &scaled) || scaled / scale > kMaxDurationMillis) {
-    return invalid(origin, value, "a duration", "at most ten years");
-  }
-  if (scaled % scale != 0) {
-    return invalid(origin, value, "a whole number of milliseconds",
-                   "a duration no finer than 1ms, e.g. 250ms");
-  }
-  std::int64_t ms = scaled / scale;
-  if (ms <= 0) return invalid(origin, value, "a positive duration", kDurationExpected);
-  return Millis{ms};
+// base/duration.h's syntax; its message gets the key in front.
+Result<Millis> read_duration(std::string_view value, const Origin& origin) {
+  auto parsed = parse_duration(value);
+  if (!parsed) return Error{origin.where + origin.name + ": " + parsed.error()};
+  return parsed;
 }
 
 constexpr std::string_view kSizeExpected =
@@ -220,22 +157,15 @@ Status check_url(std::string_view value, const Origin& origin) {
   return ok_status();
 }
 
-// "ADDR:PORT", "[v6]:PORT", or empty (disabled).
+// base/address.h's "IP:PORT" or "[IPv6]:PORT" with a fixed port, or empty (disabled).
 Status check_listen(std::string_view value, const Origin& origin) {
-  constexpr std::string_view kExpected =
-      "IP:PORT or [IPv6]:PORT, e.g. 127.0.0.1:9477 or [::1]:9477, or empty to disable the API";
   if (value.empty()) return ok_status();
-  auto colon = value.rfind(':');
-  if (colon == std::string_view::npos) return invalid(origin, value, "a listen address", kExpected);
-  std::string host(value.substr(0, colon));
-  auto port = parse_integer(value.substr(colon + 1));
-  bool v6 = host.size() >= 2 && host.front() == '[' && host.back() == ']';
-  if (v6) host = host.substr(1, host.size() - 2);
-  std::array<unsigned char, 16> buffer{};
-  bool address_ok = v6 ? inet_pton(AF_INET6, host.c_str(), buffer.data()) == 1
-                       : inet_pton(AF_INET, host.c_str(), buffer.data()) == 1;
-  if (!address_ok) return invalid(origin, value, "a listen address", kExpected);
-  if (!port || *port < 1 || *port > 65535) {
+  auto address = parse_listen_address(value);
+  if (!address) {
+    return Error{origin.where + origin.name + ": " + address.error() +
+                 "; an empty value disables the API"};
+  }
+  if (address->port == 0) {
     return invalid(origin, value, "a listen address with a valid port", "a port from 1 to 65535");
   }
   return ok_status();
@@ -260,7 +190,7 @@ Status check_header(std::string_view value, const Origin& origin) {
   if (!header.ok()) {
     // Only the name part is shown: the value may be a credential.
     std::string_view shown = value.substr(0, value.find(':'));
-    return Error{origin.where + origin.name + ": " + quote(shown) + ": " + header.error() +
+    return Error{origin.where + origin.name + ": " + json_quoted(shown) + ": " + header.error() +
                  " (expected \"Name: value\", e.g. \"X-Client: deltatap\", and not a header the "
                  "WebSocket handshake sets; put the token in [stream] token or token_file)"};
   }
@@ -271,7 +201,7 @@ Status check_readable(std::string_view value, const Origin& origin) {
   std::string path(value);
   if (path.empty()) return ok_status();
   if (::access(path.c_str(), R_OK) != 0) {
-    return Error{origin.where + origin.name + ": cannot read " + quote(value) + ": " + errno_text(errno)};
+    return Error{origin.where + origin.name + ": cannot read " + json_quoted(value) + ": " + errno_text(errno)};
   }
   return ok_status();
 }
@@ -333,19 +263,19 @@ const std::array<KeySpec, 23> kKeys = {{
      }},
     {"stream", "connect_timeout",
      [](Config& c, std::string_view v, const Origin& o) {
-       return assign(parse_duration(v, o), c.stream.connect_timeout);
+       return assign(read_duration(v, o), c.stream.connect_timeout);
      }},
     {"stream", "idle_timeout",
      [](Config& c, std::string_view v, const Origin& o) {
-       return assign(parse_duration(v, o), c.stream.idle_timeout);
+       return assign(read_duration(v, o), c.stream.idle_timeout);
      }},
     {"stream", "backoff_initial",
      [](Config& c, std::string_view v, const Origin& o) {
-       return assign(parse_duration(v, o), c.stream.backoff_initial);
+       return assign(read_duration(v, o), c.stream.backoff_initial);
      }},
     {"stream", "backoff_max",
      [](Config& c, std::string_view v, const Origin& o) {
-       return assign(parse_duration(v, o), c.stream.backoff_max);
+       return assign(read_duration(v, o), c.stream.backoff_max);
      }},
     {"stream", "max_message_bytes",
      [](Config& c, std::string_view v, const Origin& o) {
@@ -367,7 +297,7 @@ const std::array<KeySpec, 23> kKeys = {{
      }},
     {"storage", "snapshot_interval",
      [](Config& c, std::string_view v, const Origin& o) {
-       return assign(parse_duration(v, o), c.storage.snapshot_interval);
+       return assign(read_duration(v, o), c.storage.snapshot_interval);
      }},
     {"storage", "journal",
      [](Config& c, std::string_view v, const Origin& o) {
@@ -375,7 +305,7 @@ const std::array<KeySpec, 23> kKeys = {{
      }},
     {"storage", "journal_fsync_interval",
      [](Config& c, std::string_view v, const Origin& o) {
-       return assign(parse_duration(v, o), c.storage.journal_fsync_interval);
+       return assign(read_duration(v, o), c.storage.journal_fsync_interval);
      }},
     {"storage", "max_deltas",
      [](Config& c, std::string_view v, const Origin& o) -> Status {
@@ -457,12 +387,12 @@ std::string key_name(std::string_view section, std::string_view key) {
 Status apply_file(const std::string& path, Config& config) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return Error{"cannot read config file " + quote(path) + ": " + errno_text(errno)};
+    return Error{"cannot read config file " + json_quoted(path) + ": " + errno_text(errno)};
   }
   // Reading a directory "succeeds" at open and fails at the first read.
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
-    return Error{"cannot read config file " + quote(path) + ": not a regular file"};
+    return Error{"cannot read config file " + json_quoted(path) + ": not a regular file"};
   }
   int token_line = 0;
   int token_file_line = 0;
@@ -479,13 +409,13 @@ Status apply_file(const std::string& path, Config& config) {
     if (line.empty() || line.front() == '#' || line.front() == ';') continue;
     if (line.front() == '[') {
       if (line.back() != ']') {
-        return Error{where + "malformed section header " + quote(line) + " (expected [section])"};
+        return Error{where + "malformed section header " + json_quoted(line) + " (expected [section])"};
       }
       std::string name(trim(line.substr(1, line.size() - 2)));
       bool known = false;
       for (auto s : kSections) known = known || s == name;
       if (!known) {
-        return Error{where + "unknown section " + quote("[" + name + "]") + " (allowed: " +
+        return Error{where + "unknown section " + json_quoted("[" + name + "]") + " (allowed: " +
                      allowed_sections() + ")"};
       }
       section = name;
@@ -493,7 +423,7 @@ Status apply_file(const std::string& path, Config& config) {
     }
     auto equals = line.find('=');
     if (equals == std::string_view::npos) {
-      return Error{where + "expected \"key = value\", \"[section]\" or a comment, got " + quote(line)};
+      return Error{where + "expected \"key = value\", \"[section]\" or a comment, got " + json_quoted(line)};
     }
     std::string key(trim(line.substr(0, equals)));
     std::string_view value = trim(line.substr(equals + 1));
@@ -501,15 +431,15 @@ Status apply_file(const std::string& path, Config& config) {
       value = value.substr(1, value.size() - 2);
     }
     if (key.empty()) {
-      return Error{where + "expected \"key = value\", got a value without a key: " + quote(line)};
+      return Error{where + "expected \"key = value\", got a value without a key: " + json_quoted(line)};
     }
     if (section.empty()) {
-      return Error{where + "key " + quote(key) + " comes before any section (expected a [section] "
+      return Error{where + "key " + json_quoted(key) + " comes before any section (expected a [section] "
                    "line first; sections: " + allowed_sections() + ")"};
     }
     const KeySpec* spec = find_key(section, key);
     if (!spec) {
-      return Error{where + "unknown key " + quote(key) + " in [" + section + "] (allowed: " +
+      return Error{where + "unknown key " + json_quoted(key) + " in [" + section + "] (allowed: " +
                    allowed_keys(section) + ")"};
     }
     std::string id = section + "." + key;
@@ -524,7 +454,7 @@ Status apply_file(const std::string& path, Config& config) {
     if (id == "stream.token" && !value.empty()) token_line = line_number;
     if (id == "stream.token_file") token_file_line = line_number;
   }
-  if (in.bad()) return Error{"cannot read config file " + quote(path) + ": " + errno_text(errno)};
+  if (in.bad()) return Error{"cannot read config file " + json_quoted(path) + ": " + errno_text(errno)};
   if (token_line && token_file_line) {
     return Error{path + ":" + std::to_string(std::max(token_line, token_file_line)) +
                  ": [stream] token (line " + std::to_string(token_line) + ") and token_file (line " +
@@ -571,7 +501,7 @@ Status apply_environment(const Environment& env, Config& config) {
       return invalid(Origin{"", "SNAPSHOT_INTERVAL"}, v, "a number of milliseconds",
                      "a positive integer, e.g. 60000");
     }
-    if (*ms <= 0 || *ms > kMaxDurationMillis) {
+    if (*ms <= 0 || *ms > DurationRules{}.max.count()) {
       return invalid(Origin{"", "SNAPSHOT_INTERVAL"}, v, "a usable number of milliseconds",
                      "a positive integer, e.g. 60000");
     }
@@ -620,7 +550,7 @@ Status apply_overrides(const std::map<std::string, std::string>& overrides, Conf
     auto dot = id.find('.');
     const KeySpec* spec =
         dot == std::string::npos ? nullptr : find_key(id.substr(0, dot), id.substr(dot + 1));
-    if (!spec) return Error{"unknown override " + quote(id) + " (expected section.key)"};
+    if (!spec) return Error{"unknown override " + json_quoted(id) + " (expected section.key)"};
     if (auto s = spec->set(config, value, Origin{"", flag_for(id)}); !s) return s;
   }
   return ok_status();
@@ -632,49 +562,15 @@ bool under_directory(const std::string& path, const std::string& directory) {
   return path.compare(0, prefix.size(), prefix) == 0;
 }
 
-// Reads a token file; `check_mode` refuses one that group or others can read.
-Result<std::string> read_token_file(const std::string& path, bool check_mode, const Origin& origin) {
-  std::string label = origin.where + origin.name + ": " + quote(path);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) return Error{label + ": cannot read: " + errno_text(errno)};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int error = errno;
-    ::close(fd);
-    return Error{label + ": cannot stat: " + errno_text(error)};
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return Error{label + ": not a regular file (expected a file holding the token)"};
-  }
-  if (check_mode && (st.st_mode & 0044) != 0) {
-    ::close(fd);
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return Error{label + ": refusing a token file readable by group or others (mode " + mode +
-                 "; expected mode 0600 or 0400: chmod 600 " + path + ")"};
-  }
-  std::string text;
-  char buffer[4096];
-  while (true) {
-    ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int error = errno;
-      ::close(fd);
-      return Error{label + ": cannot read: " + errno_text(error)};
-    }
-    if (n == 0) break;
-    text.append(buffer, static_cast<std::size_t>(n));
-    if (text.size() > kMaxTokenFileBytes) {
-      ::close(fd);
-      return Error{label + ": larger than 64 KiB (expected a file holding just the token)"};
-    }
-  }
-  ::close(fd);
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  if (text.empty()) return Error{label + ": the file is empty (expected the token)"};
-  if (auto s = check_token(text, Origin{"", label}); !s) return Error{s.error()};
+// What a token file held (base/secrets.h's read_secret_file), checked as a
+// token given in the config file would be.
+Result<std::string> token_in_file(Result<std::string> text, const std::string& path,
+                                  const Origin& origin) {
+  std::string label = origin.where + origin.name;
+  if (!text) return Error{label + ": " + text.error()};
+  std::string file = label + ": " + json_quoted(path);
+  if (text->empty()) return Error{file + ": the file is empty (expected the token)"};
+  if (auto s = check_token(*text, Origin{"", file}); !s) return Error{s.error()};
   return text;
 }
 
@@ -683,9 +579,9 @@ Status resolve_token(const Environment& env, Config& config) {
   const char* credentials = env_value(env, "CREDENTIALS_DIRECTORY");
   std::string credentials_dir = credentials ? credentials : "";
   if (!config.stream.token_file.empty()) {
-    auto token = read_token_file(config.stream.token_file,
-                                 !under_directory(config.stream.token_file, credentials_dir),
-                                 Origin{"", "[stream] token_file"});
+    const std::string& path = config.stream.token_file;
+    auto token = token_in_file(read_secret_file(path, !under_directory(path, credentials_dir)), path,
+                               Origin{"", "[stream] token_file"});
     if (!token) return Error{token.error()};
     config.stream.token = std::move(token.value());
     return ok_status();
@@ -694,32 +590,16 @@ Status resolve_token(const Environment& env, Config& config) {
     std::string path = credentials_dir + "/token";
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) return ok_status();
+    // systemd made this file private to the service; its mode is not ours to judge.
+    auto text = read_secret_file(path, false);
     // The unit's SetCredential= fallback provides an empty credential when
     // /etc/deltatap/token is absent: that means "no token", not an error.
-    if (S_ISREG(st.st_mode) && st.st_size <= 2) {
-      std::ifstream in(path, std::ios::binary);
-      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      if (text.find_first_not_of("\r\n") == std::string::npos) return ok_status();
-    }
-    // systemd made this file private to the service; its mode is not ours to judge.
-    auto token = read_token_file(path, false, Origin{"", "$CREDENTIALS_DIRECTORY/token"});
+    if (text && text->find_first_not_of("\r\n") == std::string::npos) return ok_status();
+    auto token = token_in_file(std::move(text), path, Origin{"", "$CREDENTIALS_DIRECTORY/token"});
     if (!token) return Error{token.error()};
     config.stream.token = std::move(token.value());
   }
   return ok_status();
-}
-
-std::string format_duration(Millis d) {
-  std::int64_t ms = d.count();
-  struct Unit {
-    std::int64_t ms;
-    const char* suffix;
-  };
-  static constexpr Unit kUnits[] = {{86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1000, "s"}};
-  for (const auto& unit : kUnits) {
-    if (ms != 0 && ms % unit.ms == 0) return std::to_string(ms / unit.ms) + unit.suffix;
-  }
-  return std::to_string(ms) + "ms";
 }
 
 std::string format_size(std::uint64_t bytes) {
@@ -739,7 +619,7 @@ Result<CommandLine> parse_command_line(int argc, const char* const* argv) {
     std::string_view arg = argv[i];
     if (arg == "-h") arg = "--help";
     if (arg.substr(0, 2) != "--" || arg.size() == 2) {
-      return Error{"unexpected argument " + quote(arg) + " (deltatapd takes only options)"};
+      return Error{"unexpected argument " + json_quoted(arg) + " (deltatapd takes only options)"};
     }
     std::string name(arg);
     std::optional<std::string> inline_value;
@@ -753,7 +633,7 @@ Result<CommandLine> parse_command_line(int argc, const char* const* argv) {
     else if (name == "--version") toggle = &cmdline.version;
     else if (name == "--help") toggle = &cmdline.help;
     if (toggle || name == "--persist" || name == "--no-persist") {
-      if (inline_value) return Error{"option " + name + " takes no value (got " + quote(*inline_value) + ")"};
+      if (inline_value) return Error{"option " + name + " takes no value (got " + json_quoted(*inline_value) + ")"};
       if (toggle) *toggle = true;
       else cmdline.overrides["storage.enabled"] = name == "--persist" ? "on" : "off";
       continue;
@@ -764,7 +644,7 @@ Result<CommandLine> parse_command_line(int argc, const char* const* argv) {
       if (f.flag == name) spec = &f;
     }
     if (!spec && name != "--config") {
-      return Error{"unknown option " + quote(name) +
+      return Error{"unknown option " + json_quoted(name) +
                    " (expected --config, --url, --token, --db, --http, --log-level, --log-format, "
                    "--persist, --no-persist, --check-config, --version or --help)"};
     }

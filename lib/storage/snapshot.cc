@@ -11,19 +11,12 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
-#include <filesystem>
 
 #include "base/timestamp.h"
 
 namespace deltatap {
 
-namespace fs = std::filesystem;
-
 namespace {
-
-std::string errno_text(std::string_view what, const std::string& path) {
-  return std::string(what) + " " + path + ": " + std::strerror(errno);
-}
 
 class FileDescriptor {
  public:
@@ -32,71 +25,22 @@ class FileDescriptor {
     if (fd_ >= 0) ::close(fd_);
   }
   int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
 
  private:
   int fd_;
 };
 
-std::string parent_of(const std::string& path) {
-  auto parent = fs::path(path).parent_path();
-  return parent.empty() ? "." : parent.string();
-}
-
 }  // namespace
-
-Status ensure_parent_directory(const std::string& path) {
-  auto parent = fs::path(parent_of(path));
-  std::error_code ec;
-  if (fs::is_directory(parent, ec)) return ok_status();
-  // Parents we create are private too: they hold nothing else.
-  fs::path partial;
-  for (const auto& part : parent) {
-    partial /= part;
-    if (fs::is_directory(partial, ec)) continue;
-    if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) {
-      return Error{errno_text("cannot create directory", partial.string())};
-    }
-  }
-  return ok_status();
-}
 
 Status write_snapshot_file(const std::string& path, const FillFile& fill) {
   if (auto s = ensure_parent_directory(path); !s.ok()) return s;
-  std::string temp = path + ".tmp-XXXXXX";
-  FileDescriptor fd(::mkstemp(temp.data()));  // mkstemp creates it 0600
-  if (fd.get() < 0) return Error{errno_text("cannot create", temp)};
-  auto fail = [&](std::string message) -> Status {
-    ::unlink(temp.c_str());
-    return Error{std::move(message)};
-  };
-  if (auto s = fill(temp); !s.ok()) return fail(s.error());
-  if (::fsync(fd.get()) != 0) return fail(errno_text("cannot fsync", temp));
-  if (::close(fd.release()) != 0) return fail(errno_text("cannot close", temp));
-  if (::rename(temp.c_str(), path.c_str()) != 0) return fail(errno_text("cannot rename to", path));
-  FileDescriptor dir(::open(parent_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  // The rename is done; a directory we cannot fsync only weakens durability.
-  if (dir.get() < 0 || ::fsync(dir.get()) != 0) {
-    return Error{errno_text("cannot fsync directory of", path)};
-  }
-  return ok_status();
+  // SQLite writes the temporary by name; the descriptor is for the fsync.
+  return write_file_atomically(path, [&fill](const std::string& temp, int) { return fill(temp); });
 }
 
 Status write_snapshot_file(const std::string& path, std::string_view bytes) {
-  return write_snapshot_file(path, [bytes](const std::string& temp) -> Status {
-    FileDescriptor fd(::open(temp.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC));
-    if (fd.get() < 0) return Error{errno_text("cannot open", temp)};
-    std::size_t written = 0;
-    while (written < bytes.size()) {
-      ssize_t n = ::write(fd.get(), bytes.data() + written, bytes.size() - written);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return Error{errno_text("cannot write", temp)};
-      }
-      written += static_cast<std::size_t>(n);
-    }
-    return ok_status();
-  });
+  if (auto s = ensure_parent_directory(path); !s.ok()) return s;
+  return write_file_atomically(path, bytes);
 }
 
 Result<std::unique_ptr<SnapshotChild>> SnapshotChild::start(const std::string& path,
@@ -178,7 +122,7 @@ Status SnapshotChild::wait(std::chrono::milliseconds limit) {
     reaped = ::waitpid(pid_, &status, 0);
   } while (reaped < 0 && errno == EINTR);
   pid_ = -1;
-  if (reaped < 0) return Error{std::string("cannot wait for the snapshot process: ") + std::strerror(errno)};
+  if (reaped < 0) return Error{"cannot wait for the snapshot process: " + errno_text(errno)};
   if (killed) {
     auto after = limit.count() >= 1000 ? std::to_string(limit.count() / 1000) + " s"
                                        : std::to_string(limit.count()) + " ms";
@@ -199,15 +143,6 @@ SnapshotChild::~SnapshotChild() {
     }
   }
   if (result_fd_ >= 0) ::close(result_fd_);
-}
-
-void remove_stale_temporaries(const std::string& path) {
-  auto target = fs::path(path);
-  std::string prefix = target.filename().string() + ".tmp-";
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(parent_of(path), ec)) {
-    if (entry.path().filename().string().starts_with(prefix)) fs::remove(entry.path(), ec);
-  }
 }
 
 Result<bool> snapshot_file_exists(const std::string& path) {
@@ -249,12 +184,6 @@ Result<std::string> move_aside(const std::string& path) {
     return Error{errno_text("cannot move aside", path)};
   }
   return target;
-}
-
-std::uint64_t file_size(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return 0;
-  return static_cast<std::uint64_t>(st.st_size);
 }
 
 }  // namespace deltatap

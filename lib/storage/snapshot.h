@@ -1,10 +1,13 @@
 // Snapshot: the database file on disk, written so that a crash at any instant
 // leaves either the old file or the new one, never a torn one.
 //
-// write_snapshot_file: temporary file in the same directory (mode 0600), filled,
-// fsync, rename over the target, fsync the directory. The directory is created
-// with mode 0700 when missing. On failure the old file is untouched and the
-// temporary file removed.
+// write_snapshot_file: base/files.h's write_file_atomically (temporary file in
+// the same directory, mode 0600, filled, fsync, rename over the target, fsync
+// the directory), after creating the directory with mode 0700 when missing. On
+// failure the old file is untouched and the temporary file removed.
+//
+// The file helpers the daemon uses around snapshots (ensure_parent_directory,
+// remove_stale_temporaries, file_size) are base/files.h's, included here.
 //
 // These functions block on the disk. SnapshotChild runs one in a forked
 // process, so that the daemon's thread pauses only for fork() itself.
@@ -13,7 +16,6 @@
 #include <sys/types.h>
 
 #include <chrono>
-#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -21,11 +23,13 @@
 #include <string_view>
 #include <utility>
 
+#include "base/files.h"
 #include "base/result.h"
 
 namespace deltatap {
 
-// `fill` writes the new content to the temporary path it is given.
+// `fill` writes the new content to the temporary path it is given (SQLite's
+// backup API opens the file by name).
 using FillFile = std::function<Status(const std::string& temp_path)>;
 
 Status write_snapshot_file(const std::string& path, const FillFile& fill);
@@ -59,9 +63,6 @@ class SnapshotChild {
   Status finished_;
 };
 
-// Removes "<path>.tmp-*" left by a process that died while writing.
-void remove_stale_temporaries(const std::string& path);
-
 // Whether the file exists; an error when it exists but cannot be read.
 Result<bool> snapshot_file_exists(const std::string& path);
 
@@ -72,11 +73,5 @@ Result<std::optional<std::string>> read_snapshot_file(const std::string& path);
 // Renames an unusable file to "<path>.corrupt-<UTC time>" so it is kept for a
 // person to look at and never overwritten. Returns the new name.
 Result<std::string> move_aside(const std::string& path);
-
-// Size of the file in bytes, 0 when missing.
-std::uint64_t file_size(const std::string& path);
-
-// Creates the parent directory of `path` (and its parents) with mode 0700.
-Status ensure_parent_directory(const std::string& path);
 
 }  // namespace deltatap
