@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 
+#include "base/files.h"
 #include "storage/snapshot.h"
 
 namespace deltatap {
@@ -90,10 +91,6 @@ bool decode(std::string_view payload, StoredDelta& row) {
     if (!in.get_string(row.delta.after.emplace())) return false;
   }
   return in.done();
-}
-
-std::string errno_text(std::string_view what, const std::string& path) {
-  return std::string(what) + " " + path + ": " + std::strerror(errno);
 }
 
 // Segment numbers present beside the active file, ascending.
