@@ -105,6 +105,32 @@ BOOST_AUTO_TEST_CASE(bad_configuration_exits_2_naming_the_culprit) {
   BOOST_TEST(!fs::exists(dir / "data"));
 }
 
+// The configuration applies the client's own rules (stream/stream_options.h):
+// what the client would drop or refuse at connect is refused at start.
+BOOST_AUTO_TEST_CASE(a_stream_header_or_url_the_client_would_refuse_exits_2) {
+  TempDir dir;
+  struct Case {
+    std::string conf, culprit;
+  };
+  std::vector<Case> cases = {
+      {"[stream]\nheader = Transfer-Encoding: chunked\n", "Transfer-Encoding"},
+      {"[stream]\nheader = Sec-WebSocket-Protocol: bearer.x\n", "Sec-WebSocket-Protocol"},
+      {"[stream]\nheader = X-Ok: a\x01b\n", "X-Ok"},
+      {"[stream]\nurl = ws://alice:s3cret@127.0.0.1:1/ws\n", "[stream] url"},
+      {"[stream]\nurl = ws://127.0.0.1:1/ws#frag\n", "[stream] url"},
+  };
+  for (const auto& c : cases) {
+    auto conf = dir / "deltatap.conf";
+    write_file(conf, c.conf);
+    auto env = base_env("0");
+    env["DELTATAP_URL"] = "\x01unset";
+    auto result = run_command(deltatapd({"--config", conf.string()}), env, dir.path());
+    BOOST_TEST(result.exit_code == 2, c.conf);
+    BOOST_TEST(result.err.find(c.culprit) != std::string::npos, result.err);
+    BOOST_TEST(result.err.find("chunked") == std::string::npos, result.err);  // values stay out
+  }
+}
+
 BOOST_AUTO_TEST_CASE(check_config_prints_the_effective_configuration_without_the_token) {
   auto env = base_env("1");
   env["DELTATAP_TOKEN"] = "s3cret-token-value";

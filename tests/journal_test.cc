@@ -141,3 +141,27 @@ BOOST_AUTO_TEST_CASE(rotation_keeps_segments_until_dropped_and_reopen_never_appe
   BOOST_TEST(ids == (std::vector<std::int64_t>{6, 7, 9}), boost::test_tools::per_element());
   BOOST_TEST(replay->torn == 1u);
 }
+
+// Ids are given on the stream lane before the store lane stores them, so the
+// segment rotated for a snapshot can hold ids the snapshot does not: such a
+// segment stays until a snapshot holds all of them.
+BOOST_AUTO_TEST_CASE(a_segment_is_dropped_only_once_a_snapshot_holds_all_its_ids) {
+  TempDir dir;
+  auto path = (dir / "sessions.journal").string();
+  Harness h(path);
+  for (int i = 1; i <= 6; ++i) h.journal->append(delta(i), i, "2025-11-10T12:00:01.000Z");
+  auto segment = h.journal->rotate();  // a snapshot starts while the store holds ids 1-4
+  h.journal->flush();
+  h.wait_for(1);
+  h.journal->drop_covered(4);
+  h.journal->append(delta(7), 7, "2025-11-10T12:00:01.000Z");
+  h.journal->flush();
+  h.wait_for(2);
+  BOOST_TEST(fs::exists(path + "." + std::to_string(segment)));
+  BOOST_TEST(read_journal(path, 4)->deltas.size() == 3u);  // 5, 6 and 7 survive a crash now
+  h.journal->rotate();
+  h.journal->drop_covered(7);  // the next snapshot holds them all
+  h.journal.reset();
+  BOOST_TEST(!fs::exists(path + "." + std::to_string(segment)));
+  BOOST_TEST(read_journal(path, 0)->deltas.empty());
+}
