@@ -22,6 +22,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -323,6 +324,66 @@ class Bench:
         log(f"ingest {fmt}: {result['rate']:.0f}/s, cpu {cpu:.2f} s, peak {peak / MB:.0f} MB")
         return result
 
+    def ingest_under_load(self, fmt):
+        """As ingest_once, with the queries of issue 12 running all along: four
+        clients looping on GET /api/sessions and two on GET /api/export. The
+        stream lane must keep up: no reconnect, no backpressure close."""
+        n = self.sizes["ingest"]
+        log(f"ingest under query load: {n} deltas, format {fmt}")
+        data = os.path.join(self.work, f"ingest-load-{fmt}")
+        os.sync()
+        sim = self.start_sim(f"sim-load-{fmt}", "--count", n, "--format", fmt, "--rate", 0,
+                             "--seed", 7)
+        daemon = self.start_daemon(f"deltatapd-load-{fmt}", data, f"ws://127.0.0.1:{sim.port}/ws")
+        done = threading.Event()
+        answered = {"sessions": 0, "export_bytes": 0, "exports": 0, "errors": 0}
+        lock = threading.Lock()
+
+        def loop(path, key):
+            while not done.is_set():
+                try:
+                    request = urllib.request.Request(f"http://127.0.0.1:{daemon.port}{path}")
+                    with urllib.request.urlopen(request, timeout=600) as response:
+                        size = 0
+                        while chunk := response.read(1 << 20):
+                            size += len(chunk)
+                    with lock:
+                        answered[key] += 1
+                        if key == "exports":
+                            answered["export_bytes"] += size
+                except OSError:
+                    with lock:
+                        answered["errors"] += 1
+
+        threads = [threading.Thread(target=loop, args=("/api/sessions", "sessions")) for _ in range(4)]
+        threads += [threading.Thread(target=loop, args=("/api/export?format=ndjson", "exports"))
+                    for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        cpu_start = proc_cpu_seconds(daemon.pid)
+        try:
+            wait_for(lambda: '"sent"' in sim.stdout(), 900, "the simulator to send everything", 0.02)
+            wait_for(lambda: self.metric(daemon.port, "deltatap_deltas_stored_total") >= n, 300,
+                     f"{n} deltas stored", 0.02)
+            seconds = time.monotonic() - daemon.ready_at
+        finally:
+            done.set()
+            for thread in threads:
+                thread.join()
+        cpu = proc_cpu_seconds(daemon.pid) - cpu_start
+        stored = self.metric(daemon.port, "deltatap_deltas_stored_total")
+        reconnects = self.metric(daemon.port, "deltatap_websocket_reconnects_total")
+        queue_full = self.metric(daemon.port, "deltatap_stream_queue_full_total")
+        self.stop(sim)
+        self.stop(daemon)
+        result = dict(deltas=n, stored=stored, seconds=seconds, rate=n / seconds, cpu=cpu,
+                      reconnects=reconnects, queue_full=queue_full,
+                      backpressure=sim.stderr().count("backpressure"), **answered)
+        log(f"ingest {fmt} under load: {result['rate']:.0f}/s, {answered}")
+        if not self.keep:
+            shutil.rmtree(data, ignore_errors=True)
+        self.results.setdefault("ingest_load", {})[fmt] = result
+
     def make_stores(self, templates):
         s = self.sizes
         for label, n, hot, journal in (("small", s["small"], s["small_hot"], 0),
@@ -443,10 +504,17 @@ class Bench:
                                     wakeups_per_s=wakeups / seconds,
                                     peak_rss=peak, ready_seconds=daemon.ready_seconds)
 
-    def run(self):
+    def run(self, only=None):
         self.results["load_before"] = load_average()
+        if only == "ingest":
+            # Format A with and without the query load, nothing else.
+            self.ingest("delta")
+            self.ingest_under_load("delta")
+            self.results["load_after"] = load_average()
+            return
         for fmt in ("delta", "session_update", "mixed"):
             self.ingest(fmt)
+        self.ingest_under_load("delta")
         templates = self.results["ingest"]["session_update"]["db"]
         self.make_stores(templates)
         if not self.keep:
@@ -494,12 +562,25 @@ def table(r, sizes, quick):
         row("", "read loop keeps up", f"{i['reconnects']:.0f} reconnects, "
             f"{i['backpressure']} backpressure closes", "", "0", verdict(keeps_up))
 
+    for fmt, i in r.get("ingest_load", {}).items():
+        base = r["ingest"][fmt]["rate"]
+        keeps_up = i["reconnects"] == 0 and i["backpressure"] == 0 and i["stored"] == i["deltas"]
+        row(f"ingest {fmt} under query load, {i['deltas']:,}", "deltas/s stored",
+            f"{i['rate']:,.0f} ({i['rate'] / base:.2f} × no load); {i['sessions']:,} /api/sessions "
+            f"and {i['exports']} exports ({mb(i['export_bytes'])}) answered meanwhile",
+            f"no load {base:,.0f}/s (same build, best of runs)", "", "")
+        row("", "tap keeps up", f"{i['reconnects']:.0f} reconnects, {i['backpressure']} backpressure "
+            f"closes, queue full {i['queue_full']:.0f}×", "", "0", verdict(keeps_up))
+
+    if "stores" not in r:
+        return finish_table(rows, r, quick)
+
     b = r["ingest"]["session_update"]["budget"]
     raw_us = 1e6 / r["ingest"]["session_update"]["raw"]["rows_per_s"]
     total = b["parse_b_us"] + b["save_batch_us"] + b["journal_append_us"]
-    row(f"ingest budget, {b['rows']:,} rows", "µs per delta: parse A / B (parse thread); store, journal (io thread)",
-        f"{b['parse_a_us']:.1f} / {b['parse_b_us']:.1f}, {b['save_batch_us']:.1f}, "
-        f"{b['journal_append_us']:.1f} (B total {total:.1f} → {1e6 / total:,.0f}/s)",
+    row(f"ingest budget, {b['rows']:,} rows", "µs per delta: parse A / B, journal (stream lane); store (store lane)",
+        f"{b['parse_a_us']:.1f} / {b['parse_b_us']:.1f}, {b['journal_append_us']:.1f}; "
+        f"{b['save_batch_us']:.1f} (B total {total:.1f} → {1e6 / total:,.0f}/s)",
         f"raw insert {raw_us:.1f} µs", "", "")
 
     large = r["stores"]["large"]
@@ -563,6 +644,10 @@ def table(r, sizes, quick):
         f"sim {idle['sim_cpu']:.2f} s", "~0 (< 0.25 %); < 15 MB",
         verdict(idle["cpu"] <= 0.0025 * idle["seconds"] and idle["rss"] < 15 * MB))
 
+    return finish_table(rows, r, quick)
+
+
+def finish_table(rows, r, quick):
     lines = ["| scenario | figure | measured | reference (same run) | target | |",
              "|---|---|---|---|---|---|"]
     lines += ["| " + " | ".join(cells) + " |" for cells in rows]
@@ -579,12 +664,14 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--json", help="also write every raw figure here")
     parser.add_argument("--markdown", help="also write the table here")
+    parser.add_argument("--only", choices=["ingest"],
+                        help="ingest: only format A ingest, with and without the query load")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     work = tempfile.mkdtemp(prefix="deltatap-bench.")
     bench = Bench(os.path.abspath(args.build), work, sizes, args.keep)
     try:
-        bench.run()
+        bench.run(args.only)
     finally:
         bench.stop_all()
         if args.keep:
