@@ -497,3 +497,111 @@ BOOST_AUTO_TEST_CASE(sessions_summarise_each_session) {
   BOOST_TEST(sessions->at(1).first_seen == "2025-11-10T10:00:00.000Z");
   BOOST_TEST(store->counts().sessions == 2);
 }
+
+namespace {
+
+std::string describe(const std::vector<SessionSummary>& rows) {
+  std::string out;
+  for (const auto& r : rows) {
+    out += r.session_id + " c" + std::to_string(r.created) + " u" + std::to_string(r.updated) +
+           " d" + std::to_string(r.deleted) + " " + r.first_seen + ".." + r.last_seen + " " +
+           r.last_type + " " + r.last_state.value_or("null") + "\n";
+  }
+  return out;
+}
+
+// The same question answered by scanning the history: the file without its summary.
+std::string sessions_by_scan(Store& store, const TempDir& dir, const std::string& name) {
+  auto file = (dir / name).string();
+  BOOST_REQUIRE(store.write_copy(file).ok());
+  sqlite3* db = nullptr;
+  BOOST_REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
+  BOOST_REQUIRE(sqlite3_exec(db, "DROP TABLE session_summary", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  auto readonly = Store::open_readonly(file);
+  BOOST_REQUIRE(readonly.ok());
+  auto rows = (*readonly)->sessions();
+  BOOST_REQUIRE(rows.ok());
+  return describe(*rows);
+}
+
+}  // namespace
+
+// GET /api/sessions reads a summary kept as rows come and go; whatever happened
+// (out-of-order timestamps, ties broken by id, replays, cleanup, eviction), it
+// says what a scan of the history says.
+BOOST_AUTO_TEST_CASE(the_session_summary_agrees_with_a_scan_of_the_history) {
+  TempDir dir;
+  auto store = empty_store();
+  std::vector<Delta> first = {
+      make_delta("a", DeltaType::created, "2025-11-10T10:00:00.000Z", R"({"v":1})"),
+      make_delta("b", DeltaType::created, "2025-11-10T10:00:00.000Z", R"({"v":2})"),
+      make_delta("a", DeltaType::updated, "2025-11-10T09:00:00.000Z", R"({"v":3})"),  // earlier
+      make_delta("b", DeltaType::updated, "2025-11-10T10:00:00.000Z", R"({"v":4})"),  // a tie
+  };
+  BOOST_REQUIRE(store->save_batch(first, "2025-11-01T00:00:00.000Z").ok());
+  std::vector<Delta> second = {
+      make_delta("c", DeltaType::created, "2025-11-10T11:00:00.000Z", R"({"v":5})"),
+      make_delta("b", DeltaType::deleted, "2025-11-10T10:00:00.000Z", R"({"v":6})"),
+  };
+  BOOST_REQUIRE(store->save_batch(second, "2025-11-20T00:00:00.000Z").ok());
+  // A replay of ids already held, mixed with a new one.
+  std::vector<StoredDelta> replay = {
+      {1, first[0], "2025-11-01T00:00:00.000Z"},
+      {10, make_delta("a", DeltaType::updated, "2025-11-10T12:00:00.000Z", R"({"v":7})"),
+       "2025-11-20T00:00:00.000Z"},
+  };
+  BOOST_REQUIRE(store->save_with_created_at(replay).ok());
+  auto rows = store->sessions();
+  BOOST_REQUIRE(rows.ok());
+  BOOST_TEST(describe(*rows) == sessions_by_scan(*store, dir, "one.sqlite"));
+  BOOST_TEST(rows->at(0).last_state.value_or("") == R"({"v":7})");  // a, at 12:00
+  BOOST_TEST(rows->at(2).last_type == "deleted");                     // b: the tie went to the later id
+
+  // Cleanup takes the first batch: "a" keeps only its replayed update, "b" only its deletion.
+  auto deleted = store->cleanup(parse_timestamp("2025-11-10T00:00:00.000Z").value());
+  BOOST_REQUIRE(deleted.ok());
+  BOOST_TEST(*deleted == 4);
+  rows = store->sessions();
+  BOOST_TEST(describe(*rows) == sessions_by_scan(*store, dir, "two.sqlite"));
+  BOOST_TEST(store->counts().sessions == 3);
+  // Eviction of the oldest leaves one delta: only its session remains.
+  auto evicted = store->evict_beyond(1);
+  BOOST_REQUIRE(evicted.ok());
+  rows = store->sessions();
+  BOOST_REQUIRE_EQUAL(rows->size(), 1u);
+  BOOST_TEST(describe(*rows) == sessions_by_scan(*store, dir, "three.sqlite"));
+  BOOST_TEST(store->counts().sessions == 1);
+}
+
+// A file written without the summary, or changed since by something that did not
+// keep it (an older deltatap), gets it rebuilt when it is loaded.
+BOOST_AUTO_TEST_CASE(a_missing_or_stale_summary_is_rebuilt_on_load) {
+  TempDir dir;
+  auto store = empty_store();
+  std::vector<Delta> batch = {
+      make_delta("a", DeltaType::created, "2025-11-10T10:00:00.000Z", R"({"v":1})"),
+      make_delta("a", DeltaType::updated, "2025-11-10T11:00:00.000Z", R"({"v":2})"),
+      make_delta("b", DeltaType::created, "2025-11-10T12:00:00.000Z", R"({"v":3})"),
+  };
+  BOOST_REQUIRE(store->save_batch(batch).ok());
+  auto expected = sessions_by_scan(*store, dir, "expected.sqlite");
+  auto missing = (dir / "expected.sqlite").string();  // the summary was dropped from it
+  auto loaded = Store::load_file(missing);
+  BOOST_REQUIRE(loaded.ok());
+  BOOST_TEST(describe((*loaded)->sessions().value()) == expected);
+
+  auto stale = (dir / "stale.sqlite").string();
+  BOOST_REQUIRE(store->write_copy(stale).ok());
+  sqlite3* db = nullptr;
+  BOOST_REQUIRE(sqlite3_open(stale.c_str(), &db) == SQLITE_OK);
+  BOOST_REQUIRE(sqlite3_exec(db, "DELETE FROM session_deltas WHERE session_id = 'b'", nullptr, nullptr,
+                             nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  auto reloaded = Store::load_file(stale);
+  BOOST_REQUIRE(reloaded.ok());
+  auto rows = (*reloaded)->sessions().value();
+  BOOST_REQUIRE_EQUAL(rows.size(), 1u);
+  BOOST_TEST(rows[0].session_id == "a");
+  BOOST_TEST(rows[0].updated == 1);
+}

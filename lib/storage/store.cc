@@ -618,39 +618,27 @@ Status Store::for_each_delta(const std::function<bool(const StoredDelta&)>& visi
 }
 
 Result<std::vector<SessionSummary>> Store::sessions() {
-  if (impl_->has_summary) {
-    auto stmt = impl_->statement(
-        "SELECT session_id, created, updated, deleted, first_seen, last_seen, last_type, "
-        "last_state FROM session_summary ORDER BY last_seen DESC, session_id");
-    if (!stmt.ok()) return Error{stmt.error()};
-    std::vector<SessionSummary> result;
-    Use use(*stmt);
-    int rc;
-    while ((rc = sqlite3_step(*use)) == SQLITE_ROW) {
-      SessionSummary row;
-      row.session_id = column_text(*use, 0);
-      row.created = sqlite3_column_int64(*use, 1);
-      row.updated = sqlite3_column_int64(*use, 2);
-      row.deleted = sqlite3_column_int64(*use, 3);
-      row.first_seen = column_text(*use, 4);
-      row.last_seen = column_text(*use, 5);
-      row.last_type = column_text(*use, 6);
-      row.last_state = column_optional(*use, 7);
-      result.push_back(std::move(row));
-    }
-    if (rc != SQLITE_DONE) return Error{sqlite_error(impl_->db, "sessions")};
-    return result;
-  }
-  // A read-only file without the summary: scan the history.
-  auto stmt = impl_->statement(
-      "SELECT session_id, SUM(delta_type = 'created'), SUM(delta_type = 'updated'), "
-      "SUM(delta_type = 'deleted'), MIN(timestamp), MAX(timestamp) "
-      "FROM session_deltas GROUP BY session_id ORDER BY MAX(timestamp) DESC, session_id");
+  // A read-only file without the summary is scanned instead, for the same columns.
+  constexpr const char* kNewest =
+      "(SELECT %s FROM session_deltas n WHERE n.session_id = g.session_id "
+      "ORDER BY n.timestamp DESC, n.id DESC LIMIT 1)";
+  auto newest = [&](const char* column) {
+    std::string sql = kNewest;
+    return sql.replace(sql.find("%s"), 2, column);
+  };
+  std::string sql =
+      impl_->has_summary
+          ? "SELECT session_id, created, updated, deleted, first_seen, last_seen, last_type, "
+            "last_state FROM session_summary ORDER BY last_seen DESC, session_id"
+          : "SELECT session_id, SUM(delta_type = 'created'), SUM(delta_type = 'updated'), "
+            "SUM(delta_type = 'deleted'), MIN(timestamp), MAX(timestamp), " +
+                newest("n.delta_type") + ", " +
+                newest("CASE WHEN n.delta_type = 'deleted' THEN n.before_state "
+                       "ELSE n.after_state END") +
+                " FROM session_deltas g GROUP BY session_id "
+                "ORDER BY MAX(timestamp) DESC, session_id";
+  auto stmt = impl_->statement(sql);
   if (!stmt.ok()) return Error{stmt.error()};
-  auto last = impl_->statement(
-      "SELECT delta_type, after_state, before_state FROM session_deltas WHERE session_id = ?1 "
-      "ORDER BY timestamp DESC, id DESC LIMIT 1");
-  if (!last.ok()) return Error{last.error()};
   std::vector<SessionSummary> result;
   Use use(*stmt);
   int rc;
@@ -662,13 +650,8 @@ Result<std::vector<SessionSummary>> Store::sessions() {
     row.deleted = sqlite3_column_int64(*use, 3);
     row.first_seen = column_text(*use, 4);
     row.last_seen = column_text(*use, 5);
-    Use newest(*last);
-    bind_text(*newest, 1, row.session_id);
-    if (sqlite3_step(*newest) == SQLITE_ROW) {
-      row.last_type = column_text(*newest, 0);
-      row.last_state = row.last_type == "deleted" ? column_optional(*newest, 2)
-                                                  : column_optional(*newest, 1);
-    }
+    row.last_type = column_text(*use, 6);
+    row.last_state = column_optional(*use, 7);
     result.push_back(std::move(row));
   }
   if (rc != SQLITE_DONE) return Error{sqlite_error(impl_->db, "sessions")};
