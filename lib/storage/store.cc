@@ -169,7 +169,10 @@ struct Store::Impl {
   bool has_summary = false;  // false only for a read-only file without a usable one
 
   ~Impl() {
+    // Every prepared statement goes first: sqlite3_close leaves the connection
+    // open (and its memory held) while one remains.
     statements.clear();
+    summaries = SessionSummaries();
     sqlite3_close(db);
   }
 
