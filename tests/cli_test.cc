@@ -480,8 +480,17 @@ BOOST_FIXTURE_TEST_CASE(a_token_is_sent_when_given, Fixture) {
   BOOST_TEST(without.exit_code == 1);
   BOOST_TEST(without.err.find("unauthorized") != std::string::npos, without.err);
   BOOST_TEST(cli({"--url", daemon.url, "--token", "cli-token", "stats"}).exit_code == 0);
-  write_file(dir / "token", "cli-token\n");
-  BOOST_TEST(cli({"--url", daemon.url, "--token-file", (dir / "token").string(), "stats"}).exit_code == 0);
+  // The token file is read as the daemon reads its own (base/secrets.h): one
+  // that group or others may read is refused, so the file is made private.
+  auto token_file = dir / "token";
+  write_file(token_file, "cli-token\n");
+  fs::permissions(token_file,
+                  fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+  auto shared = cli({"--url", daemon.url, "--token-file", token_file.string(), "stats"});
+  BOOST_TEST(shared.exit_code == 1);
+  BOOST_TEST(shared.err.find("chmod 600") != std::string::npos, shared.err);
+  fs::permissions(token_file, fs::perms::owner_read | fs::perms::owner_write);
+  BOOST_TEST(cli({"--url", daemon.url, "--token-file", token_file.string(), "stats"}).exit_code == 0);
 }
 
 BOOST_FIXTURE_TEST_CASE(exit_codes_for_usage_and_failures, Fixture) {

@@ -338,6 +338,7 @@ BOOST_AUTO_TEST_CASE(bad_flags_exit_2_and_help_exits_0) {
       {{"--rate", "fast"}, "--rate"},
       {{"--listen", "localhost"}, "--listen"},
       {{"--listen", "127.0.0.1:70000"}, "--listen"},
+      {{"--listen", "::1:3001"}, "[IPv6]:PORT"},  // base/address.h: IPv6 in brackets
       {{"--sessions", "0"}, "--sessions"},
       {{"--ping-interval", "-1"}, "--ping-interval"},
       {{"--token", "has space"}, "--token"},

@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <set>
+#include <string_view>
+
+#include "base/duration.h"
+#include "base/json_text.h"
 
 namespace deltatap::cli {
 
@@ -37,6 +41,21 @@ const char kUsageText[] =
     "Exit codes: 0 done, 1 the operation failed, 2 usage error.\n";
 
 namespace {
+
+// The age is read by the API (olderThan), with base/duration.h's syntax and a
+// unit required; the assert keeps this text's list of units in step with it.
+constexpr char kCleanupHelp[] =
+    "usage: deltatap cleanup --older-than 30d|12h|ISO-8601\n"
+    "\n"
+    "Deletes the deltas stored (created_at) before the given age or time and prints\n"
+    "how many went. An age is a number with a unit: ms, s, m, h or d, or w for weeks\n"
+    "(30d, 12h, 0.5h, 2w); a bare number is refused.\n"
+    "Live, the daemon deletes them and its next snapshot carries the change.\n"
+    "With --db, the file itself is rewritten atomically (temporary file, fsync,\n"
+    "rename). Do that only on a file no daemon is writing: a running deltatapd keeps\n"
+    "its own copy in memory and its next snapshot would bring the rows back.\n";
+static_assert(std::string_view(kCleanupHelp).find(kDurationUnits) != std::string_view::npos,
+              "the cleanup help lists base/duration.h's units");
 
 const std::vector<CommandSpec>& commands() {
   static const std::vector<CommandSpec> table = {
@@ -83,15 +102,7 @@ const std::vector<CommandSpec>& commands() {
        "(id,type,sessionId,timestamp,createdAt,before,after; states as JSON text).\n"
        "--out writes FILE atomically (a temporary file renamed at the end), so an\n"
        "interrupted export never leaves a truncated FILE.\n"},
-      {"cleanup", {{"--older-than", true}}, 0,
-       "usage: deltatap cleanup --older-than 30d|12h|ISO-8601\n"
-       "\n"
-       "Deletes the deltas stored (created_at) before the given age or time and prints\n"
-       "how many went. Units: s, m, h, d, w.\n"
-       "Live, the daemon deletes them and its next snapshot carries the change.\n"
-       "With --db, the file itself is rewritten atomically (temporary file, fsync,\n"
-       "rename). Do that only on a file no daemon is writing: a running deltatapd keeps\n"
-       "its own copy in memory and its next snapshot would bring the rows back.\n"},
+      {"cleanup", {{"--older-than", true}}, 0, kCleanupHelp},
       {"snapshot", {}, 0,
        "usage: deltatap snapshot\n"
        "\n"
@@ -183,7 +194,7 @@ std::variant<Invocation, UsageError> parse_args(const std::vector<std::string>& 
     const CommandSpec* spec = find_command(inv.command);
     if (!spec) {
       return UsageError{inv.command.empty() ? "unknown option " + name + " (before any command)"
-                                            : "unknown command \"" + inv.command + "\""};
+                                            : "unknown command " + json_quoted(inv.command)};
     }
     auto option = std::find_if(spec->options.begin(), spec->options.end(),
                                [&](const OptionSpec& o) { return o.name == name; });
@@ -197,7 +208,7 @@ std::variant<Invocation, UsageError> parse_args(const std::vector<std::string>& 
     }
   }
   if (inv.color != "auto" && inv.color != "always" && inv.color != "never") {
-    return UsageError{"--color must be auto, always or never, not \"" + inv.color + "\""};
+    return UsageError{"--color must be auto, always or never, not " + json_quoted(inv.color)};
   }
   if (inv.db && inv.url) return UsageError{"--db and --url exclude each other"};
   if (inv.token && inv.token_file) return UsageError{"--token and --token-file exclude each other"};

@@ -1,12 +1,13 @@
 #include "cli/cli.h"
 
-#include <fstream>
 #include <memory>
 #include <ostream>
 #include <string>
 #include <utility>
 #include <variant>
 
+#include "base/json_text.h"
+#include "base/secrets.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/context.h"
@@ -16,6 +17,25 @@ namespace deltatap {
 
 namespace cli {
 namespace {
+
+// The token in `path`, read as the daemon reads its token files
+// (base/secrets.h): a file that group or others may read is refused, one
+// trailing newline is dropped. The token goes into the Authorization header,
+// so an empty one, or one with white space or control bytes (a second line),
+// is refused rather than sent broken; the message names the file, never the
+// token.
+Result<std::string> read_token_file(const std::string& path) {
+  auto text = read_secret_file(path);
+  if (!text.ok()) return text;
+  if (text->empty()) return Error{json_quoted(path) + ": the file is empty (expected the token)"};
+  for (unsigned char c : *text) {
+    if (c <= 0x20 || c == 0x7f) {
+      return Error{json_quoted(path) + ": the token contains white space or a control "
+                                       "character (expected the token alone, on one line)"};
+    }
+  }
+  return text;
+}
 
 // Opens the source the invocation names and points ctx.source (and, with --db,
 // ctx.file) at it; `owner` keeps it. Returns kExitOk, or the exit code after the
@@ -38,10 +58,9 @@ int open_source(Context& ctx, std::unique_ptr<Source>& owner) {
   } else {
     std::string token = inv.token.value_or("");
     if (inv.token_file) {
-      std::ifstream in(*inv.token_file);
-      if (!in) return fail(ctx, "cannot read --token-file " + *inv.token_file);
-      std::getline(in, token);
-      while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+      auto read = read_token_file(*inv.token_file);
+      if (!read.ok()) return fail(ctx, "--token-file: " + read.error());
+      token = std::move(read.value());
     }
     ctx.where = inv.url.value_or(std::string(kDefaultUrl));
     auto live = LiveSource::create(ctx.where, token);
@@ -79,7 +98,7 @@ int run_cli(const std::vector<std::string>& args, const CliIo& io) {
   if (inv.command.empty() || inv.command == "help") {
     if (inv.command == "help" && !inv.positionals.empty()) {
       const CommandSpec* spec = find_command(inv.positionals[0]);
-      if (!spec) return usage(io, "unknown command \"" + inv.positionals[0] + "\"");
+      if (!spec) return usage(io, "unknown command " + json_quoted(inv.positionals[0]));
       io.out << spec->help;
       return kExitOk;
     }
@@ -91,15 +110,15 @@ int run_cli(const std::vector<std::string>& args, const CliIo& io) {
     return kExitUsage;
   }
   const CommandSpec* spec = find_command(inv.command);
-  if (!spec) return usage(io, "unknown command \"" + inv.command + "\"");
+  if (!spec) return usage(io, "unknown command " + json_quoted(inv.command));
   if (inv.help) {
     io.out << spec->help;
     return kExitOk;
   }
   if (static_cast<int>(inv.positionals.size()) != spec->positionals) {
-    return usage(io, spec->positionals == 0
-                         ? inv.command + " takes no arguments, got \"" + inv.positionals[0] + "\""
-                         : inv.command + " needs exactly one SESSION_ID");
+    return usage(io, spec->positionals == 0 ? inv.command + " takes no arguments, got " +
+                                                  json_quoted(inv.positionals[0])
+                                            : inv.command + " needs exactly one SESSION_ID");
   }
 
   Context ctx{io, inv};

@@ -54,7 +54,7 @@ std::optional<std::string> check_format(const Context& ctx,
     std::string list;
     for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
     code = usage(ctx.io, "--format for " + ctx.inv.command + " must be one of " + list +
-                             ", not \"" + format + "\"");
+                             ", not " + json_quoted(format));
     return std::nullopt;
   }
   return format;

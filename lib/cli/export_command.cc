@@ -1,21 +1,27 @@
 #include "cli/commands.h"
 
-#include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
-#include <cstdlib>
-#include <cstdio>
-#include <cstring>
-#include <filesystem>
 #include <ostream>
 #include <string>
 
+#include "base/files.h"
 #include "cli/human_text.h"
 #include "cli/source.h"
 
 namespace deltatap::cli {
+
+namespace {
+
+// An export is made to be read by others (handed on, loaded elsewhere), unlike
+// the snapshot, which base/files.h keeps private by default; the mode is set
+// exactly, whatever the umask.
+constexpr mode_t kExportFileMode = 0644;
+
+}  // namespace
 
 int cmd_export(Context& ctx) {
   int code = kExitOk;
@@ -32,35 +38,33 @@ int cmd_export(Context& ctx) {
     if (!get_ok(ctx, "GET", target, code, &sink)) return code;
     return kExitOk;
   }
-  // A temporary file beside the target, renamed over it only when complete.
-  std::filesystem::path final_path(*out_path);
-  std::string temp = (final_path.parent_path().empty() ? std::filesystem::path(".")
-                                                       : final_path.parent_path()) /
-                     ("." + final_path.filename().string() + ".partial-XXXXXX");
-  int fd = ::mkstemp(temp.data());
-  if (fd < 0) return fail(ctx, "cannot create a file beside " + *out_path + ": " + std::strerror(errno));
-  ::fchmod(fd, 0644);
+  // The rows stream into base/files.h's temporary beside the target, which is
+  // renamed over it only once the whole answer is in: an interrupted export
+  // never leaves a truncated file.
   std::uint64_t written = 0;
-  Sink sink = [&](std::string_view piece) -> Status {
-    while (!piece.empty()) {
-      auto n = ::write(fd, piece.data(), piece.size());
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return Error{"writing " + temp + ": " + std::strerror(errno)};
+  bool fetch_failed = false;
+  auto fill = [&](const std::string& temp, int fd) -> Status {
+    Sink sink = [&](std::string_view piece) -> Status {
+      while (!piece.empty()) {
+        auto n = ::write(fd, piece.data(), piece.size());
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          return Error{errno_text("writing", temp)};
+        }
+        piece.remove_prefix(static_cast<std::size_t>(n));
+        written += static_cast<std::uint64_t>(n);
       }
-      piece.remove_prefix(static_cast<std::size_t>(n));
-      written += static_cast<std::uint64_t>(n);
-    }
-    return ok_status();
+      return ok_status();
+    };
+    if (get_ok(ctx, "GET", target, code, &sink)) return ok_status();
+    // get_ok() has reported why and set `code`; this error only stops the
+    // write (and removes the temporary).
+    fetch_failed = true;
+    return Error{"the export failed"};
   };
-  auto answer = get_ok(ctx, "GET", target, code, &sink);
-  bool ok = answer.has_value() && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(temp.c_str(), out_path->c_str()) != 0) {
-    std::string reason = ok ? std::string(std::strerror(errno)) : "";
-    ::unlink(temp.c_str());
-    if (!answer) return code;
-    return fail(ctx, "cannot write " + *out_path + ": " + reason);
+  if (auto s = write_file_atomically(*out_path, fill, kExportFileMode); !s.ok()) {
+    if (fetch_failed) return code;
+    return fail(ctx, "cannot write " + *out_path + ": " + s.error());
   }
   ctx.io.err << "deltatap: wrote " << *out_path << " (" << human_bytes(written) << ")\n";
   return kExitOk;

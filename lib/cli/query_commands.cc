@@ -164,7 +164,7 @@ int cmd_timeline(Context& ctx) {
     cursor = page->next;
   } while (cursor);
   std::reverse(history.begin(), history.end());
-  if (history.empty()) return fail(ctx, "no deltas stored for session \"" + session + "\"");
+  if (history.empty()) return fail(ctx, "no deltas stored for session " + json_quoted(session));
 
   std::string out;
   if (*format == "json") {

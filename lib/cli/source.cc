@@ -10,14 +10,13 @@
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <optional>
 
 #include "api/delta_json.h"
 #include "api/http_api.h"
 #include "api/metrics.h"
+#include "base/files.h"
 #include "storage/snapshot.h"
 #include "storage/store.h"
 
@@ -94,7 +93,7 @@ FileSource::~FileSource() = default;
 Result<std::unique_ptr<FileSource>> FileSource::open(const std::string& path, Access access) {
   struct stat info {};
   if (::stat(path.c_str(), &info) != 0) {
-    return Error{"cannot open " + path + ": " + std::strerror(errno)};
+    return Error{errno_text("cannot open", path)};
   }
   Result<std::unique_ptr<Store>> store = Error{""};
   if (access == Access::private_copy) {

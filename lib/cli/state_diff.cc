@@ -98,9 +98,7 @@ std::string path_join(const std::string& path, const std::string& key) {
                          (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '$';
                 });
   if (simple) return path.empty() ? key : path + "." + key;
-  std::string quoted;
-  append_json_string(quoted, key);
-  return path + "[" + quoted + "]";
+  return path + "[" + json_quoted(key) + "]";
 }
 
 // Objects are compared key by key (nested paths); anything else, arrays

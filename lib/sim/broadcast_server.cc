@@ -1,13 +1,12 @@
 #include "sim/broadcast_server.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <csignal>
-#include <cstring>
 #include <utility>
 
 #include <boost/asio/post.hpp>
 
+#include "base/files.h"
 #include "base/logging.h"
 #include "sim/client_connection.h"
 #include "sim/http_upgrade.h"
@@ -34,13 +33,14 @@ Status Server::open(const ListenAddress& where) {
   if (!options_.record.empty()) {
     record_ = std::fopen(options_.record.c_str(), "a");
     if (record_ == nullptr) {
-      return Error{"cannot open the record file " + options_.record + ": " +
-                   std::strerror(errno)};
+      return Error{errno_text("cannot open the record file", options_.record)};
     }
   }
-  tcp::endpoint endpoint(where.address, where.port);
   boost::system::error_code ec;
-  acceptor_.open(endpoint.protocol(), ec);
+  // base/address.h checked the host with inet_pton, as make_address does, so
+  // an error here would be asio's own.
+  tcp::endpoint endpoint(asio::ip::make_address(where.host, ec), where.port);
+  if (!ec) acceptor_.open(endpoint.protocol(), ec);
   if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acceptor_.bind(endpoint, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);

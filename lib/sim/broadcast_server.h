@@ -28,11 +28,11 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "base/address.h"
 #include "base/result.h"
 #include "sim/frames.h"
 #include "sim/net.h"
 #include "sim/session_model.h"
-#include "sim/sim_args.h"
 #include "sim/simulator.h"
 
 namespace deltatap::sim {

@@ -7,9 +7,9 @@
 #include <sys/socket.h>
 
 #include <cerrno>
-#include <cstring>
 #include <utility>
 
+#include "base/files.h"
 #include "base/logging.h"
 #include "sim/broadcast_server.h"
 
@@ -36,7 +36,7 @@ void WsSession::start(http::request<http::string_body> request) {
   int fd = beast::get_lowest_layer(ws_).socket().native_handle();
   int low_water = kNotSentLowWater;
   if (::setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &low_water, sizeof low_water) != 0) {
-    log_debug("TCP_NOTSENT_LOWAT not available", {{"ERROR", std::strerror(errno)}});
+    log_debug("TCP_NOTSENT_LOWAT not available", {{"ERROR", errno_text(errno)}});
   }
   auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
   timeouts.handshake_timeout = server_.options().close_timeout;

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "base/json_text.h"
+#include "base/timestamp.h"
 
 namespace deltatap::sim {
 
@@ -33,53 +34,45 @@ void append_raw_or_null(std::string& out, const std::optional<std::string>& json
   out += json ? *json : std::string("null");
 }
 
+// A time inside a state: UTC with milliseconds, the form the store keeps.
+std::string state_time(std::int64_t utc_ms) {
+  return format_timestamp(TimePoint(std::chrono::milliseconds(utc_ms)));
+}
+
+// `value` (>= 0) in exactly `width` decimal digits. By hand: a frame holds a
+// dozen times, and snprintf was a tenth of the simulator's time.
+void append_digits(std::string& out, int value, int width) {
+  char text[10];
+  for (int i = width - 1; i >= 0; --i, value /= 10) text[i] = static_cast<char>('0' + value % 10);
+  out.append(text, static_cast<std::size_t>(width));
+}
+
 }  // namespace
 
 std::string render_time(std::int64_t utc_ms, int offset_minutes, int fraction_digits,
                         int sub_millis) {
-  using namespace std::chrono;
-  sys_time<milliseconds> local{milliseconds{utc_ms + std::int64_t{offset_minutes} * 60'000}};
-  auto day = floor<days>(local);
-  year_month_day date{day};
-  std::int64_t in_day = (local - day).count();
-  std::string out;
-  out.reserve(32);
-  // Fixed-width decimal fields; a frame holds a dozen times, snprintf was a
-  // tenth of the simulator's time.
-  auto digits = [&out](std::int64_t value, int width) {
-    char text[20];
-    for (int i = width - 1; i >= 0; --i, value /= 10) text[i] = static_cast<char>('0' + value % 10);
-    out.append(text, static_cast<std::size_t>(width));
-  };
-  digits(static_cast<int>(date.year()), 4);
-  out += '-';
-  digits(static_cast<unsigned>(date.month()), 2);
-  out += '-';
-  digits(static_cast<unsigned>(date.day()), 2);
-  out += 'T';
-  digits(in_day / 3'600'000, 2);
-  out += ':';
-  digits(in_day / 60'000 % 60, 2);
-  out += ':';
-  digits(in_day / 1000 % 60, 2);
-  if (fraction_digits == 3 || fraction_digits == 6) {
-    out += '.';
-    digits(in_day % 1000, 3);
-    if (fraction_digits == 6) digits(sub_millis, 3);
+  // The local time is written as base/timestamp.h writes a UTC one; for years
+  // 0000-9999 that is "YYYY-MM-DDTHH:MM:SS.sssZ", fixed width, so the fraction
+  // and the zone are changed in place.
+  std::string out = format_timestamp(
+      TimePoint(std::chrono::milliseconds(utc_ms + std::int64_t{offset_minutes} * 60'000)));
+  out.pop_back();  // the "Z"
+  if (fraction_digits == 6) {
+    append_digits(out, sub_millis, 3);
+  } else if (fraction_digits != 3) {
+    out.resize(out.size() - 4);  // the ".sss"
   }
   if (offset_minutes == 0) {
     out += 'Z';
   } else {
     int magnitude = std::abs(offset_minutes);
     out += offset_minutes < 0 ? '-' : '+';
-    digits(magnitude / 60, 2);
+    append_digits(out, magnitude / 60, 2);
     out += ':';
-    digits(magnitude % 60, 2);
+    append_digits(out, magnitude % 60, 2);
   }
   return out;
 }
-
-std::string iso_millis(std::int64_t utc_ms) { return render_time(utc_ms, 0, 3, 0); }
 
 std::string render_session(const Session& s) {
   std::string out;
@@ -87,9 +80,9 @@ std::string render_session(const Session& s) {
   out += "{\"id\":";
   append_json_string(out, s.id);
   out += ",\"createdAt\":";
-  append_json_string(out, iso_millis(s.created_ms));
+  append_json_string(out, state_time(s.created_ms));
   out += ",\"updatedAt\":";
-  append_json_string(out, iso_millis(s.updated_ms));
+  append_json_string(out, state_time(s.updated_ms));
   out += ",\"repo\":";
   append_json_string(out, kRepos[s.repo]);
   out += ",\"branch\":";
@@ -104,7 +97,7 @@ std::string render_session(const Session& s) {
       out += ",\"by\":";
       append_json_string(out, kPeople[s.approver]);
       out += ",\"at\":";
-      append_json_string(out, iso_millis(s.decided_ms));
+      append_json_string(out, state_time(s.decided_ms));
     }
     out += '}';
   } else {
@@ -190,11 +183,7 @@ std::string render_record(const OutDelta& d) {
   out += ",\"after\":";
   append_raw_or_null(out, d.after);
   out += ",\"timestamp\":";
-  if (d.timestamp) {
-    append_json_string(out, *d.timestamp);
-  } else {
-    out += "null";
-  }
+  append_json_optional(out, d.timestamp);
   out += "}\n";
   return out;
 }

@@ -28,9 +28,6 @@ namespace deltatap::sim {
 std::string render_time(std::int64_t utc_ms, int offset_minutes, int fraction_digits,
                         int sub_millis);
 
-// UTC with milliseconds and "Z", the shape of the times inside a state.
-std::string iso_millis(std::int64_t utc_ms);
-
 // The session's state as one compact JSON object; what Session::json holds.
 std::string render_session(const Session& s);
 

@@ -1,4 +1,10 @@
-#include "sim/sim_args.h"
+// sim_args: the command line of deltatap-sim. parse_simulator_args() and
+// kSimulatorUsage are declared in simulator.h, the public interface. --listen
+// is judged by base/address.h's parser, the one the daemon's listeners use too;
+// Simulator::create() runs it again on a SimulatorOptions built in code.
+//
+// Pure functions without state: any thread.
+#include "sim/simulator.h"
 
 #include <algorithm>
 #include <charconv>
@@ -12,9 +18,10 @@
 #include <string_view>
 #include <vector>
 
+#include "base/address.h"
+#include "base/json_text.h"
 #include "base/logging.h"
 #include "base/timestamp.h"
-#include "sim/simulator.h"
 
 namespace deltatap {
 
@@ -48,32 +55,7 @@ bool is_token(std::string_view text) {
 
 }  // namespace
 
-namespace sim {
-
-namespace asio = boost::asio;
-
-Result<ListenAddress> parse_listen(std::string_view text) {
-  auto colon = text.rfind(':');
-  if (colon == std::string_view::npos) return Error{"expected ADDR:PORT"};
-  std::string_view host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  auto port = parse_u64(text.substr(colon + 1));
-  if (!port || *port > 65535) return Error{"the port must be a number from 0 to 65535"};
-  boost::system::error_code ec;
-  auto address = asio::ip::make_address(std::string(host), ec);
-  if (ec) return Error{"\"" + std::string(host) + "\" is not an IP address"};
-  return ListenAddress{address, static_cast<unsigned short>(*port)};
-}
-
-std::string quoted(std::string_view value) { return "\"" + std::string(value) + "\""; }
-
-}  // namespace sim
-
 using namespace std::chrono_literals;
-using sim::parse_listen;
-using sim::quoted;
 
 const char kSimulatorUsage[] =
     R"(Usage: deltatap-sim [OPTIONS]
@@ -83,8 +65,9 @@ benchmarks. Logs go to stderr; stdout carries one JSON summary line,
 {"sent":N,"by_type":{...},"frames":F,"connections":C}, printed when --count
 deltas have been sent (or at exit when that never happened).
 
-  --listen ADDR:PORT      where to listen (default 127.0.0.1:3001); port 0 picks a
-                          free port, logged as "listening on ADDR:PORT"
+  --listen IP:PORT        where to listen (default 127.0.0.1:3001; an IPv6 address
+                          in brackets, [::1]:3001); port 0 picks a free port,
+                          logged as "listening on IP:PORT"
   --path PATH             the path clients are expected to use (default /ws); any
                           path is accepted, as the backend does, and logged
   --token T               require the subprotocol "bearer.T": a wrong or missing
@@ -133,9 +116,10 @@ Result<SimulatorOptions> parse_simulator_args(const std::vector<std::string>& ar
       return args[++i];
     };
     auto bad = [&](const std::string& value, std::string_view allowed) {
-      return Error{flag + ": " + quoted(value) + " is not valid; expected " + std::string(allowed)};
+      return Error{flag + ": " + json_quoted(value) + " is not valid; expected " +
+                   std::string(allowed)};
     };
-    if (!flag.starts_with("--")) return Error{"unexpected argument " + quoted(flag)};
+    if (!flag.starts_with("--")) return Error{"unexpected argument " + json_quoted(flag)};
     static constexpr std::string_view kKnown[] = {
         "--listen", "--path",           "--token",           "--format",   "--count",
         "--rate",   "--sessions",       "--batch",           "--seed",     "--start-time",
@@ -149,8 +133,10 @@ Result<SimulatorOptions> parse_simulator_args(const std::vector<std::string>& ar
     std::string value = std::move(value_result.value());
 
     if (flag == "--listen") {
-      auto where = parse_listen(value);
-      if (!where.ok()) return bad(value, "ADDR:PORT (" + where.error() + ")");
+      // base/address.h's message quotes the value and says what is expected.
+      if (auto where = parse_listen_address(value); !where.ok()) {
+        return Error{flag + ": " + where.error()};
+      }
       options.listen = value;
     } else if (flag == "--path") {
       if (!value.starts_with("/")) return bad(value, "a path starting with /");

@@ -1,5 +1,5 @@
 // The Simulator's public face (simulator.h) over its parts:
-//   sim_args          the command line, and the --listen parser shared with create()
+//   sim_args          the command line
 //   session_model     the fake sessions and their history (World)
 //   frames            the JSON text of states, frames and --record lines
 //   broadcast_server  the server: pace, broadcast, counting, backpressure cuts
@@ -12,14 +12,12 @@
 #include <optional>
 #include <utility>
 
+#include "base/address.h"
 #include "base/timestamp.h"
 #include "sim/broadcast_server.h"
-#include "sim/sim_args.h"
 
 namespace deltatap {
 
-using sim::parse_listen;
-using sim::quoted;
 using sim::Server;
 
 struct Simulator::Impl {
@@ -31,8 +29,9 @@ Simulator::~Simulator() = default;
 
 Result<std::unique_ptr<Simulator>> Simulator::create(SimulatorOptions options,
                                                      std::FILE* summary_out) {
-  auto where = parse_listen(options.listen);
-  if (!where.ok()) return Error{"--listen " + quoted(options.listen) + ": " + where.error()};
+  // The check parse_simulator_args() made, again: `options` may be built in code.
+  auto where = parse_listen_address(options.listen);
+  if (!where.ok()) return Error{"--listen: " + where.error()};
   std::optional<std::int64_t> start_ms;
   if (options.start_time) {
     auto start = parse_timestamp(*options.start_time);

@@ -46,7 +46,8 @@ enum class SimFormat {
 };
 
 struct SimulatorOptions {
-  std::string listen = "127.0.0.1:3001";  // ADDR:PORT; port 0 picks a free port
+  // IP:PORT or [IPv6]:PORT, base/address.h's syntax; port 0 picks a free port.
+  std::string listen = "127.0.0.1:3001";
   std::string path = "/ws";               // informational: any path is accepted
   std::string token;                      // "" accepts anybody
   SimFormat format = SimFormat::session_update;
