@@ -55,12 +55,6 @@ void append_state(std::string& out, const std::string& state) {
   for (char c : state) out += (c == '\n' || c == '\r') ? ' ' : c;
 }
 
-void append_key(std::string& out, std::string_view key) {
-  out += '"';
-  out += key;
-  out += "\":";
-}
-
 // --- Reading JSON back: a structural scanner over text already validated. ---
 
 std::size_t skip_space(std::string_view text, std::size_t i) {
@@ -397,65 +391,6 @@ void ExportWriter::row(std::string& out, const StoredDelta& delta) {
 
 void ExportWriter::end(std::string& out) {
   if (format_ == ExportFormat::json) out += first_ ? "]\n" : "\n]\n";
-}
-
-std::string stats_json(const StoreCounts& counts, const StatsExtra& extra) {
-  std::string out = "{";
-  append_key(out, "enabled");
-  out += extra.enabled ? "true" : "false";
-  out += ',';
-  append_key(out, "dbPath");
-  append_json_string(out, extra.db_path);
-  out += ',';
-  append_key(out, "fileSize");
-  out += std::to_string(extra.file_size);
-  out += ',';
-  append_key(out, "deltaCount");
-  out += std::to_string(counts.deltas);
-  out += ',';
-  append_key(out, "sessionCount");
-  out += std::to_string(counts.sessions);
-  out += ',';
-  append_key(out, "rejectedCount");
-  out += std::to_string(counts.rejected);
-  out += ',';
-  append_key(out, "rejectedEvicted");
-  out += std::to_string(counts.rejected_evicted);
-  out += ',';
-  append_key(out, "streamEvents");
-  out += std::to_string(counts.stream_events);
-  out += ',';
-  append_key(out, "memoryBytes");
-  out += std::to_string(counts.memory_bytes);
-  out += ',';
-  append_key(out, "oldest");
-  append_json_optional(out, counts.oldest);
-  out += ',';
-  append_key(out, "newest");
-  append_json_optional(out, counts.newest);
-  out += ',';
-  append_key(out, "schemaVersion");
-  out += std::to_string(counts.schema_version);
-  out += ',';
-  append_key(out, "lastSnapshotAt");
-  append_json_optional(out, extra.last_snapshot_at);
-  out += ',';
-  append_key(out, "lastSnapshotError");
-  append_json_optional(out, extra.last_snapshot_error);
-  out += ',';
-  append_key(out, "connected");
-  out += extra.connected ? (*extra.connected ? "true" : "false") : "null";
-  out += ',';
-  append_key(out, "streamUrl");
-  append_json_optional(out, extra.stream_url);
-  out += ',';
-  append_key(out, "journalBytes");
-  out += extra.journal_bytes ? std::to_string(*extra.journal_bytes) : "null";
-  out += ',';
-  append_key(out, "startedAt");
-  append_json_optional(out, extra.started_at);
-  out += '}';
-  return out;
 }
 
 Result<std::vector<RawMember>> raw_object_members(std::string_view text) {

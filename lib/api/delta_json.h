@@ -65,22 +65,6 @@ class ExportWriter {
   bool first_ = true;
 };
 
-// What the store cannot know about the daemon around it (GET /api/stats).
-struct StatsExtra {
-  bool enabled = false;                          // storage on (PERSIST)
-  std::string db_path;
-  std::uint64_t file_size = 0;                   // snapshot file, 0 when missing
-  std::optional<std::string> last_snapshot_at;   // normalised time of the last success
-  std::optional<std::string> last_snapshot_error;
-  std::optional<bool> connected;                 // absent offline
-  std::optional<std::string> stream_url;
-  std::optional<std::uint64_t> journal_bytes;
-  std::optional<std::string> started_at;
-};
-
-// The document's getStats fields (enabled, dbPath, fileSize, deltaCount) and more.
-std::string stats_json(const StoreCounts& counts, const StatsExtra& extra);
-
 // Reading the API's JSON back (the CLI on a live daemon). Each validates the
 // whole text first; states come back as their exact JSON text.
 Result<StoredDelta> parse_delta_json(std::string_view text);
