@@ -248,8 +248,10 @@ void healthz(const Call& call) { call.reply(health_reply()); }
 
 void readyz(const Call& call) { call.reply(readiness_reply(call.backend.not_ready_reasons())); }
 
-// Gauges that mirror the store and the files are read at scrape time, so they
-// are never stale and the service need not keep them current. Only what costs
+// Gauges that mirror the store and the files are read at scrape time, here and
+// nowhere else, so they are never stale and the service need not keep them
+// current. The connection state among them: the stream lane knows it and
+// stats_extra() reports it. Only what costs
 // no scan: a scrape must not stall the stream (counts() took 33 ms at 1,000,000
 // deltas, on the io thread, for a count of sessions that no metric shows).
 void metrics_page(const Call& call) {

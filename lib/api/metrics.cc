@@ -164,7 +164,7 @@ std::string Metrics::render() const {
 
   append_header(out, "websocket_connected", "gauge",
                 "1 while the broadcast stream is connected, else 0.");
-  append_sample(out, "websocket_connected", {}, ingest_.connected.value());
+  append_sample(out, "websocket_connected", {}, connected_.value());
   append_header(out, "websocket_reconnects_total", "counter",
                 "Connections to the stream after the first one.");
   append_sample(out, "websocket_reconnects_total", {}, ingest_.reconnects.value());

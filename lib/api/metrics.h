@@ -44,7 +44,7 @@ class Metrics {
   // Frames or batch entries sent to quarantine, by the parser's short reason.
   Counter& messages_rejected(std::string_view reason);
 
-  Gauge& websocket_connected() { return ingest_.connected; }    // 1 while connected
+  Gauge& websocket_connected() { return connected_; }          // 1 while connected
   Counter& websocket_reconnects() { return ingest_.reconnects; }
   // What the two ingest lanes decide (they see only this part, not the page).
   IngestMetrics& ingest() { return ingest_; }
@@ -71,6 +71,7 @@ class Metrics {
   static std::size_t index(DeltaType type) { return static_cast<std::size_t>(type); }
 
   IngestMetrics ingest_;
+  Gauge connected_;
   Histogram snapshot_duration_;
   Histogram snapshot_pause_;
   Counter snapshot_failures_;

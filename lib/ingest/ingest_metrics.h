@@ -1,6 +1,6 @@
 // IngestMetrics: the figures the two ingest lanes decide, each in one place.
-// The stream lane counts what was received, the connection and the queue
-// between the lanes; the store lane (the Recorder) counts what was stored and
+// The stream lane counts what was received, reconnects and the queue between
+// the lanes (whether it is connected, /metrics asks it at scrape time); the store lane (the Recorder) counts what was stored and
 // what was quarantined. api/metrics.h renders them; it never writes them.
 // Every member is safe to update and read from any thread (base/counters.h).
 #pragma once
@@ -18,7 +18,6 @@ struct IngestMetrics {
   std::array<Counter, 3> received;  // by DeltaType: parsed off the stream (stream lane)
   std::array<Counter, 3> stored;    // by DeltaType: in the store (store lane)
   LabelledCounters rejected;        // quarantined, by the parser's reason (store lane)
-  Gauge connected;                  // 1 while the stream is connected (stream lane)
   Counter reconnects;               // attempts after the first (stream lane)
   Gauge queue_bytes;                // waiting between the lanes (the queue itself)
   Counter queue_full;               // times reading stopped on a full queue (stream lane)

@@ -23,7 +23,6 @@ StreamLane::StreamLane(StreamLaneOptions options, ArrivalQueue& queue, Journal* 
       next_id_(options_.last_id + 1) {
   StreamEvents events;
   events.on_connected = [this](const std::string& url) {
-    metrics_.connected.set(1);
     Arrival arrival;
     arrival.received = now_millis();
     arrival.event = StreamEvent{format_timestamp(arrival.received), "connected", url, 0, ""};
@@ -37,7 +36,6 @@ StreamLane::StreamLane(StreamLaneOptions options, ArrivalQueue& queue, Journal* 
     push(std::move(arrival));
   };
   events.on_disconnected = [this](const Disconnect& d) {
-    metrics_.connected.set(0);
     if (!stopping_) metrics_.reconnects.inc();
     std::string reason = d.reason.empty() ? d.error : d.reason;
     if (d.http_status) reason = "HTTP " + std::to_string(d.http_status) + " " + reason;

@@ -315,7 +315,6 @@ class Service final : public ApiBackend {
 
   void on_journal_written(const JournalWrite& write) {
     journal_bytes_ = write.file_bytes;
-    metrics_.journal_bytes().set(static_cast<double>(write.file_bytes));
     if (write.status.ok()) {
       if (journal_error_) log_info("Journal writes recovered");
       journal_error_.reset();
@@ -355,7 +354,6 @@ class Service final : public ApiBackend {
   // Gauges and the STATUS= line, once a second.
   void update_status() {
     auto counts_deltas = store_->delta_count();
-    metrics_.delta_count().set(static_cast<double>(counts_deltas));
     std::string text = lane_ && lane_->connected()
                            ? "Connected"
                            : "Stream down, retrying" +

@@ -131,7 +131,6 @@ void SnapshotScheduler::succeeded(double seconds) {
   metrics_.snapshot_duration().observe(seconds);
   metrics_.snapshot_last_success().set(
       std::chrono::duration<double>(Clock::now().time_since_epoch()).count());
-  metrics_.database_file_bytes().set(static_cast<double>(file_size(options_.path)));
 }
 
 void SnapshotScheduler::failed(const std::string& error) {
