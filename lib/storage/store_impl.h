@@ -1,0 +1,110 @@
+// Store::Impl: the connection behind a Store, its statement cache and the
+// counts kept as rows come and go. Store is written in two halves that share
+// it: store_open.cc (the schema, how a database comes into being and how it
+// goes to a file) and store.cc (writing and reading rows).
+//
+// Internal to storage/; nothing outside it includes this.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "storage/session_summary.h"
+#include "storage/sqlite_statement.h"
+#include "storage/store.h"
+
+namespace deltatap {
+
+// The migration copies these columns and the queries read them, in this order.
+inline constexpr const char* kDeltaColumns =
+    "id, session_id, delta_type, before_state, after_state, timestamp, created_at";
+
+struct Store::Impl {
+  sqlite3* db = nullptr;
+  std::map<std::string, Statement> statements;
+  std::int64_t delta_count = 0;
+  std::int64_t rejected_count = 0;
+  std::int64_t rejected_evicted = 0;
+  SessionSummaries summaries;
+  bool has_summary = false;  // false only for a read-only file without a usable one
+
+  ~Impl() {
+    // Every prepared statement goes first: sqlite3_close leaves the connection
+    // open (and its memory held) while one remains.
+    statements.clear();
+    summaries = SessionSummaries();
+    sqlite3_close(db);
+  }
+
+  // Both halves use these.
+  Status exec(const char* sql) {
+    char* message = nullptr;
+    if (sqlite3_exec(db, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+      std::string text = message ? message : "unknown error";
+      sqlite3_free(message);
+      return Error{text};
+    }
+    return ok_status();
+  }
+
+  Result<sqlite3_stmt*> statement(const std::string& sql) {
+    auto found = statements.find(sql);
+    if (found != statements.end()) return found->second.get();
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) !=
+        SQLITE_OK) {
+      return Error{sqlite_error(db, "prepare")};
+    }
+    statements.emplace(sql, Statement(stmt));
+    return stmt;
+  }
+
+  Result<std::int64_t> scalar(const std::string& sql) {
+    auto stmt = statement(sql);
+    if (!stmt.ok()) return Error{stmt.error()};
+    Use use(*stmt);
+    if (sqlite3_step(*use) != SQLITE_ROW) return Error{sqlite_error(db, sql)};
+    return sqlite3_column_int64(*use, 0);
+  }
+
+  std::optional<std::string> scalar_text(const std::string& sql) {
+    auto stmt = statement(sql);
+    if (!stmt.ok()) return std::nullopt;
+    Use use(*stmt);
+    if (sqlite3_step(*use) != SQLITE_ROW) return std::nullopt;
+    return column_optional(*use, 0);
+  }
+
+  // How a database comes into being: store_open.cc.
+  Status open_memory();
+  Status copy_from(sqlite3* source);
+  Status register_functions();
+  Status migrate();
+  Status create_schema();
+  Status migrate_from_version_0();
+  Status finish_open();
+  Status refresh_counts();
+
+  // Writing rows: store.cc.
+  Result<sqlite3_stmt*> insert_statement(std::size_t rows);
+  template <typename RowAt>
+  Status insert_rows(std::size_t count, RowAt row_at, std::vector<std::int64_t>* ids,
+                     std::int64_t* inserted);
+  Result<std::int64_t> delete_where(const std::string& where,
+                                    const std::function<void(sqlite3_stmt*)>& bind,
+                                    const char* what);
+  template <typename RowAt>
+  Status summarise(std::size_t count, RowAt row_at, std::int64_t inserted);
+  template <typename Body>
+  Status insert_batch(Body body);
+};
+
+}  // namespace deltatap
