@@ -2,6 +2,10 @@
 // Precedence: command-line flags > environment > config file (INI) > defaults.
 // Every bad value is an error that names the key, the value and what is allowed;
 // deltatapd turns it into exit code 2.
+//
+// The keys, their syntax and the environment variables and flags that set
+// them are one table (service/config_keys.h); the command line is read by
+// service/command_line.h, included here because load_config takes its result.
 #pragma once
 
 #include <chrono>
@@ -14,6 +18,7 @@
 #include "api/http_options.h"
 #include "base/logging.h"
 #include "base/result.h"
+#include "service/command_line.h"
 #include "storage/storage_options.h"
 #include "stream/stream_options.h"
 
@@ -28,17 +33,6 @@ struct Config {
   LogOptions log;
 };
 
-// What the command line asked for besides the options themselves.
-struct CommandLine {
-  std::string config_file;                   // --config
-  bool check_config = false;
-  bool version = false;
-  bool help = false;
-  std::map<std::string, std::string> overrides;  // "section.key" -> value
-};
-
-Result<CommandLine> parse_command_line(int argc, const char* const* argv);
-
 // Loads file (cmdline.config_file, else none), then environment, then flags.
 // `environment` is consulted through this function so tests can pass their own.
 using Environment = std::map<std::string, std::string>;
@@ -47,7 +41,5 @@ Result<Config> load_config(const CommandLine& cmdline, const Environment& env);
 
 // The effective configuration as INI text, secrets replaced by "(hidden)".
 std::string describe_config(const Config& config);
-
-extern const char* const kDeltatapdUsage;
 
 }  // namespace deltatap

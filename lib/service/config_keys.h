@@ -1,0 +1,117 @@
+// Config keys: the one table of keys ([section] key, and how its value is
+// parsed and assigned) that drives the INI file, the environment and the
+// flags; --check-config prints its keys and conf/deltatap.conf documents
+// them (tests/config_test.cc checks both name every key). A value goes
+// through its key's setter whichever layer it came from, so each key has one
+// syntax and one set of error messages everywhere; only the variables PERSIST
+// (1 or 0) and SNAPSHOT_INTERVAL (milliseconds) keep syntaxes of their own.
+//
+// Errors name where the value came from (Origin) and what is allowed, and
+// quote the value JSON-escaped, so a message stays on one line. A secret (a
+// token) is never quoted; a header is quoted only by its name.
+//
+// Choices the design leaves open (documented in conf/deltatap.conf and --help):
+// - An environment variable set to the empty string counts as unset, except
+//   DELTATAP_HTTP, where empty disables the HTTP API (as `[http] listen =` does).
+// - `--persist` / `--no-persist` override `[storage] enabled` / PERSIST.
+// - `format = auto` (the default) picks journal under systemd, else text.
+//
+// Internal to service/: config.cc (the INI reader, the token files, the order
+// of the layers) and command_line.cc use it; everything else goes through
+// service/config.h.
+//
+// Thread safety: no state is kept; safe to call from any thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+#include "service/config.h"
+
+namespace deltatap {
+
+// Where a value came from: "file:line: " (or "" outside a file) and the name a
+// user would type ("[stream] url", "DELTATAP_URL", "--url"). Every error about
+// the value starts with where + name.
+struct Origin {
+  std::string where;
+  std::string name;
+};
+
+// Checks `value` against its key's syntax and, only if it passes, stores it in
+// `config` (`[stream] header` appends; every other key replaces). On error
+// `config` is unchanged. `[stream] ca_file` must name a readable file (or be
+// empty); every other check looks at the text alone.
+using Setter = Status (*)(Config&, std::string_view, const Origin&);
+
+struct KeySpec {
+  std::string_view section;  // without brackets: "stream"
+  std::string_view key;      // "url"
+  Setter set;
+};
+
+// ---- the table ---------------------------------------------------------------
+
+// The spec of `key` in [section], or nullptr if the table has none.
+const KeySpec* find_key(std::string_view section, std::string_view key);
+
+// Whether [name] is a section of the table.
+bool known_section(std::string_view name);
+
+// For "(allowed: ...)" in error messages: the keys of `section` in the
+// table's order ("url, token, ..."), and every section ("[stream], [storage], ...").
+std::string allowed_keys(std::string_view section);
+std::string allowed_sections();
+
+// How messages name a key: "[stream] url".
+std::string key_name(std::string_view section, std::string_view key);
+
+// ---- values the table's neighbours share ----------------------------------------
+
+// `s` without the white space (std::isspace) at either end.
+std::string_view trim(std::string_view s);
+
+// Whether `value` can be sent as a bearer token: non-empty, without white
+// space, control bytes or commas. The error names origin and never the value,
+// so a token file is checked exactly as a token given as a key.
+Status check_token(std::string_view value, const Origin& origin);
+
+// `bytes` in the largest unit that divides it ("16MiB", "3KiB", "1000"): text
+// that the size keys (max_message_bytes, buffer) read back as `bytes`.
+std::string format_size(std::uint64_t bytes);
+
+// ---- the environment -----------------------------------------------------------
+
+// The value of `name` in `env`, or nullptr when it is not there (an empty
+// string when it is set to the empty string).
+const char* env_value(const Environment& env, const char* name);
+
+// Applies the variables over `config`: DELTATAP_URL, DELTATAP_TOKEN, DB_PATH,
+// DELTATAP_LOG_LEVEL, DELTATAP_LOG_FORMAT, RETENTION_DAYS and DELTATAP_HTTP in
+// the syntax of their keys; PERSIST (1 or 0) and SNAPSHOT_INTERVAL (a number of
+// milliseconds) in their own. Errors name the variable. Stops at the first bad
+// value, leaving `config` partly updated: the caller discards it.
+Status apply_environment(const Environment& env, Config& config);
+
+// ---- the flags -----------------------------------------------------------------
+
+// A command-line option that sets a key: "--url" sets "stream.url".
+struct FlagSpec {
+  std::string_view flag;
+  std::string_view key;   // "section.key" in CommandLine::overrides
+};
+
+// The spec of `flag` ("--url"), or nullptr for any option that is not one of
+// --url, --token, --db, --http, --log-level, --log-format.
+const FlagSpec* find_value_flag(std::string_view flag);
+
+// Applies CommandLine::overrides ("section.key" -> value) over `config`, in
+// the map's order. Errors name the flag ("--url"; "--persist/--no-persist" for
+// storage.enabled) and refuse an id that is not in the table. Stops at the
+// first bad value, as apply_environment does.
+Status apply_overrides(const std::map<std::string, std::string>& overrides, Config& config);
+
+}  // namespace deltatap
