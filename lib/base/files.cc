@@ -1,11 +1,17 @@
 #include "base/files.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <charconv>
+#include <chrono>
+#include <climits>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 namespace deltatap {
 
@@ -120,6 +126,105 @@ std::uint64_t file_size(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return 0;
   return static_cast<std::uint64_t>(st.st_size);
+}
+
+std::string directory_of(const std::string& path) { return parent_of(path); }
+
+namespace {
+
+std::string octal_mode(mode_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
+// `path` as a shell word, so that the fix can be pasted as it is.
+std::string shell_word(const std::string& path) {
+  bool plain = !path.empty() && path.find_first_not_of(
+                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                    "0123456789/._-+,:@%") == std::string::npos;
+  if (plain) return path;
+  std::string quoted = "'";
+  for (char c : path) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+// The PID a holder wrote into its lock file: decimal digits, then a newline
+// (without it the write may not be complete yet).
+std::optional<pid_t> read_lock_holder(int fd) {
+  char text[32];
+  ssize_t n = ::pread(fd, text, sizeof text, 0);
+  if (n < 2 || text[n - 1] != '\n') return std::nullopt;
+  long long pid = 0;
+  const char* end = text + n - 1;
+  auto [stop, error] = std::from_chars(text, end, pid);
+  if (error != std::errc() || stop != end || pid <= 0 || pid > INT_MAX) return std::nullopt;
+  return static_cast<pid_t>(pid);
+}
+
+}  // namespace
+
+Status check_not_writable_by_others(const std::string& directory) {
+  struct stat st {};
+  if (::stat(directory.c_str(), &st) != 0) {
+    if (errno == ENOENT) return ok_status();
+    return Error{errno_text("cannot check the mode of", directory)};
+  }
+  if (!S_ISDIR(st.st_mode)) return Error{directory + " is not a directory"};
+  const mode_t writable = st.st_mode & (S_IWGRP | S_IWOTH);
+  if (writable == 0) return ok_status();
+  std::string who = writable == (S_IWGRP | S_IWOTH) ? "its group and every other user"
+                    : (writable & S_IWGRP)          ? "its group"
+                                                    : "every other user";
+  std::error_code ec;
+  std::string shown = fs::absolute(directory, ec).lexically_normal().string();
+  if (ec || shown.empty()) shown = directory;
+  if (shown.size() > 1 && shown.back() == '/') shown.pop_back();
+  return Error{"directory " + directory + " has mode " + octal_mode(st.st_mode) + ": " + who +
+               " can write to it, and so could plant or replace the files in it; make it "
+               "private with: chmod 700 " +
+               shell_word(shown)};
+}
+
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<FileLockAttempt> try_lock_file(const std::string& path) {
+  // O_NONBLOCK: a FIFO planted at the path must not hang the open (it is
+  // refused below). O_NOFOLLOW: a symbolic link is refused, not followed.
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY,
+                  0600);
+  if (fd < 0) {
+    if (errno == ELOOP) return Error{"lock file " + path + " is a symbolic link"};
+    return Error{errno_text("cannot open the lock file", path)};
+  }
+  FileLock owned(fd);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Error{errno_text("cannot stat the lock file", path)};
+  if (!S_ISREG(st.st_mode)) return Error{"lock file " + path + " is not a regular file"};
+  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EINTR) continue;
+    if (errno != EWOULDBLOCK) return Error{errno_text("cannot lock", path)};
+    // The holder writes its PID right after it takes the lock: a contender
+    // that comes in between waits that moment (bounded) to be able to name it.
+    FileLockAttempt held;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+    while (!(held.holder = read_lock_holder(fd)) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return held;
+  }
+  // The lock protects; the PID only names the holder in another process's
+  // message. So a disk too full for these few bytes does not fail the lock:
+  // the next contender then says it cannot tell who holds it.
+  std::string text = std::to_string(::getpid()) + "\n";
+  [[maybe_unused]] bool recorded =
+      ::ftruncate(fd, 0) == 0 &&
+      ::pwrite(fd, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size());
+  FileLockAttempt taken;
+  taken.lock.emplace(std::move(owned));
+  return taken;
 }
 
 }  // namespace deltatap

@@ -1,5 +1,6 @@
 // Files: the project's one way to replace a file atomically, to make private
-// directories, and to turn errno into text.
+// directories, to check that a directory is not open to other users, to lock a
+// file, and to turn errno into text.
 //
 // write_file_atomically: a temporary file "<path>.tmp-XXXXXX" in the same
 // directory (made by mkstemp, so no one else can have it open), filled, given
@@ -19,8 +20,10 @@
 #include <cerrno>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "base/result.h"
 
@@ -66,5 +69,60 @@ void remove_stale_temporaries(const std::string& path);
 
 // Size of the file in bytes, 0 when it is missing or cannot be stat'd.
 std::uint64_t file_size(const std::string& path);
+
+// The directory that holds `path` ("." when `path` has no directory part).
+std::string directory_of(const std::string& path);
+
+// An error naming `directory`, its mode and the fix ("chmod 700 <absolute
+// path>") when users other than its owner may create, remove or rename entries
+// in it: group or others have write permission (a sticky bit does not help: it
+// still lets them create files, such as one a daemon would read). With POSIX
+// ACLs the group bits are the ACL mask, so a named user's write access counts
+// too. A missing directory is fine (the caller makes it private); a path that
+// is not a directory is an error. It checks, never changes, the mode.
+Status check_not_writable_by_others(const std::string& directory);
+
+// An exclusive flock(2) on a lock file, held until the FileLock is destroyed
+// (or the process ends: the kernel drops it with the last descriptor, so a
+// crash never leaves a stale lock behind, unlike a bare PID file).
+//
+// The descriptor is opened O_CLOEXEC: no program this process executes keeps
+// it. A child made by fork() shares the open file description and with it the
+// lock, until it closes its copy or exits; storage/snapshot.h's child closes
+// every inherited descriptor first thing and dies with its parent, so it holds
+// the lock no longer than that, and never after the parent is gone. (Were a
+// child to keep it, that would err on the safe side: no second process could
+// take the lock while a write of the first might still land.)
+struct FileLockAttempt;
+
+class FileLock {
+ public:
+  FileLock(FileLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+  FileLock& operator=(FileLock&&) = delete;
+  ~FileLock();  // closes the descriptor: the lock is released; the file stays
+
+ private:
+  explicit FileLock(int fd) : fd_(fd) {}
+  friend Result<FileLockAttempt> try_lock_file(const std::string& path);
+  int fd_;
+};
+
+// What try_lock_file found: the lock, or the process that holds it.
+struct FileLockAttempt {
+  std::optional<FileLock> lock;  // empty: another process holds it
+  // When `lock` is empty: the holder's PID as it wrote it into the file; empty
+  // when it wrote none (yet) or something that is not a PID.
+  std::optional<pid_t> holder;
+};
+
+// Opens (creating it with mode 0600) and locks `path` without waiting. The
+// lock file must be a regular file and not a symbolic link (so one planted in
+// the directory cannot point the open elsewhere). On success the file holds
+// this process's PID as decimal text and a newline, for the next one to name
+// it. Another holder is not an error: the attempt says who it is. An error is
+// a file that cannot be opened, is not a regular file, or cannot be locked.
+Result<FileLockAttempt> try_lock_file(const std::string& path);
 
 }  // namespace deltatap

@@ -8,6 +8,7 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -17,6 +18,7 @@
 
 #include "api/http_api.h"
 #include "api/metrics.h"
+#include "base/files.h"
 #include "base/logging.h"
 #include "ingest/arrival_queue.h"
 #include "ingest/recorder.h"
@@ -40,6 +42,8 @@ namespace {
 constexpr std::size_t kMaxBatch = 2'000;
 // How often gauges and the systemd STATUS= line are brought up to date.
 constexpr auto kStatusInterval = std::chrono::seconds(1);
+// In the data directory: the lock a running daemon holds (design.md, Durability).
+constexpr const char* kLockFileName = ".deltatap.lock";
 
 double seconds_since(SteadyClock::time_point start) {
   return std::chrono::duration<double>(SteadyClock::now() - start).count();
@@ -152,12 +156,17 @@ class Service final : public ApiBackend {
     const auto& path = config_.storage.path;
     bool write_now = false;
     if (config_.storage.enabled) {
-      remove_stale_temporaries(path);
+      if (!claim_data_directory()) return false;
+      // A FIFO or a device at the path is refused here (it is not opened for
+      // reading, which could wait forever), before SQLite ever opens it.
       auto exists = snapshot_file_exists(path);
       if (!exists.ok()) {
-        log_error("Cannot read the database file", {{"DB_PATH", path}, {"ERROR", exists.error()}});
+        log_error("Cannot read the database file: " + exists.error(),
+                  {{"DB_PATH", path}, {"ERROR", exists.error()}});
         return false;
       }
+      if (*exists && !schema_is_known(path)) return false;
+      remove_stale_temporaries(path);
       if (*exists) {
         auto loaded = Store::load_file(path);
         if (loaded.ok()) {
@@ -202,6 +211,75 @@ class Service final : public ApiBackend {
     }
     started_at_ = format_timestamp(now_millis());
     return true;
+  }
+
+  // Before anything in the data directory is read or written: refuse one that
+  // other users can write to, make it when missing, and lock it for the life
+  // of this process, so that a second deltatapd started on it stops here
+  // instead of snapshotting its own (smaller) store over this one's file and
+  // rotating and deleting this one's journal.
+  bool claim_data_directory() {
+    const std::string directory = directory_of(config_.storage.path);
+    // Refused, not fixed: whatever another user planted while the directory
+    // was open to them (a journal segment that would be replayed, a link at
+    // the database path) would still be used after a chmod, so a person has
+    // to look first; and the mode may be someone's deliberate choice (a group
+    // meant to share it) that a daemon should not undo behind their back.
+    // Group-readable (0750) is fine: reading cannot change the history.
+    if (auto s = check_not_writable_by_others(directory); !s.ok()) {
+      log_error("Refusing to use the data directory: " + s.error(),
+                {{"DATA_DIR", directory}, {"ERROR", s.error()}});
+      return false;
+    }
+    if (auto s = make_private_directories(directory); !s.ok()) {
+      log_error("Cannot create the data directory: " + s.error(),
+                {{"DATA_DIR", directory}, {"ERROR", s.error()}});
+      return false;
+    }
+    // flock, not a PID file: the kernel drops it when this process ends, however
+    // it ends, so a crash never leaves a stale lock that blocks a restart. The
+    // file stays behind (its PID then stale): removing it on exit would let a
+    // starting daemon lock a file that the next one no longer finds.
+    const std::string lock_path = (std::filesystem::path(directory) / kLockFileName).string();
+    auto attempt = try_lock_file(lock_path);
+    if (!attempt.ok()) {
+      log_error("Cannot lock the data directory: " + attempt.error(),
+                {{"DATA_DIR", directory}, {"LOCK_PATH", lock_path}, {"ERROR", attempt.error()}});
+      return false;
+    }
+    if (!attempt->lock) {
+      std::string holder = attempt->holder ? "PID " + std::to_string(*attempt->holder)
+                                           : "its PID not recorded";
+      log_error("Another deltatapd (" + holder + ") is using the data directory " + directory +
+                    " (it holds " + lock_path + "); this one stops without touching its files",
+                {{"DATA_DIR", directory},
+                 {"LOCK_PATH", lock_path},
+                 {"HOLDER_PID", attempt->holder ? std::to_string(*attempt->holder) : ""}});
+      return false;
+    }
+    data_lock_.emplace(std::move(*attempt->lock));
+    return true;
+  }
+
+  // A file written by a newer deltatap is neither loaded nor moved aside as
+  // corrupt (it is not: this binary is too old for it). Nothing in the data
+  // directory is touched (no stale temporary removed, no journal rotated) and
+  // the daemon refuses to start, so that the newer binary, put back, finds
+  // everything as it left it.
+  bool schema_is_known(const std::string& path) {
+    auto version = snapshot_schema_version(path);
+    if (!version.ok()) {
+      log_error("Cannot read the database file: " + version.error(),
+                {{"DB_PATH", path}, {"ERROR", version.error()}});
+      return false;
+    }
+    if (!*version || **version <= kSchemaVersion) return true;
+    log_error("The database file was written by a newer deltatap, version " +
+                  std::to_string(**version) + " (this one understands up to version " +
+                  std::to_string(kSchemaVersion) +
+                  "); refusing to start, and leaving it and the journal as they are",
+              {{"DB_PATH", path}, {"SCHEMA_VERSION", std::to_string(**version)}});
+    return false;
   }
 
   // Replays what the last run journaled after its last snapshot, then starts a
@@ -461,6 +539,9 @@ class Service final : public ApiBackend {
   asio::steady_timer status_timer_;
   ServiceNotifier notifier_;
   Metrics metrics_;
+  // Before everything that writes in the data directory, so destroyed after it
+  // all: the lock is the last thing this process lets go of.
+  std::optional<FileLock> data_lock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Journal> journal_;  // after store_: destroyed first, flushing its buffer
   ArrivalQueue queue_;

@@ -145,19 +145,55 @@ SnapshotChild::~SnapshotChild() {
   if (result_fd_ >= 0) ::close(result_fd_);
 }
 
+namespace {
+
+// What a file is, for a message: "a FIFO".
+const char* kind_of_file(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "of some other kind";
+}
+
+// Opens a database (or journal) file for reading: fd -1 when it does not exist,
+// an error when it cannot be opened or is not a regular file. O_NONBLOCK keeps
+// the open of a FIFO from waiting for a writer; it changes nothing for reading
+// a regular file.
+Result<int> open_database_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
+    if (errno == ENOENT) return -1;
+    return Error{errno_text("cannot open", path)};
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int error = errno;
+    ::close(fd);
+    return Error{errno_text("cannot stat", path, error)};
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Error{path + " is not a regular file (it is " + kind_of_file(st.st_mode) + ")"};
+  }
+  return fd;
+}
+
+}  // namespace
+
 Result<bool> snapshot_file_exists(const std::string& path) {
-  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() >= 0) return true;
-  if (errno == ENOENT) return false;
-  return Error{errno_text("cannot open", path)};
+  auto opened = open_database_file(path);
+  if (!opened.ok()) return Error{opened.error()};
+  FileDescriptor fd(*opened);
+  return fd.get() >= 0;
 }
 
 Result<std::optional<std::string>> read_snapshot_file(const std::string& path) {
-  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) {
-    if (errno == ENOENT) return std::optional<std::string>{};
-    return Error{errno_text("cannot open", path)};
-  }
+  auto opened = open_database_file(path);
+  if (!opened.ok()) return Error{opened.error()};
+  FileDescriptor fd(*opened);
+  if (fd.get() < 0) return std::optional<std::string>{};
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return Error{errno_text("cannot stat", path)};
   std::string bytes;
@@ -174,6 +210,37 @@ Result<std::optional<std::string>> read_snapshot_file(const std::string& path) {
   }
   bytes.resize(got);
   return std::optional<std::string>(std::move(bytes));
+}
+
+Result<std::optional<std::int32_t>> snapshot_schema_version(const std::string& path) {
+  // The file format's header: 100 bytes, starting with this magic string; the
+  // user version is the big-endian 4-byte integer at offset 60.
+  static constexpr char kMagic[] = "SQLite format 3";  // and its NUL: 16 bytes
+  constexpr std::size_t kHeaderSize = 100;
+  constexpr std::size_t kUserVersionOffset = 60;
+  auto opened = open_database_file(path);
+  if (!opened.ok()) return Error{opened.error()};
+  FileDescriptor fd(*opened);
+  if (fd.get() < 0) return std::optional<std::int32_t>{};
+  unsigned char header[kHeaderSize];
+  std::size_t got = 0;
+  while (got < kHeaderSize) {
+    ssize_t n = ::pread(fd.get(), header + got, kHeaderSize - got, static_cast<off_t>(got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error{errno_text("cannot read", path)};
+    }
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  if (got < kHeaderSize || std::memcmp(header, kMagic, sizeof kMagic) != 0) {
+    return std::optional<std::int32_t>{};
+  }
+  const unsigned char* v = header + kUserVersionOffset;
+  auto bits = (std::uint32_t{v[0]} << 24) | (std::uint32_t{v[1]} << 16) |
+              (std::uint32_t{v[2]} << 8) | std::uint32_t{v[3]};
+  // SQLite reads it as a signed 32-bit integer.
+  return std::optional<std::int32_t>(static_cast<std::int32_t>(bits));
 }
 
 Result<std::string> move_aside(const std::string& path) {

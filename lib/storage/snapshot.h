@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -63,12 +64,29 @@ class SnapshotChild {
   Status finished_;
 };
 
-// Whether the file exists; an error when it exists but cannot be read.
+// Whether the file exists; an error when it exists but cannot be read, or is
+// not a regular file. Something else at the database path (a FIFO, a device,
+// a directory) is refused, never opened for reading: a FIFO would block the
+// open until a writer came, a device would never end. The open does not wait
+// (O_NONBLOCK) so that this answer itself cannot hang.
 Result<bool> snapshot_file_exists(const std::string& path);
 
 // The file's bytes; nullopt when it does not exist. An error for anything else
-// (permission, I/O), which must not be mistaken for "start empty".
+// (permission, I/O, not a regular file), which must not be mistaken for "start
+// empty". storage/journal.h reads its files with it too, so a FIFO at a journal
+// path is refused the same way.
 Result<std::optional<std::string>> read_snapshot_file(const std::string& path);
+
+// The schema version (PRAGMA user_version) recorded in the header of the
+// SQLite file at `path`, read from the header bytes without SQLite, so the
+// file is only read: no connection, no journal or lock files, no recovery.
+// nullopt when the file is missing or is not a SQLite database (shorter than
+// its 100-byte header or without its magic string): that is for loading to
+// find out. An error as for read_snapshot_file. The daemon reads it before
+// loading, to tell "written by a newer deltatap" (leave it alone, refuse to
+// start) from "unusable" (move it aside). A database in WAL mode could hold a
+// newer version in its -wal file only; deltatap never writes one.
+Result<std::optional<std::int32_t>> snapshot_schema_version(const std::string& path);
 
 // Renames an unusable file to "<path>.corrupt-<UTC time>" so it is kept for a
 // person to look at and never overwritten. Returns the new name.

@@ -72,6 +72,14 @@ void normalise_sql_function(sqlite3_context* context, int, sqlite3_value** args)
   }
 }
 
+// The one wording for a file of a schema this binary does not know, whoever
+// meets it (the daemon refuses to start on it; see service.cc, which reads the
+// version from the header before loading so as to leave such a file alone).
+std::string newer_version_error(std::int64_t version) {
+  return "written by a newer deltatap, version " + std::to_string(version) +
+         " (this one understands up to version " + std::to_string(kSchemaVersion) + ")";
+}
+
 // A connection closed when it goes out of scope.
 struct Connection {
   sqlite3* db = nullptr;
@@ -156,11 +164,7 @@ Status Store::Impl::register_functions() {
 Status Store::Impl::migrate() {
   auto version = scalar("PRAGMA user_version");
   if (!version.ok()) return Error{version.error()};
-  if (*version > kSchemaVersion) {
-    return Error{"schema version " + std::to_string(*version) +
-                 " is newer than this deltatap understands (" + std::to_string(kSchemaVersion) +
-                 ")"};
-  }
+  if (*version > kSchemaVersion) return Error{newer_version_error(*version)};
   if (*version == kSchemaVersion) return ok_status();
   auto has_table =
       scalar("SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='session_deltas'");
@@ -290,10 +294,7 @@ Result<std::unique_ptr<Store>> Store::open_readonly(const std::string& path) {
     return load_file(path);
   }
   if (auto s = impl->register_functions(); !s.ok()) return Error{s.error()};
-  if (*version > kSchemaVersion) {
-    return Error{path + ": schema version " + std::to_string(*version) +
-                 " is newer than this deltatap understands"};
-  }
+  if (*version > kSchemaVersion) return Error{path + ": " + newer_version_error(*version)};
   if (auto s = impl->refresh_counts(); !s.ok()) return Error{path + ": " + s.error()};
   // A summary that does not add up (the file was changed by an older deltatap)
   // is not used: the history is scanned instead.
