@@ -548,3 +548,56 @@ BOOST_AUTO_TEST_CASE(shipped_configuration_parses_and_documents_the_defaults) {
     BOOST_TEST(text.find(word) != std::string::npos, word);
   }
 }
+
+BOOST_AUTO_TEST_CASE(urls_are_described_and_refused_with_credentials_hidden) {
+  // A query value may be a credential: --check-config hides it, keeping the keys.
+  auto config = load({"--url", "wss://h:9/ws?token=q-secret-1&x=1"});
+  BOOST_TEST_REQUIRE(config.ok(), why(config));
+  std::string text = describe_config(*config);
+  BOOST_TEST(text.find("url = wss://h:9/ws?token=(hidden)&x=(hidden)\n") != std::string::npos, text);
+  BOOST_TEST(text.find("q-secret-1") == std::string::npos, text);
+
+  // User info is refused; the message quotes the URL with it hidden, from every layer.
+  auto env = load({}, {{"DELTATAP_URL", "ws://u:p-secret-2@h/ws?token=q-secret-3"}});
+  expect_refused(env, {"DELTATAP_URL", "\"ws://(hidden)@h/ws?token=(hidden)\"", "user info", "token_file"});
+  ConfFile conf("[stream]\nurl = wss://u:p-secret-2@h/ws\n");
+  auto file = load(conf.args());
+  expect_refused(file, {"[stream] url", "\"wss://(hidden)@h/ws\""});
+  auto flag = load({"--url=ws://u:p-secret-2/x@h/ws"});  // an unencoded '/' in the password
+  expect_refused(flag, {"--url", "\"ws://(hidden)@h/ws\""});
+  for (const auto* result : {&env, &file, &flag}) {
+    for (auto secret : {"p-secret", "q-secret"}) {
+      BOOST_TEST(result->error().find(secret) == std::string::npos, result->error());
+    }
+  }
+  // A stray argument or a config line without "=" quotes its URL redacted too.
+  auto stray = load({"ws://u:p-secret-2@h/ws"});
+  expect_refused(stray, {"unexpected argument", "(hidden)@h"});
+  BOOST_TEST(stray.error().find("p-secret") == std::string::npos, stray.error());
+  ConfFile broken("[stream]\nurl ws://u:p-secret-2@h/ws\n");
+  auto line = load(broken.args());
+  expect_refused(line, {":2:", "(hidden)@h"});
+  BOOST_TEST(line.error().find("p-secret") == std::string::npos, line.error());
+}
+
+BOOST_AUTO_TEST_CASE(paths_must_name_a_file) {
+  // White space alone is no file name (DB_PATH=" " would create a file named " ").
+  expect_refused(load({}, {{"DB_PATH", " "}}), {"DB_PATH", "\" \"", "white space"});
+  expect_refused(load({"--db", "\t"}), {"--db", "\"\\t\"", "white space"});
+  expect_refused(load(ConfFile("[stream]\ntoken_file = \" \"\n").args()),
+                 {"[stream] token_file", "white space", "empty for no token file"});
+  // ca_file must be a readable regular file: a directory or a FIFO is refused
+  // now, not at the first wss:// connect.
+  TempDir dir;
+  auto ca = [&](const std::string& path) {
+    return load(ConfFile("[stream]\nca_file = " + path + "\n").args());
+  };
+  expect_refused(ca("/"), {"[stream] ca_file", "\"/\"", "directory", "readable regular file"});
+  BOOST_REQUIRE(::mkfifo((dir / "fifo").c_str(), 0600) == 0);
+  expect_refused(ca((dir / "fifo").string()), {"[stream] ca_file", "not a regular file"});
+  expect_refused(ca("\" \""), {"[stream] ca_file", "white space"});
+  write_file(dir / "ca.pem", "pem\n");
+  auto good = ca((dir / "ca.pem").string());
+  BOOST_TEST_REQUIRE(good.ok(), why(good));
+  BOOST_TEST(good->stream.ca_file == (dir / "ca.pem").string());
+}

@@ -303,7 +303,8 @@ BOOST_AUTO_TEST_CASE(journal_format_sends_native_fields) {
       throw kChildSkipped;
     }
     init_logging(options(std::nullopt));  // INVOCATION_ID set: journal by default
-    log_info("Delta stored", {{"SESSION_ID", "sess_x"}, {"DELTA_TYPE", "created"}});
+    log_info("Delta stored", {{"SESSION_ID", "sess_x"}, {"DELTA_TYPE", "created"},
+                              message_id(message_ids::kStreamConnected)});
     log_warning("Frame rejected\nsecond line", {{"REASON", "not json"}});
     timeval tv{5, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -337,6 +338,9 @@ BOOST_AUTO_TEST_CASE(journal_format_sends_native_fields) {
   BOOST_TEST(entries[0]["SESSION_ID"] == "sess_x");
   BOOST_TEST(entries[0]["DELTA_TYPE"] == "created");
   BOOST_TEST(entries[0]["SYSLOG_IDENTIFIER"] == "deltatapd");
+  // journalctl MESSAGE_ID=... finds the event: a native field, 32 hex digits.
+  BOOST_TEST(entries[0]["MESSAGE_ID"] == std::string(message_ids::kStreamConnected));
+  BOOST_TEST(entries[1].count("MESSAGE_ID") == 0u);
   BOOST_TEST(entries[0]["CODE_FILE"].find("logging_test.cc") != std::string::npos,
              entries[0]["CODE_FILE"]);
   BOOST_TEST(std::atoi(entries[0]["CODE_LINE"].c_str()) > 0);
@@ -417,4 +421,56 @@ BOOST_AUTO_TEST_CASE(reinstalling_the_sink_reports_what_was_suppressed) {
   BOOST_TEST(result.lines[1].find("warning: Suppressed repeats of \"Frame rejected\": 3") !=
              std::string::npos, result.lines[1]);
   BOOST_TEST(result.lines[2].find("warning: Frame rejected") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(message_ids_are_fields_and_one_per_event) {
+  // Each id is systemd's form (32 lower-case hex digits) and no two events share one.
+  const std::vector<std::string_view> ids = {
+      message_ids::kStreamConnected, message_ids::kStreamDisconnected,
+      message_ids::kStreamAttemptFailed, message_ids::kSnapshotFailed, message_ids::kGap,
+      message_ids::kReconciled};
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    BOOST_TEST(std::regex_match(std::string(ids[i]), std::regex("^[0-9a-f]{32}$")), ids[i]);
+    for (std::size_t k = 0; k < i; ++k) BOOST_TEST(ids[i] != ids[k]);
+  }
+
+  auto text = run_child({}, [] {
+    init_logging(options(LogFormat::text));
+    log_info("Connected to the stream", {message_id(message_ids::kStreamConnected)});
+    // A field with a control character is quoted, so it cannot act on a terminal.
+    log_info("Closed", {{"CLOSE_REASON", "bye\x1b[2J"}});
+  });
+  BOOST_TEST(text.exit_code == 0);
+  BOOST_TEST_REQUIRE(text.lines.size() == 2u, text.err);
+  BOOST_TEST(text.lines[0].find("info: Connected to the stream messageId=" +
+                                std::string(message_ids::kStreamConnected)) != std::string::npos,
+             text.lines[0]);
+  BOOST_TEST(text.lines[1].find("closeReason=\"bye\\u001b[2J\"") != std::string::npos, text.lines[1]);
+
+  // The reason is in the message, so messages differ line by line; the rate
+  // limit counts them as one kind by their MESSAGE_ID.
+  auto json = run_child({}, [] {
+    init_logging(options(LogFormat::json), LogRateLimit{std::chrono::seconds(30), 2});
+    for (int attempt = 1; attempt <= 5; ++attempt) {
+      log_warning("Stream connection attempt failed: connect: Connection refused; retrying in " +
+                      std::to_string(attempt * 100) + " ms",
+                  {message_id(message_ids::kStreamAttemptFailed), {"ATTEMPT", std::to_string(attempt)}});
+    }
+  });
+  BOOST_TEST(json.exit_code == 0);
+  std::vector<std::string> attempts;
+  std::string summary;
+  for (const auto& line : json.lines) {
+    rapidjson::Document doc;
+    doc.Parse(line.c_str());
+    BOOST_TEST_REQUIRE(!doc.HasParseError(), line);
+    if (doc.HasMember("messageId")) {
+      BOOST_TEST(doc["messageId"].GetString() == std::string(message_ids::kStreamAttemptFailed));
+      attempts.push_back(doc["attempt"].GetString());
+    } else if (doc.HasMember("suppressedCount")) {
+      summary = doc["suppressedCount"].GetString();
+    }
+  }
+  BOOST_TEST(attempts == (std::vector<std::string>{"1", "2"}), boost::test_tools::per_element());
+  BOOST_TEST(summary == "3", json.err);
 }

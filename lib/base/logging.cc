@@ -14,6 +14,7 @@
 #include <boost/log/sources/record_ostream.hpp>
 #include <boost/smart_ptr/make_shared_object.hpp>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
@@ -128,11 +129,20 @@ class EventBackend
     return rate_limit_.burst > 0 && (level == LogLevel::warning || level == LogLevel::error);
   }
 
+  // An event's kind: its MESSAGE_ID when it has one (its message carries the
+  // reason and so differs from one line to the next), else its message.
+  static std::string kind_of(const Event& event) {
+    for (const auto& [key, value] : event.fields) {
+      if (key == "MESSAGE_ID") return "id:" + value;
+    }
+    return "message:" + event.message;
+  }
+
   bool admit(const Event& event, SteadyClock::time_point now) {
     if (!limited(event.level)) return true;
     std::string key(to_string(event.level));
     key += '\x1f';
-    key += event.message;
+    key += kind_of(event);
     // Messages with variable text would each get an entry: keep the map bounded.
     if (limits_.size() >= kMaxLimits && !limits_.count(key)) flush();
     auto [it, inserted] = limits_.try_emplace(std::move(key));
@@ -205,7 +215,13 @@ class EventBackend
       line += ' ';
       line += camel_case(key);
       line += '=';
-      bool quote = value.empty() || value.find_first_of(" \"=\n\r\t\\") != std::string::npos;
+      // Quoted (JSON-escaped) when it would not read back as one word, or holds
+      // a control character a terminal would act on.
+      bool quote = value.empty() || value.find_first_of(" \"=\n\r\t\\") != std::string::npos ||
+                   std::any_of(value.begin(), value.end(), [](char c) {
+                     auto u = static_cast<unsigned char>(c);
+                     return u < 0x20 || u == 0x7f;
+                   });
       if (quote) append_json_string(line, value); else line += value;
     }
     // One event, one line: a newline inside the message must not start a fake event.

@@ -1,9 +1,11 @@
 // human_text: how values look in the output meant for people (tables, the
 // timeline, messages), never in json, ndjson or csv, which carry the stored form.
 //
-// Widths are counted in code points, which is what a terminal shows for the
-// text deltatap prints (no wide or combining characters are expected). All
-// functions are pure apart from show_time's reading of the local time zone.
+// Text that came from the stream (session ids, state keys and values, what the
+// daemon reports) is put through escape_controls() before it reaches a
+// terminal, so that a session id cannot set the window title or clear the
+// screen. Widths are terminal columns (display_width). All functions are pure
+// apart from show_time's reading of the local time zone.
 #pragma once
 
 #include <cstddef>
@@ -38,12 +40,33 @@ struct Style {
 // empty or not a time.
 std::string show_time(const std::string& stored, const Style& style);
 
-// The number of code points in `text` (bytes that do not continue a UTF-8
-// sequence).
+// `text` safe to print on a terminal. Every character a terminal would act on
+// rather than show is replaced by an escape that shows it:
+//   - C0 controls U+0000-U+001F (ESC, BEL, tab and newline among them) and DEL
+//     U+007F as "\xHH": ESC is shown as \x1b;
+//   - C1 controls U+0080-U+009F (U+009B is a one-character CSI for some
+//     terminals) as "\u00HH";
+//   - the bidirectional formatting characters (U+061C, U+200E, U+200F,
+//     U+202A-U+202E, U+2066-U+2069), which reorder what a line shows, as "\uHHHH";
+//   - a byte that is not part of valid UTF-8 as "\xHH" (HH the byte), so the
+//     result is always valid UTF-8.
+// Everything else, accents, CJK, emoji, is kept as it is. The escapes are
+// printable ASCII, so escaping twice changes nothing. A backslash itself is
+// not escaped: "\x1b" on screen may also be those four characters as sent;
+// the json, ndjson and csv formats carry the exact text.
+std::string escape_controls(std::string_view text);
+
+// The number of terminal columns `text` takes: East Asian wide and fullwidth
+// characters (CJK, Hangul syllables, fullwidth forms, most emoji) count 2,
+// combining marks and zero-width characters 0 (the common ranges: Latin,
+// Greek, Cyrillic, Hebrew and Arabic marks, variation selectors), anything
+// else 1, a byte that is not valid UTF-8 1. For text as it is printed, i.e.
+// after escape_controls(); a control character counts 1.
 std::size_t display_width(std::string_view text);
 
-// `text` cut to at most `width` code points, the last of them "…" when it was
-// cut. `width` must be at least 1.
+// `text` cut to at most `width` columns (display_width), the last of them "…"
+// when it was cut; never inside a UTF-8 sequence, and a combining mark stays
+// with the character it follows. `width` must be at least 1.
 std::string clip(std::string_view text, std::size_t width);
 
 // "512 B", "1.5 KiB", ... up to TiB, one decimal past bytes.

@@ -109,9 +109,11 @@ int cmd_cleanup(Context& ctx) {
       return fail(ctx, "rewriting " + ctx.where + ": " + s.error());
     }
   }
-  ctx.io.out << "deleted " << deleted << (deleted == "1" ? " delta" : " deltas")
-             << " stored before " << show_time(cutoff, ctx.style)
-             << (ctx.file && deleted != "0" ? " (" + ctx.where + " rewritten)" : "") << '\n';
+  // What the daemon answered is printed escaped, as any text from it is.
+  ctx.io.out << "deleted " << escape_controls(deleted) << (deleted == "1" ? " delta" : " deltas")
+             << " stored before " << escape_controls(show_time(cutoff, ctx.style))
+             << (ctx.file && deleted != "0" ? " (" + escape_controls(ctx.where) + " rewritten)" : "")
+             << '\n';
   return kExitOk;
 }
 
@@ -132,8 +134,8 @@ int cmd_snapshot(Context& ctx) {
   }
   std::uint64_t size = 0;
   std::from_chars(bytes.data(), bytes.data() + bytes.size(), size);
-  ctx.io.out << "snapshot written: " << path << ", " << human_bytes(size) << " in " << seconds
-             << " s\n";
+  ctx.io.out << "snapshot written: " << escape_controls(path) << ", " << human_bytes(size) << " in "
+             << escape_controls(seconds) << " s\n";
   return kExitOk;
 }
 
@@ -144,9 +146,10 @@ int cmd_check(Context& ctx) {
     auto version = file_schema_version(ctx.where);
     auto counts = store.counts();
     bool ok = integrity.ok() && *integrity == "ok";
-    ctx.io.out << "file:           " << ctx.where << '\n';
+    ctx.io.out << "file:           " << escape_controls(ctx.where) << '\n';
     ctx.io.out << "integrity:      "
-               << (integrity.ok() ? *integrity : "check failed: " + integrity.error()) << '\n';
+               << escape_controls(integrity.ok() ? *integrity : "check failed: " + integrity.error())
+               << '\n';
     ctx.io.out << "schema version: " << (version ? std::to_string(*version) : "unknown");
     if (version && *version == static_cast<std::uint32_t>(kSchemaVersion)) {
       ctx.io.out << " (current)\n";
@@ -162,7 +165,7 @@ int cmd_check(Context& ctx) {
   auto ready = ctx.source->fetch("GET", "/readyz");
   if (!ready.ok()) return fail(ctx, ready.error());
   if (ready->status != 200 && ready->status != 503) return api_error(ctx, *ready);
-  ctx.io.out << "daemon:         " << ctx.where << '\n';
+  ctx.io.out << "daemon:         " << escape_controls(ctx.where) << '\n';
   ctx.io.out << "ready:          " << (ready->status == 200 ? "yes" : "no") << '\n';
   if (auto members = raw_object_members(ready->body); members.ok()) {
     for (const auto& m : *members) {
@@ -174,7 +177,8 @@ int cmd_check(Context& ctx) {
         std::size_t end = i + 1;
         while (end < list.size() && list[end] != '"') end += list[end] == '\\' ? 2 : 1;
         auto reason = decode_json_string(list.substr(i, end - i + 1));
-        if (reason.ok()) ctx.io.out << "  reason:       " << *reason << '\n';
+        // Reasons can quote the stream (a close reason, an error): escaped.
+        if (reason.ok()) ctx.io.out << "  reason:       " << escape_controls(*reason) << '\n';
         i = end + 1;
       }
     }
@@ -184,7 +188,9 @@ int cmd_check(Context& ctx) {
   if (!stats) return code;
   if (auto members = raw_object_members(stats->body); members.ok()) {
     for (const auto& m : *members) {
-      if (m.key == "schemaVersion") ctx.io.out << "schema version: " << m.value << '\n';
+      if (m.key == "schemaVersion") {
+        ctx.io.out << "schema version: " << escape_controls(m.value) << '\n';
+      }
     }
   }
   return ready->status == 200 ? kExitOk : kExitFailed;

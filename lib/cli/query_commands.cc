@@ -24,7 +24,7 @@ std::string changed_fields(const StoredDelta& row) {
   if (row.delta.type != DeltaType::updated) return "";
   DeltaChanges changes;
   compute_changes(row, changes);
-  if (changes.unreadable) return "(state is not JSON)";
+  if (changes.unreadable) return "(a state " + changes.problem + ")";
   std::string out;
   for (const auto& change : changes.changes) {
     if (!out.empty()) out += ", ";
@@ -33,7 +33,8 @@ std::string changed_fields(const StoredDelta& row) {
                                               : "";
     out += change.path;
   }
-  return clip(out.empty() ? "(no field changed)" : out, 60);
+  // Escaped before it is clipped, so that the clip counts what is shown.
+  return clip(out.empty() ? "(no field changed)" : escape_controls(out), 60);
 }
 
 void print_deltas(const Context& ctx, const std::vector<StoredDelta>& deltas,
@@ -164,7 +165,10 @@ int cmd_timeline(Context& ctx) {
     cursor = page->next;
   } while (cursor);
   std::reverse(history.begin(), history.end());
-  if (history.empty()) return fail(ctx, "no deltas stored for session " + json_quoted(session));
+  // json_quoted escapes C0 controls, escape_controls what it leaves (DEL, C1).
+  if (history.empty()) {
+    return fail(ctx, "no deltas stored for session " + escape_controls(json_quoted(session)));
+  }
 
   std::string out;
   if (*format == "json") {
@@ -209,21 +213,27 @@ int cmd_timeline(Context& ctx) {
     return kExitOk;
   }
 
+  // Every piece of stream text (the id, times, paths, values) goes through
+  // escape_controls(): this text is for a terminal.
   const Style& style = ctx.style;
-  out += style.paint("Session " + session, "1") + ": " + std::to_string(history.size()) +
-         (history.size() == 1 ? " delta" : " deltas") + ", " +
-         show_time(history.front().delta.timestamp, style) + " to " +
-         show_time(history.back().delta.timestamp, style) + "\n";
+  auto when = [&](const std::string& stored) { return escape_controls(show_time(stored, style)); };
+  auto value = [](const JsonNode* node, std::size_t width) {
+    return clip(escape_controls(show_value(*node)), width);
+  };
+  out += style.paint("Session " + escape_controls(session), "1") + ": " +
+         std::to_string(history.size()) + (history.size() == 1 ? " delta" : " deltas") + ", " +
+         when(history.front().delta.timestamp) + " to " + when(history.back().delta.timestamp) +
+         "\n";
   for (const auto& row : history) {
     std::string type(to_string(row.delta.type));
-    out += show_time(row.delta.timestamp, style) + "  " +
+    out += when(row.delta.timestamp) + "  " +
            style.paint(type, style.type_colour(type)) +
            std::string(8 - type.size(), ' ') + style.paint("#" + std::to_string(row.id), "2") +
            "\n";
     DeltaChanges changes;
     compute_changes(row, changes);
     if (changes.unreadable) {
-      out += "    (a state is not valid JSON)\n";
+      out += "    (a state " + changes.problem + ")\n";
       continue;
     }
     if (row.delta.type == DeltaType::deleted) {
@@ -232,18 +242,17 @@ int cmd_timeline(Context& ctx) {
     }
     if (changes.changes.empty()) out += "    (no field changed)\n";
     for (const auto& change : changes.changes) {
+      std::string path = escape_controls(change.path);
       switch (change.op) {
         case Change::Op::changed:
-          out += "    " + change.path + ": " + clip(show_value(*change.before), 100) + " → " +
-                 clip(show_value(*change.after), 100) + "\n";
+          out += "    " + path + ": " + value(change.before, 100) + " → " +
+                 value(change.after, 100) + "\n";
           break;
         case Change::Op::added:
-          out += "    " + style.paint("+ " + change.path, "32") + ": " +
-                 clip(show_value(*change.after), 160) + "\n";
+          out += "    " + style.paint("+ " + path, "32") + ": " + value(change.after, 160) + "\n";
           break;
         case Change::Op::removed:
-          out += "    " + style.paint("- " + change.path, "31") + ": " +
-                 clip(show_value(*change.before), 160) + "\n";
+          out += "    " + style.paint("- " + path, "31") + ": " + value(change.before, 160) + "\n";
           break;
       }
     }

@@ -7,15 +7,19 @@
 #include <algorithm>
 #include <charconv>
 #include <cstddef>
+#include <string>
 #include <system_error>
+#include <utility>
 
 #include "base/json_text.h"
+#include "ingest/parser.h"
 
 namespace deltatap::cli {
 
 namespace {
 
-constexpr std::size_t kMaxTreeDepth = 256;
+// The parser's limit (see state_diff.h): what the daemon stored always fits.
+constexpr std::size_t kMaxTreeDepth = static_cast<std::size_t>(kMaxDepth);
 
 class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeBuilder> {
  public:
@@ -37,10 +41,15 @@ class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeB
   bool EndArray(rapidjson::SizeType) { return close(); }
 
   JsonNode take() { return std::move(root_); }
+  // Whether parsing stopped because the text is nested deeper than the limit.
+  bool too_deep() const { return too_deep_; }
 
  private:
   bool open(JsonNode::Kind kind) {
-    if (stack_.size() >= kMaxTreeDepth) return false;
+    if (stack_.size() >= kMaxTreeDepth) {
+      too_deep_ = true;
+      return false;
+    }
     stack_.push_back(JsonNode{kind, {}, {}, {}});
     return true;
   }
@@ -67,6 +76,7 @@ class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeB
   std::vector<JsonNode> stack_;
   std::vector<std::string> keys_;
   JsonNode root_;
+  bool too_deep_ = false;
 };
 
 bool same(const JsonNode& a, const JsonNode& b) {
@@ -132,7 +142,7 @@ void leaves(const std::string& path, const JsonNode& node, std::vector<Change>& 
 
 }  // namespace
 
-std::optional<JsonNode> parse_tree(std::string_view text) {
+Result<JsonNode> parse_tree(std::string_view text) {
   rapidjson::MemoryStream bytes(text.data(), text.size());
   rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> in(bytes);
   TreeBuilder builder;
@@ -140,7 +150,12 @@ std::optional<JsonNode> parse_tree(std::string_view text) {
   constexpr unsigned kFlags = rapidjson::kParseIterativeFlag |
                               rapidjson::kParseNumbersAsStringsFlag |
                               rapidjson::kParseValidateEncodingFlag;
-  if (reader.Parse<kFlags>(in, builder).IsError()) return std::nullopt;
+  if (reader.Parse<kFlags>(in, builder).IsError()) {
+    if (builder.too_deep()) {
+      return Error{"is nested deeper than " + std::to_string(kMaxTreeDepth) + " levels"};
+    }
+    return Error{"is not valid JSON"};
+  }
   return builder.take();
 }
 
@@ -201,14 +216,18 @@ std::string show_value(const JsonNode& node) {
 }
 
 void compute_changes(const StoredDelta& row, DeltaChanges& out) {
-  if (row.delta.before) {
-    out.before = parse_tree(*row.delta.before);
-    if (!out.before) out.unreadable = true;
-  }
-  if (row.delta.after) {
-    out.after = parse_tree(*row.delta.after);
-    if (!out.after) out.unreadable = true;
-  }
+  auto read = [&](const std::optional<std::string>& state, std::optional<JsonNode>& tree) {
+    if (!state || out.unreadable) return;
+    auto parsed = parse_tree(*state);
+    if (!parsed) {
+      out.unreadable = true;
+      out.problem = parsed.error();
+      return;
+    }
+    tree = std::move(parsed.value());
+  };
+  read(row.delta.before, out.before);
+  read(row.delta.after, out.after);
   if (out.unreadable) return;
   if (out.before && out.after) diff("", *out.before, *out.after, out.changes);
   else if (out.after && row.delta.type == DeltaType::created) leaves("", *out.after, out.changes);

@@ -7,6 +7,14 @@
 // such as "metadata.attempt"; anything else (arrays included) is compared as a
 // whole value. Keys compare regardless of order; array items by position.
 //
+// Nesting: a state may be nested as deep as the parser lets a frame be
+// (ingest/parser.h's kMaxDepth, 512 levels), one limit for both, so every
+// state the daemon stored can be shown: a frame counts as a level of its own,
+// so a stored state has at most kMaxDepth - 1. A deeper state (a file written
+// by other means) is not read into a tree; it is reported as too deep rather
+// than as "not JSON". The tree functions recurse once per level, which that
+// limit bounds.
+//
 // Pure functions: any thread.
 #pragma once
 
@@ -17,6 +25,7 @@
 #include <vector>
 
 #include "base/delta.h"
+#include "base/result.h"
 #include "storage/store.h"
 
 namespace deltatap::cli {
@@ -29,9 +38,10 @@ struct JsonNode {
   std::vector<JsonNode> items;
 };
 
-// The tree of one JSON text, or nullopt when `text` is not valid JSON (or
-// invalid UTF-8, or nested deeper than 256 levels).
-std::optional<JsonNode> parse_tree(std::string_view text);
+// The tree of one JSON text; or an error saying why not, worded to follow "the
+// state ": "is nested deeper than 512 levels" (more than kMaxDepth), or "is not
+// valid JSON" (a syntax error or invalid UTF-8).
+Result<JsonNode> parse_tree(std::string_view text);
 
 // The value of `object`'s member `key` (the first one, should a key repeat),
 // or nullptr when there is none or `object` is not an object. The pointer is
@@ -67,7 +77,9 @@ struct DeltaChanges {
 
   std::optional<JsonNode> before, after;
   std::vector<Change> changes;
-  bool unreadable = false;  // a state is not valid JSON; changes is then empty
+  bool unreadable = false;  // a state could not be read; changes is then empty
+  // When unreadable, why, as parse_tree words it: "is not valid JSON".
+  std::string problem;
 };
 
 // Fills `out`, which must be freshly constructed, with what `row` changed: with

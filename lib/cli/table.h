@@ -2,8 +2,11 @@
 //
 // Columns are as wide as their widest cell (human_text.h's display_width) and
 // two spaces apart; the last column is not padded, so no line ends in spaces.
-// The header line is bold when colour is on. Cells are printed as given: a
-// caller that wants a cell short clips it first.
+// The header line is bold when colour is on. Every cell (headers too) is put
+// through escape_controls() before it is measured or printed, so no cell,
+// whatever the stream put in it, can move the cursor or talk to the terminal;
+// otherwise cells are printed as given: a caller that wants a cell short clips
+// it first.
 #pragma once
 
 #include <cstddef>
@@ -22,7 +25,8 @@ struct Table {
   // Each row has exactly one cell per header.
   std::vector<std::vector<std::string>> rows;
   // The colour code for a cell, or "" for none; may be left empty. Applied after
-  // padding, so escape sequences never count towards a width.
+  // padding, so escape sequences never count towards a width. Called with the
+  // indices of `rows`, whose cells it may read as given (unescaped).
   std::function<std::string_view(std::size_t row, std::size_t column)> colour;
 
   // Writes the header line and then every row, each ending in '\n'.

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "base/json_text.h"
+#include "base/redact.h"
 #include "service/config_keys.h"
 
 namespace deltatap {
@@ -17,7 +18,9 @@ Result<CommandLine> parse_command_line(int argc, const char* const* argv) {
     std::string_view arg = argv[i];
     if (arg == "-h") arg = "--help";
     if (arg.substr(0, 2) != "--" || arg.size() == 2) {
-      return Error{"unexpected argument " + json_quoted(arg) + " (deltatapd takes only options)"};
+      // Quoted with any URL in it redacted: a stream URL given without --url.
+      return Error{"unexpected argument " + json_quoted(redact_urls_in(arg)) +
+                   " (deltatapd takes only options)"};
     }
     std::string name(arg);
     std::optional<std::string> inline_value;
@@ -31,7 +34,10 @@ Result<CommandLine> parse_command_line(int argc, const char* const* argv) {
     else if (name == "--version") toggle = &cmdline.version;
     else if (name == "--help") toggle = &cmdline.help;
     if (toggle || name == "--persist" || name == "--no-persist") {
-      if (inline_value) return Error{"option " + name + " takes no value (got " + json_quoted(*inline_value) + ")"};
+      if (inline_value) {
+        return Error{"option " + name + " takes no value (got " +
+                     json_quoted(redact_urls_in(*inline_value)) + ")"};
+      }
       if (toggle) *toggle = true;
       else cmdline.overrides["storage.enabled"] = name == "--persist" ? "on" : "off";
       continue;
@@ -82,8 +88,8 @@ const char* const kDeltatapdUsage =
     "  --log-level L        debug, info, warning or error  [DELTATAP_LOG_LEVEL]\n"
     "  --log-format F       journal, text, json or auto  [DELTATAP_LOG_FORMAT]\n"
     "                       (auto: journal under systemd, else text)\n"
-    "  --check-config       validate, print the effective configuration (secrets\n"
-    "                       hidden) and exit\n"
+    "  --check-config       validate, print the effective configuration (secrets,\n"
+    "                       and user info and query values in URLs, hidden) and exit\n"
     "  --version            print the version and exit\n"
     "  -h, --help           print this help and exit\n"
     "Options also accept the form --option=value.\n"

@@ -23,6 +23,7 @@
 #include "base/duration.h"
 #include "base/files.h"
 #include "base/json_text.h"
+#include "base/redact.h"
 #include "base/secrets.h"
 #include "service/config_keys.h"
 
@@ -59,7 +60,8 @@ Status apply_file(const std::string& path, Config& config) {
     if (line.empty() || line.front() == '#' || line.front() == ';') continue;
     if (line.front() == '[') {
       if (line.back() != ']') {
-        return Error{where + "malformed section header " + json_quoted(line) + " (expected [section])"};
+        return Error{where + "malformed section header " + json_quoted(redact_urls_in(line)) +
+                     " (expected [section])"};
       }
       std::string name(trim(line.substr(1, line.size() - 2)));
       if (!known_section(name)) {
@@ -71,7 +73,10 @@ Status apply_file(const std::string& path, Config& config) {
     }
     auto equals = line.find('=');
     if (equals == std::string_view::npos) {
-      return Error{where + "expected \"key = value\", \"[section]\" or a comment, got " + json_quoted(line)};
+      // The line is quoted with any URL in it redacted: it may be a url key
+      // that lost its "=".
+      return Error{where + "expected \"key = value\", \"[section]\" or a comment, got " +
+                   json_quoted(redact_urls_in(line))};
     }
     std::string key(trim(line.substr(0, equals)));
     std::string_view value = trim(line.substr(equals + 1));
@@ -79,7 +84,8 @@ Status apply_file(const std::string& path, Config& config) {
       value = value.substr(1, value.size() - 2);
     }
     if (key.empty()) {
-      return Error{where + "expected \"key = value\", got a value without a key: " + json_quoted(line)};
+      return Error{where + "expected \"key = value\", got a value without a key: " +
+                   json_quoted(redact_urls_in(line))};
     }
     if (section.empty()) {
       return Error{where + "key " + json_quoted(key) + " comes before any section (expected a [section] "
@@ -203,10 +209,12 @@ std::string describe_config(const Config& config) {
   std::ostringstream out;
   out << "# deltatapd effective configuration (flags > environment > config file > defaults)\n";
   out << "# config file: " << (config.config_file.empty() ? "(none)" : config.config_file) << "\n";
-  out << "# secrets are shown as (hidden) when set and (none) when not\n";
+  out << "# secrets are shown as (hidden) when set and (none) when not; in URLs, the user\n"
+         "# info and query values are shown as (hidden)\n";
 
   out << "\n[stream]\n";
-  line(out, "url", config.stream.url);
+  // A query value may be a credential (some deployments put the token there).
+  line(out, "url", redact_url(config.stream.url));
   line(out, "token", secret(config.stream.token));
   line(out, "token_file", config.stream.token_file);
   if (config.stream.headers.empty()) out << "# header = (none)\n";

@@ -39,7 +39,10 @@ using Environment = std::map<std::string, std::string>;
 Environment process_environment();
 Result<Config> load_config(const CommandLine& cmdline, const Environment& env);
 
-// The effective configuration as INI text, secrets replaced by "(hidden)".
+// The effective configuration as INI text, secrets replaced by "(hidden)":
+// tokens, header values, and in URLs the user info and query values
+// (base/redact.h). Without secrets, the text reads back as the same
+// configuration.
 std::string describe_config(const Config& config);
 
 }  // namespace deltatap

@@ -4,6 +4,8 @@
 // order of the layers are in config.cc.
 #include "service/config_keys.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -15,6 +17,7 @@
 #include "base/duration.h"
 #include "base/files.h"
 #include "base/json_text.h"
+#include "base/redact.h"
 
 namespace deltatap {
 
@@ -126,13 +129,20 @@ Result<std::optional<LogFormat>> parse_format(std::string_view value, const Orig
 }
 
 // The client's own rules (stream/stream_options.h), so that what passes here
-// is exactly what the client will connect to.
+// is exactly what the client will connect to. The value is quoted with its
+// user info and query values hidden (base/redact.h). When it has user info,
+// which the client refuses, the parser's own detail is not used: it can quote
+// a piece of the password (one holding a '/' reads as a port).
 Status check_url(std::string_view value, const Origin& origin) {
   constexpr std::string_view kExpected = "a ws:// or wss:// URL with a host, e.g. ws://127.0.0.1:3001/ws";
   auto parsed = parse_stream_url(value);
   if (!parsed.ok()) {
-    return invalid(origin, value, "a WebSocket URL",
-                   std::string(kExpected) + "; " + parsed.error());
+    std::string detail = has_url_user_info(value)
+                             ? "user info (name:password@) is not allowed in the URL: put the "
+                               "credential in [stream] token or token_file"
+                             : parsed.error();
+    return invalid(origin, redact_url(value), "a WebSocket URL",
+                   std::string(kExpected) + "; " + detail);
   }
   return ok_status();
 }
@@ -163,12 +173,36 @@ Status check_header(std::string_view value, const Origin& origin) {
   return ok_status();
 }
 
-Status check_readable(std::string_view value, const Origin& origin) {
+// A path names a file only if it has something besides white space: " " (a
+// stray DB_PATH=" ") would otherwise create a file named by a space.
+// `empty_means` says what an empty value does ("" when it is refused too).
+Status check_path(std::string_view value, const Origin& origin, std::string_view empty_means) {
+  bool blank = trim(value).empty();
+  if (!blank || (value.empty() && !empty_means.empty())) return ok_status();
+  std::string expected = "a path that is not empty or only white space, e.g. data/sessions.sqlite";
+  if (!empty_means.empty()) expected = "a path that is not only white space, or empty " + std::string(empty_means);
+  return invalid(origin, value, "a file name", expected);
+}
+
+// A file the daemon reads later (at connect): checked now, once, so that a
+// directory or a FIFO is refused at start rather than at every connect. Opened
+// without blocking (a FIFO would wait for a writer) and without becoming our
+// terminal. `expected` is what the key allows, for the message.
+Status check_readable_file(std::string_view value, const Origin& origin, std::string_view expected) {
+  if (value.empty()) return ok_status();
+  auto refuse = [&](const std::string& why) {
+    return Error{origin.where + origin.name + ": cannot read " + json_quoted(value) + ": " + why +
+                 " (expected " + std::string(expected) + ")"};
+  };
   std::string path(value);
-  if (path.empty()) return ok_status();
-  if (::access(path.c_str(), R_OK) != 0) {
-    return Error{origin.where + origin.name + ": cannot read " + json_quoted(value) + ": " + errno_text(errno)};
-  }
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return refuse(errno_text(errno));
+  struct stat st {};
+  int stat_errno = ::fstat(fd, &st) == 0 ? 0 : errno;
+  ::close(fd);
+  if (stat_errno != 0) return refuse(errno_text(stat_errno));
+  if (S_ISDIR(st.st_mode)) return refuse("it is a directory");
+  if (!S_ISREG(st.st_mode)) return refuse("not a regular file");
   return ok_status();
 }
 
@@ -228,7 +262,8 @@ const std::array<KeySpec, 23> kKeys = {{
      }},
     {"stream", "token_file",
      [](Config& c, std::string_view v, const Origin& o) -> Status {
-       (void)o;
+       // Read (and checked) once every layer is in: the token may come from elsewhere.
+       if (auto s = check_path(v, o, "for no token file"); !s) return s;
        c.stream.token_file = std::string(v);  // empty: no token file
        return ok_status();
      }},
@@ -240,7 +275,13 @@ const std::array<KeySpec, 23> kKeys = {{
      }},
     {"stream", "ca_file",
      [](Config& c, std::string_view v, const Origin& o) -> Status {
-       if (auto s = check_readable(v, o); !s) return s;
+       // Only for wss://, and then at every connect: checked here all the same.
+       if (auto s = check_path(v, o, "for the system's certificates only"); !s) return s;
+       if (auto s = check_readable_file(v, o, "an existing readable regular file of PEM CA "
+                                              "certificates, or empty for the system's only");
+           !s) {
+         return s;
+       }
        c.stream.ca_file = std::string(v);
        return ok_status();
      }},
@@ -278,7 +319,7 @@ const std::array<KeySpec, 23> kKeys = {{
      }},
     {"storage", "path",
      [](Config& c, std::string_view v, const Origin& o) -> Status {
-       if (v.empty()) return invalid(o, v, "a file name", "a path such as data/sessions.sqlite");
+       if (auto s = check_path(v, o, ""); !s) return s;
        c.storage.path = std::string(v);
        return ok_status();
      }},

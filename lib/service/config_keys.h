@@ -43,8 +43,11 @@ struct Origin {
 
 // Checks `value` against its key's syntax and, only if it passes, stores it in
 // `config` (`[stream] header` appends; every other key replaces). On error
-// `config` is unchanged. `[stream] ca_file` must name a readable file (or be
-// empty); every other check looks at the text alone.
+// `config` is unchanged. `[stream] ca_file` must name an existing readable
+// regular file (or be empty); every other check looks at the text alone. A
+// path (`[storage] path`, `token_file`, `ca_file`) that is only white space is
+// refused; `[storage] path` may not be empty either. A URL is quoted in a
+// message with its user info and query values hidden (base/redact.h).
 using Setter = Status (*)(Config&, std::string_view, const Origin&);
 
 struct KeySpec {

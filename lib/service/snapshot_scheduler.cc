@@ -135,8 +135,8 @@ void SnapshotScheduler::succeeded(double seconds) {
 
 void SnapshotScheduler::failed(const std::string& error) {
   metrics_.snapshot_failures().inc();
-  log_error("Snapshot failed; the previous file is kept and the snapshot retried",
-            {{"DB_PATH", options_.path}, {"ERROR", error}});
+  log_error("Snapshot failed: " + error + "; the previous file is kept and the snapshot retried",
+            {message_id(message_ids::kSnapshotFailed), {"DB_PATH", options_.path}, {"ERROR", error}});
   last_error_ = error;
 }
 

@@ -26,6 +26,7 @@
 #include <boost/beast/websocket/ssl.hpp>
 #include <boost/url/parse.hpp>
 
+#include "base/json_text.h"
 #include "base/logging.h"
 
 namespace deltatap {
@@ -340,7 +341,8 @@ class WebSocketClient::Impl : public std::enable_shared_from_this<Impl> {
       log_info("stream authentication accepted", {{"URL", url_->display}});
       auth_status_logged_ = 0;
     }
-    log_info("Connected to the stream", {{"URL", url_->display}});
+    log_info("Connected to the stream",
+             {message_id(message_ids::kStreamConnected), {"URL", url_->display}});
     if (events_.on_connected) events_.on_connected(url_->display);
     if (!current(link)) return;
     if (paused_) {
@@ -435,32 +437,52 @@ class WebSocketClient::Impl : public std::enable_shared_from_this<Impl> {
     bool refused = why.http_status == 401 || why.http_status == 403;
     std::chrono::milliseconds delay = refused ? backoff_cap() : backoff_delay(failures_);
     std::string display = url_ ? url_->display : std::string("(invalid)");
+    // Each line is one event, once, with the reason in its message (the journal
+    // shows MESSAGE first) and again in the fields for machines.
+    std::string retry = "; retrying in " + millis_text(delay) + " ms";
 
     if (refused) {
+      // An attempt that failed, too; logged as an error once per refusal, the
+      // attempts after it at debug level.
+      std::string status = std::to_string(why.http_status);
       if (why.http_status != auth_status_logged_) {
-        log_error("stream authentication failed: the server refused the token",
-                  {{"URL", display},
-                   {"HTTP_STATUS", std::to_string(why.http_status)},
+        log_error("Stream authentication failed: the server refused the token (HTTP " + status +
+                      ")" + retry,
+                  {message_id(message_ids::kStreamAttemptFailed),
+                   {"URL", display},
+                   {"HTTP_STATUS", status},
                    {"RETRY_IN_MS", millis_text(delay)}});
         auth_status_logged_ = why.http_status;
       } else {
-        log_debug("stream authentication still refused",
-                  {{"HTTP_STATUS", std::to_string(why.http_status)},
+        log_debug("Stream authentication still refused (HTTP " + status + ")" + retry,
+                  {message_id(message_ids::kStreamAttemptFailed),
+                   {"HTTP_STATUS", status},
                    {"RETRY_IN_MS", millis_text(delay)}});
       }
     } else if (was_open) {
-      log_warning("stream disconnected", {{"URL", display},
-                                          {"CLOSE_CODE", std::to_string(why.close_code)},
-                                          {"CLOSE_REASON", why.reason},
-                                          {"ERROR", why.error},
-                                          {"UPTIME_MS", millis_text(uptime)},
-                                          {"RETRY_IN_MS", millis_text(delay)}});
+      // The close reason is the server's text: quoted, so it stays one line
+      // and its control characters are escaped.
+      std::string reason = why.error.empty() ? std::string("closed") : why.error;
+      if (why.close_code != 0) {
+        reason += " (close code " + std::to_string(why.close_code) +
+                  (why.reason.empty() ? "" : ", reason " + json_quoted(why.reason)) + ")";
+      }
+      log_warning("Disconnected from the stream: " + reason + retry,
+                  {message_id(message_ids::kStreamDisconnected),
+                   {"URL", display},
+                   {"CLOSE_CODE", std::to_string(why.close_code)},
+                   {"CLOSE_REASON", why.reason},
+                   {"ERROR", why.error},
+                   {"UPTIME_MS", millis_text(uptime)},
+                   {"RETRY_IN_MS", millis_text(delay)}});
     } else {
-      log_warning("stream connection attempt failed", {{"URL", display},
-                                                       {"ERROR", why.error},
-                                                       {"HTTP_STATUS", std::to_string(why.http_status)},
-                                                       {"ATTEMPT", std::to_string(failures_)},
-                                                       {"RETRY_IN_MS", millis_text(delay)}});
+      log_warning("Stream connection attempt failed: " + why.error + retry,
+                  {message_id(message_ids::kStreamAttemptFailed),
+                   {"URL", display},
+                   {"ERROR", why.error},
+                   {"HTTP_STATUS", std::to_string(why.http_status)},
+                   {"ATTEMPT", std::to_string(failures_)},
+                   {"RETRY_IN_MS", millis_text(delay)}});
     }
 
     schedule_retry(delay);
