@@ -1,17 +1,28 @@
 // systemd/deltatap.service and its sysusers snippet, checked with systemd's own
 // tools: the sandbox's exposure score, `systemd-analyze verify`, the user the
-// unit runs as, and the settings the rest of deltatap relies on (notify, watchdog,
-// state directory as working directory, the token credential).
+// unit runs as, the settings the rest of deltatap relies on (notify, watchdog,
+// state directory as working directory, the token credential), and that the
+// daemon and its snapshot child make only the system calls the unit's
+// SystemCallFilter= lines allow.
 #define BOOST_TEST_MODULE systemd_unit
 #include <boost/test/unit_test.hpp>
 
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <map>
+#include <optional>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "service/config.h"
@@ -173,4 +184,301 @@ BOOST_AUTO_TEST_CASE(shipped_configuration_starts_without_a_token_file) {
   auto config = load_with_credential(credentials, "\n");
   BOOST_TEST_REQUIRE(config.ok(), config.error());
   BOOST_TEST(config->stream.token.empty());
+}
+
+// --- The system calls the daemon makes, against the unit's filter ------------
+//
+// There is no systemd as PID 1 here to run the daemon under the unit's real
+// seccomp filter, so the test does what the filter would: it computes the set
+// the unit allows from the unit's own SystemCallFilter= lines and systemd's own
+// list of groups (`systemd-analyze syscall-filter`), runs the real daemon under
+// strace -f (its snapshot child included), and checks every call it made. A
+// call outside the set would be refused (EPERM) under systemd, and a refusal
+// deltatap does not check fails silently, as setpriority did (issue 13, item 8).
+
+namespace {
+
+// systemd's groups, "@system-service" -> {"@aio", ..., "brk", ...}: the output
+// of `systemd-analyze syscall-filter`, a name at the start of a line, then its
+// members indented, "#" comments, and a blank line.
+std::map<std::string, std::vector<std::string>> syscall_groups() {
+  auto result = analyze({"syscall-filter", "--no-pager"});
+  BOOST_TEST_REQUIRE(result.exit_code == 0, result.err);
+  std::map<std::string, std::vector<std::string>> groups;
+  std::vector<std::string>* current = nullptr;
+  std::istringstream in(result.out);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) {
+      current = nullptr;
+    } else if (line[0] == '@') {
+      current = &groups[line.substr(0, line.find_first_of(" \t"))];
+    } else if (current && line[0] == ' ') {
+      auto name = line.substr(line.find_first_not_of(' '));
+      if (name[0] != '#') current->push_back(name);
+    }
+  }
+  BOOST_TEST_REQUIRE(groups.count("@system-service") == 1u, result.out);
+  return groups;
+}
+
+// What one SystemCallFilter= entry names: a call, or a group expanded.
+void expand(const std::map<std::string, std::vector<std::string>>& groups,
+            const std::string& entry, std::set<std::string>& names) {
+  // A deny-list entry may carry the error it returns: "~@mount:EPERM".
+  std::string name = entry.substr(0, entry.find(':'));
+  if (name[0] != '@') {
+    names.insert(name);
+    return;
+  }
+  auto group = groups.find(name);
+  BOOST_TEST_REQUIRE((group != groups.end()), "systemd knows no group " << name);
+  for (const auto& member : group->second) expand(groups, member, names);
+}
+
+// The filter that SystemCallFilter= lines make, merged as systemd.exec(5) says
+// and systemd's config parser does: the first line sets the mode (allow-list,
+// or deny-list when it starts with "~"), and an allow list starts with @default
+// (the calls "implicitly allow-listed"); each later line adds its calls to the
+// list, or, when its "~" is the opposite of the mode, removes them; an empty
+// assignment resets everything.
+class SyscallFilter {
+ public:
+  SyscallFilter(const std::map<std::string, std::vector<std::string>>& groups,
+                const std::vector<std::string>& lines) {
+    for (const auto& line : lines) {
+      if (line.empty()) {
+        mode_.reset();
+        names_.clear();
+        continue;
+      }
+      bool inverted = line[0] == '~';
+      if (!mode_) {
+        mode_ = inverted ? Mode::deny : Mode::allow;
+        if (*mode_ == Mode::allow) expand(groups, "@default", names_);
+      }
+      std::set<std::string> listed;
+      std::istringstream entries(line.substr(inverted ? 1 : 0));
+      for (std::string entry; entries >> entry;) expand(groups, entry, listed);
+      bool add = inverted == (*mode_ == Mode::deny);
+      for (const auto& name : listed) {
+        if (add) {
+          names_.insert(name);
+        } else {
+          names_.erase(name);
+        }
+      }
+    }
+  }
+
+  bool allows(const std::string& call) const {
+    if (!mode_) return true;
+    return names_.count(call) == (*mode_ == Mode::allow ? 1u : 0u);
+  }
+
+ private:
+  enum class Mode { allow, deny };
+  std::optional<Mode> mode_;
+  std::set<std::string> names_;
+};
+
+// Every value of `key` in the unit, in order.
+std::vector<std::string> unit_values(const std::string& key) {
+  std::vector<std::string> values;
+  auto settings = unit_settings();
+  auto [first, last] = settings.equal_range(key);  // in order of appearance
+  for (auto it = first; it != last; ++it) values.push_back(it->second);
+  return values;
+}
+
+}  // namespace
+
+// The model above, on lines whose outcome systemd.exec(5) states.
+BOOST_AUTO_TEST_CASE(the_filter_is_merged_as_systemd_merges_it) {
+  auto groups = syscall_groups();
+  SyscallFilter service(groups, {"@system-service", "~@privileged @resources"});
+  BOOST_TEST(service.allows("read"));
+  BOOST_TEST(service.allows("clock_gettime"));  // @default, always allowed
+  BOOST_TEST(!service.allows("setpriority"));   // in @resources
+  BOOST_TEST(!service.allows("reboot"));        // never in @system-service
+  SyscallFilter added_back(groups, {"@system-service", "~@privileged @resources", "setpriority"});
+  BOOST_TEST(added_back.allows("setpriority"));
+  BOOST_TEST(!added_back.allows("setrlimit"));
+  SyscallFilter deny(groups, {"~@mount", "mount"});
+  BOOST_TEST(deny.allows("read"));
+  BOOST_TEST(deny.allows("mount"));  // taken off the deny list again
+  BOOST_TEST(!deny.allows("umount2"));
+  SyscallFilter reset(groups, {"~@mount", "", "read"});
+  BOOST_TEST(reset.allows("read"));
+  BOOST_TEST(!reset.allows("write"));  // an allow list now, of read and @default
+  BOOST_TEST(reset.allows("exit_group"));
+}
+
+namespace {
+
+// The service manager's end of NOTIFY_SOCKET, read continuously so that the
+// daemon's READY=1, STATUS= and WATCHDOG=1 datagrams never fill it.
+class NotifySink {
+ public:
+  explicit NotifySink(const fs::path& path) : path_(path) {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    BOOST_TEST_REQUIRE(fd_ >= 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    BOOST_TEST_REQUIRE(path.string().size() < sizeof address.sun_path);
+    std::strcpy(address.sun_path, path.c_str());
+    BOOST_TEST_REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    timeval tick{0, 100'000};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
+    reader_ = std::thread([this] {
+      char buffer[4096];
+      while (!done_) {
+        if (::recv(fd_, buffer, sizeof buffer, 0) > 0) ++received_;
+      }
+    });
+  }
+  ~NotifySink() {
+    done_ = true;
+    reader_.join();
+    ::close(fd_);
+  }
+  const fs::path& path() const { return path_; }
+  int received() const { return received_; }
+
+ private:
+  fs::path path_;
+  int fd_ = -1;
+  std::atomic<bool> done_{false};
+  std::atomic<int> received_{0};
+  std::thread reader_;
+};
+
+const char* const kStrace = "/usr/bin/strace";
+
+// strace must be there (scripts/setup installs it) and allowed to trace (a
+// container without CAP_SYS_PTRACE, or with a seccomp profile refusing
+// ptrace, is not); the sanitizer runtime makes calls of its own, and the
+// sanitizer build has no snapshot child (storage/snapshot.cc).
+boost::test_tools::assertion_result strace_can_trace_the_daemon(boost::unit_test::test_unit_id) {
+  boost::test_tools::assertion_result result(false);
+#if defined(__SANITIZE_ADDRESS__)
+  result.message() << "AddressSanitizer build: the runtime's own system calls are not the "
+                      "daemon's, and there is no snapshot child";
+  return result;
+#endif
+  if (::access(kStrace, X_OK) != 0) {
+    result.message() << kStrace << " is missing: install strace (scripts/setup does)";
+    return result;
+  }
+  auto probe = run_command({kStrace, "-qq", "-o", "/dev/null", "/bin/true"});
+  if (probe.exit_code != 0) {
+    result.message() << "strace cannot trace here: " << probe.err;
+    return result;
+  }
+  return true;
+}
+
+// A sample of the daemon's /metrics page; nullopt when it did not answer.
+std::optional<double> metric(int http_port, const std::string& name) {
+  auto reply = http_request(http_port, "GET", "/metrics");
+  if (reply.status != 200) return std::nullopt;
+  auto at = reply.body.find("\n" + name + " ");
+  if (at == std::string::npos) return std::nullopt;
+  return std::atof(reply.body.c_str() + at + name.size() + 2);
+}
+
+std::set<pid_t> children_of(pid_t pid) {
+  std::set<pid_t> children;
+  std::error_code ignored;
+  for (auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ignored)) {
+    std::istringstream in(read_file(task.path() / "children"));
+    for (pid_t child; in >> child;) children.insert(child);
+  }
+  return children;
+}
+
+// Each system call in an `strace -f -qq` log, with the first line that made
+// it: "PID name(args) = result", "PID name(args <unfinished ...>" and
+// "PID <... name resumed>...". Signal lines ("--- SIGUSR1 ...") are not calls.
+std::map<std::string, std::string> calls_in(const std::string& log) {
+  static const std::regex call(R"(^\d+\s+(?:<\.\.\. )?([A-Za-z0-9_]+)[( ])");
+  std::map<std::string, std::string> calls;
+  std::istringstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    std::smatch match;
+    if (std::regex_search(line, match, call)) calls.emplace(match[1].str(), line);
+  }
+  return calls;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_daemon_and_its_snapshot_child_make_only_allowed_system_calls,
+                     *boost::unit_test::precondition(strace_can_trace_the_daemon)) {
+  auto lines = unit_values("SystemCallFilter");
+  BOOST_TEST_REQUIRE(!lines.empty());
+  SyscallFilter filter(syscall_groups(), lines);
+
+  TempDir dir;
+  Sim sim(dir, "sim", {"--count", "200", "--rate", "2000"});
+  NotifySink notify(dir / "notify");
+  int http_port = free_port();
+  // As systemd starts it (Type=notify, WatchdogSec=30s), minus the journal.
+  auto env = daemon_env(sim.url(), "");
+  env["DELTATAP_HTTP"] = "127.0.0.1:" + std::to_string(http_port);
+  env["NOTIFY_SOCKET"] = notify.path().string();
+  env["WATCHDOG_USEC"] = "30000000";
+  fs::path trace = dir / "strace.log";
+  Process traced({{kStrace, "-f", "-qq", "-e", "trace=all", "-o", trace.string(),
+                   (bin_dir() / "deltatapd").string()},
+                  env,
+                  dir.path()});
+  std::set<pid_t> children;
+  BOOST_TEST_REQUIRE(wait_until([&] { return !(children = children_of(traced.pid())).empty(); }),
+                     traced.stderr_text());
+  pid_t daemon = *children.begin();
+
+  // The stream: every delta the simulator sends is stored.
+  BOOST_TEST_REQUIRE(sim.wait_sent(std::chrono::seconds(30)), sim.process().stderr_text());
+  auto stored = [&] { return metric(http_port, "deltatap_store_deltas").value_or(-1); };
+  BOOST_TEST_REQUIRE(wait_until([&] { return stored() == *sim.sent(); }, std::chrono::seconds(30)),
+                     traced.stderr_text());
+  BOOST_TEST(notify.received() > 0);
+
+  // A snapshot, written by the forked child.
+  auto snapshots = [&] {
+    return metric(http_port, "deltatap_snapshot_duration_seconds_count").value_or(-1);
+  };
+  auto failures = [&] {
+    return metric(http_port, "deltatap_snapshot_failures_total").value_or(-1);
+  };
+  double before = snapshots();
+  BOOST_TEST_REQUIRE(before >= 0);
+  BOOST_TEST_REQUIRE(::kill(daemon, SIGUSR1) == 0);
+  BOOST_TEST_REQUIRE(
+      wait_until([&] { return snapshots() > before || failures() > 0; }, std::chrono::seconds(30)));
+  BOOST_TEST(failures() == 0.0, traced.stderr_text());
+
+  // The HTTP API, each kind of answer.
+  for (std::string target : {"/healthz", "/readyz", "/api/stats", "/api/sessions",
+                             "/api/deltas?limit=10", "/api/export?format=csv",
+                             "/api/export?format=ndjson"}) {
+    BOOST_TEST(http_request(http_port, "GET", target).status == 200, target);
+  }
+
+  // systemctl stop: SIGTERM, the final snapshot in-process, exit 0 (strace
+  // exits with the status of the process it started).
+  BOOST_TEST_REQUIRE(::kill(daemon, SIGTERM) == 0);
+  auto exit_code = traced.wait(std::chrono::seconds(30));
+  BOOST_TEST_REQUIRE(exit_code.has_value(), "deltatapd did not stop");
+  BOOST_TEST(*exit_code == 0, traced.stderr_text());
+
+  auto calls = calls_in(read_file(trace));
+  BOOST_TEST_MESSAGE(calls.size() << " distinct system calls");
+  // Only the snapshot child lowers its priority: it ran, and was traced.
+  BOOST_TEST(calls.count("setpriority") == 1u, "no snapshot child in the trace");
+  std::string offenders;
+  for (const auto& [name, first_line] : calls) {
+    if (!filter.allows(name)) offenders += "\n  " + first_line;
+  }
+  BOOST_TEST(offenders.empty(), "system calls the unit's SystemCallFilter= refuses:" << offenders);
 }

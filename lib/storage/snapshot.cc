@@ -8,10 +8,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 
+#include "base/logging.h"
 #include "base/timestamp.h"
 
 namespace deltatap {
@@ -43,6 +45,84 @@ Status write_snapshot_file(const std::string& path, std::string_view bytes) {
   return write_file_atomically(path, bytes);
 }
 
+namespace {
+
+// What the child says on its result pipe, in order: this marker, the reason
+// and a newline when it could not lower its priority; then, when the snapshot
+// failed, the error text (which never starts with the marker's control byte).
+constexpr std::string_view kPriorityNotice = "\x01priority:";
+
+// The child's word to the parent. A parent gone is nothing the child can act
+// on (it is about to die of PR_SET_PDEATHSIG): errors are dropped.
+void tell_parent(int fd, std::string_view text) {
+  while (!text.empty()) {
+    ssize_t n = ::write(fd, text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    text.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+// Every child of the process meets the same filter, so once is enough; a
+// snapshot at normal priority is slower for the rest of the daemon, not wrong.
+void report_priority_failure(const std::string& reason) {
+  static std::atomic<bool> reported{false};
+  if (reported.exchange(true)) return;
+  log_warning(
+      "The snapshot process cannot lower its priority (nice 19): snapshots compete with the "
+      "stream and the API for the CPU and the disk. Allow setpriority if a system call filter "
+      "refuses it",
+      {{"ERROR", reason}});
+}
+
+// The forked child, all signals blocked (start() says why): sets itself up,
+// writes the snapshot and exits 0, or 1 after telling the parent why.
+[[noreturn]] void run_snapshot_child(pid_t parent, int result_fd, const std::string& path,
+                                     const FillFile& fill) {
+  // Inherited sockets would stay open (a listener bound, a connection the
+  // parent closes left without its FIN) until the child exits: keep only the
+  // standard streams and the result pipe.
+  ::close_range(3, static_cast<unsigned>(result_fd) - 1, 0);
+  ::close_range(static_cast<unsigned>(result_fd) + 1, ~0U, 0);
+  // The parent's handlers belong to its event loop (asio's write into a pipe
+  // the parent reads, and that descriptor is closed now): whatever it catches
+  // goes back to the default here, before any signal is let in.
+  for (int signo = 1; signo < NSIG; ++signo) {
+    struct sigaction action {};
+    // glibc keeps two real-time signals to itself (EINVAL): nothing to reset.
+    if (::sigaction(signo, nullptr, &action) != 0) continue;
+    if (action.sa_handler != SIG_DFL && action.sa_handler != SIG_IGN) ::signal(signo, SIG_DFL);
+  }
+  // systemd signals every process of the unit: `systemctl kill -s USR1` (what
+  // the docs say to run), `-s HUP` or `-s USR2` are meant for the daemon and
+  // must not end a snapshot. SIGPIPE: a parent gone is an error on the result
+  // pipe, not a death.
+  // SIGTERM and SIGINT keep their default and end the child: they mean stop
+  // (systemctl stop signals the whole unit; ^C the whole process group), and
+  // the stopping daemon waits for this child, then writes its final snapshot
+  // in-process, superseding this one. Ignoring them would only make the stop
+  // wait for a copy about to be overwritten, against TimeoutStopSec.
+  for (int signo : {SIGHUP, SIGUSR1, SIGUSR2, SIGPIPE}) ::signal(signo, SIG_IGN);
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(2);  // the parent died before prctl
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  // Background work: on two cores the copy must not take the CPU (or, by the
+  // I/O priority that follows nice, the disk) from the stream and the API. A
+  // refusal (the unit's system call filter) costs speed, not the snapshot: the
+  // parent hears of it and says so.
+  if (::setpriority(PRIO_PROCESS, 0, 19) != 0) {
+    tell_parent(result_fd, std::string(kPriorityNotice) + errno_text(errno) + "\n");
+  }
+  auto status = write_snapshot_file(path, fill);
+  if (status.ok()) ::_exit(0);
+  tell_parent(result_fd, status.error());
+  ::_exit(1);
+}
+
+}  // namespace
+
 Result<std::unique_ptr<SnapshotChild>> SnapshotChild::start(const std::string& path,
                                                             FillFile fill) {
 #if defined(__SANITIZE_ADDRESS__)
@@ -55,37 +135,32 @@ Result<std::unique_ptr<SnapshotChild>> SnapshotChild::start(const std::string& p
 #endif
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return Error{errno_text("cannot create a pipe for", path)};
+  // Every signal stays blocked from before fork() until the child has set its
+  // own dispositions. Otherwise a signal in between runs this process's
+  // handlers in the child: asio's write the signal number into a pipe that
+  // this process reads, so a SIGTERM meant for the child would stop the daemon.
+  // Blocked in this thread only; the daemon's other threads take the signals
+  // meant for it meanwhile, or it gets them when the mask is restored.
+  sigset_t all, saved;
+  sigfillset(&all);
+  if (int error = ::pthread_sigmask(SIG_SETMASK, &all, &saved); error != 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return Error{"cannot block signals to fork for " + path + ": " + errno_text(error)};
+  }
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
+  if (pid != 0) {
+    // This process, whether fork() worked or not: the mask it had. Restoring a
+    // mask pthread_sigmask itself returned cannot fail.
+    ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  }
   if (pid < 0) {
     ::close(fds[0]);
     ::close(fds[1]);
     return Error{errno_text("cannot fork to write", path)};
   }
-  if (pid == 0) {
-    // Inherited sockets would stay open (a listener bound, a connection the
-    // parent closes left without its FIN) until the child exits: keep only the
-    // standard streams and the result pipe.
-    int result_fd = fds[1];
-    ::close_range(3, static_cast<unsigned>(result_fd) - 1, 0);
-    ::close_range(static_cast<unsigned>(result_fd) + 1, ~0U, 0);
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(2);  // the parent died before prctl
-    // systemd signals the whole control group on stop: the child must die of
-    // SIGTERM, not run the parent's handlers.
-    for (int signo : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGPIPE}) ::signal(signo, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    // Background work: on two cores the copy must not take the CPU (or, by the
-    // I/O priority that follows nice, the disk) from the stream and the API.
-    ::setpriority(PRIO_PROCESS, 0, 19);
-    auto status = write_snapshot_file(path, fill);
-    if (status.ok()) ::_exit(0);
-    const std::string& text = status.error();
-    [[maybe_unused]] auto n = ::write(result_fd, text.data(), text.size());
-    ::_exit(1);
-  }
+  if (pid == 0) run_snapshot_child(parent, fds[1], path, fill);
   ::close(fds[1]);
   return std::unique_ptr<SnapshotChild>(new SnapshotChild(pid, fds[0]));
 }
@@ -115,6 +190,11 @@ Status SnapshotChild::wait(std::chrono::milliseconds limit) {
     } else if (n == 0 || errno != EINTR) {
       break;
     }
+  }
+  if (message.starts_with(kPriorityNotice)) {
+    auto end = message.find('\n');
+    report_priority_failure(message.substr(kPriorityNotice.size(), end - kPriorityNotice.size()));
+    message.erase(0, end == std::string::npos ? message.size() : end + 1);
   }
   int status = 0;
   pid_t reaped;

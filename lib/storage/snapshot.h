@@ -45,6 +45,16 @@ Status write_snapshot_file(const std::string& path, std::string_view bytes);
 // (PR_SET_PDEATHSIG): a snapshot never lands after the process that started it
 // is gone. In AddressSanitizer builds there is no child (see snapshot.cc): the
 // file is written by start() itself.
+//
+// Signals: systemd sends `systemctl kill` and `systemctl stop` signals to every
+// process of the unit. The child ignores SIGHUP, SIGUSR1, SIGUSR2 and SIGPIPE
+// (a reload or a snapshot request is the daemon's business) and dies of
+// SIGTERM and SIGINT (a stop: the daemon writes its final snapshot itself and
+// should not wait for this one). No signal can reach the child with this
+// process's handlers in place: start() blocks every signal across fork().
+//
+// A child that cannot lower its priority (a seccomp filter refusing
+// setpriority) still writes the snapshot; wait() logs that once per process.
 class SnapshotChild {
  public:
   static Result<std::unique_ptr<SnapshotChild>> start(const std::string& path, FillFile fill);

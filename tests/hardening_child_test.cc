@@ -1,0 +1,217 @@
+// The snapshot child among the signals systemd sends to the whole unit (issue
+// 13, item 7). `systemctl kill -s USR1 deltatap`, what docs/service.md says to
+// run, signals every process of the unit's cgroup: the daemon and a snapshot
+// child that may be running. Here the real deltatapd runs in a process group of
+// its own (the test's stand-in for the cgroup) with a store large enough that a
+// snapshot takes a while; the child gets USR1, HUP and USR2 while it copies, and
+// every snapshot must still succeed. SIGTERM to the group (systemctl stop) ends
+// the child, and the daemon still writes a complete final snapshot.
+#define BOOST_TEST_MODULE hardening_child
+#include <boost/test/unit_test.hpp>
+
+#include <signal.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "storage/store.h"
+#include "test_support.h"
+
+using namespace deltatap;
+using namespace deltatap::testing;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Enough that a snapshot takes a tenth of a second or more (a ~120 MB copy and
+// its fsync) where finding its child takes a millisecond or two.
+constexpr int kDeltas = 100'000;
+constexpr int kRounds = 10;
+
+// Sanitizer builds write snapshots in-process (storage/snapshot.cc says why):
+// there is no child to signal.
+boost::test_tools::assertion_result forks_a_child(boost::unit_test::test_unit_id) {
+#if defined(__SANITIZE_ADDRESS__)
+  boost::test_tools::assertion_result result(false);
+  result.message() << "AddressSanitizer build: snapshots are written without a child";
+  return result;
+#else
+  return true;
+#endif
+}
+
+// A database of `count` deltas with states of a realistic size, written with
+// the library (as tests/lanes_test.cc does): what a daemon that ran a while has.
+void write_store(const fs::path& path, int count) {
+  auto store = Store::open_empty();
+  BOOST_REQUIRE(store.ok());
+  std::string padding(420, 'x');
+  std::vector<Delta> batch;
+  for (int i = 0; i < count; ++i) {
+    Delta d;
+    d.session_id = "sess_old_" + std::to_string(i % 2000);
+    d.type = i < 2000 ? DeltaType::created : DeltaType::updated;
+    d.after = "{\"id\":\"" + d.session_id + "\",\"step\":" + std::to_string(i) + ",\"summary\":\"" +
+              padding + "\"}";
+    if (d.type == DeltaType::updated) d.before = d.after;
+    d.timestamp = "2026-11-20T10:00:00.000Z";
+    batch.push_back(std::move(d));
+    if (batch.size() == 5000) {
+      BOOST_REQUIRE((*store)->save_batch(batch, "2026-11-20T10:00:00.000Z").ok());
+      batch.clear();
+    }
+  }
+  if (!batch.empty()) BOOST_REQUIRE((*store)->save_batch(batch, "2026-11-20T10:00:00.000Z").ok());
+  fs::create_directories(path.parent_path());
+  fs::permissions(path.parent_path(), fs::perms::owner_all);
+  BOOST_REQUIRE((*store)->write_copy(path.string()).ok());
+}
+
+// A sample of the daemon's /metrics page; nullopt when it did not answer.
+std::optional<double> metric(int http_port, const std::string& name) {
+  auto reply = http_request(http_port, "GET", "/metrics");
+  if (reply.status != 200) return std::nullopt;
+  auto at = reply.body.find("\n" + name + " ");
+  if (at == std::string::npos) return std::nullopt;
+  return std::atof(reply.body.c_str() + at + name.size() + 2);
+}
+
+// The processes `pid`'s threads have forked and not yet reaped.
+std::set<pid_t> children_of(pid_t pid) {
+  std::set<pid_t> children;
+  std::error_code ignored;
+  for (auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ignored)) {
+    std::istringstream in(read_file(task.path() / "children"));
+    for (pid_t child; in >> child;) children.insert(child);
+  }
+  return children;
+}
+
+// Running or sleeping, as opposed to exited (a zombie) or gone.
+bool alive(pid_t pid) {
+  auto stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  auto paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z' &&
+         stat[paren + 2] != 'X';
+}
+
+// The daemon's snapshot child, as soon as it exists. Polled every millisecond:
+// the test must reach the child while it copies.
+std::optional<pid_t> wait_for_child(pid_t daemon, std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    auto children = children_of(daemon);
+    if (!children.empty()) return *children.begin();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return std::nullopt;
+}
+
+struct Daemon {
+  TempDir dir;
+  int http_port = free_port();
+  std::optional<Process> process;
+
+  Daemon() {
+    write_store(dir / "data/sessions.sqlite", kDeltas);
+    // No backend: the daemon keeps trying to connect, which does not matter here.
+    auto env = daemon_env("ws://127.0.0.1:" + std::to_string(free_port()) + "/ws", "");
+    env["DELTATAP_HTTP"] = "127.0.0.1:" + std::to_string(http_port);
+    // Process puts the daemon in a process group of its own: kill(-pid) then
+    // reaches it and its children, as systemd reaches a unit's cgroup.
+    process.emplace(ProcessOptions{deltatapd_argv(), env, dir.path()});
+    // Loading the store comes before the HTTP API: once it answers, the store is in.
+    BOOST_REQUIRE_MESSAGE(
+        wait_until([&] { return http_request(http_port, "GET", "/metrics").status == 200; },
+                   std::chrono::seconds(60)),
+        process->stderr_text());
+  }
+
+  pid_t pid() { return process->pid(); }
+  double successes() {
+    return metric(http_port, "deltatap_snapshot_duration_seconds_count").value_or(-1);
+  }
+  double failures() { return metric(http_port, "deltatap_snapshot_failures_total").value_or(-1); }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(snapshots_survive_signals_sent_to_the_whole_unit,
+                     *boost::unit_test::precondition(forks_a_child)) {
+  Daemon daemon;
+  BOOST_REQUIRE(daemon.failures() == 0);
+  for (int round = 0; round < kRounds; ++round) {
+    double before = daemon.successes();
+    BOOST_REQUIRE(before >= 0);
+    // `systemctl kill -s USR1`: the daemon starts a snapshot.
+    BOOST_REQUIRE(::kill(-daemon.pid(), SIGUSR1) == 0);
+    auto child = wait_for_child(daemon.pid(), std::chrono::seconds(10));
+    BOOST_REQUIRE_MESSAGE(child.has_value(), "round " << round << ": no snapshot child appeared");
+    // The signals must reach the child while it runs, or the round proves nothing.
+    BOOST_REQUIRE_MESSAGE(alive(*child), "round " << round << ": the child finished before it "
+                                                     "could be signalled; make the store larger");
+    // What a cgroup-wide USR1, HUP or USR2 does to the child. The group also
+    // gets USR1 (the daemon queues another snapshot) and HUP (it reloads).
+    BOOST_TEST(::kill(*child, SIGUSR1) == 0);
+    BOOST_TEST(::kill(*child, SIGHUP) == 0);
+    BOOST_TEST(::kill(*child, SIGUSR2) == 0);
+    BOOST_TEST(::kill(-daemon.pid(), SIGHUP) == 0);
+    BOOST_TEST(::kill(-daemon.pid(), SIGUSR1) == 0);
+    // This snapshot and the one queued behind it both finish, and no child is
+    // left for the next round to find.
+    bool settled = wait_until(
+        [&] {
+          return daemon.failures() != 0 ||
+                 (daemon.successes() >= before + 2 && children_of(daemon.pid()).empty());
+        },
+        std::chrono::seconds(30));
+    BOOST_REQUIRE_MESSAGE(settled, "round " << round << ": snapshots did not finish; "
+                                            << daemon.process->stderr_text());
+    BOOST_REQUIRE_MESSAGE(daemon.failures() == 0,
+                          "round " << round << ": " << daemon.process->stderr_text());
+  }
+  double snapshots = daemon.successes();
+  BOOST_TEST(snapshots >= 2 * kRounds);
+  double seconds = metric(daemon.http_port, "deltatap_snapshot_duration_seconds_sum").value_or(0);
+  BOOST_TEST_MESSAGE(snapshots << " snapshots, " << seconds / snapshots << " s each");
+  BOOST_TEST(!daemon.process->stderr_contains("Snapshot failed"), daemon.process->stderr_text());
+  BOOST_TEST(daemon.process->running());
+
+  daemon.process->signal(SIGTERM);
+  auto exit_code = daemon.process->wait(std::chrono::seconds(30));
+  BOOST_TEST(exit_code.value_or(-1) == 0, daemon.process->stderr_text());
+  BOOST_TEST(count_of(daemon.dir / "data/sessions.sqlite") == std::to_string(kDeltas));
+}
+
+// `systemctl stop` sends SIGTERM to every process of the unit. The child dies
+// of it (snapshot.cc says why: the daemon's final snapshot supersedes it)
+// instead of making the stop wait for its copy, and the final snapshot is
+// complete.
+BOOST_AUTO_TEST_CASE(a_stop_sent_to_the_whole_unit_ends_the_child_and_keeps_everything,
+                     *boost::unit_test::precondition(forks_a_child)) {
+  Daemon daemon;
+  BOOST_REQUIRE(::kill(-daemon.pid(), SIGUSR1) == 0);
+  auto child = wait_for_child(daemon.pid(), std::chrono::seconds(10));
+  BOOST_REQUIRE(child.has_value());
+  BOOST_REQUIRE(alive(*child));
+  BOOST_REQUIRE(::kill(-daemon.pid(), SIGTERM) == 0);
+  auto exit_code = daemon.process->wait(std::chrono::seconds(30));
+  BOOST_TEST(exit_code.value_or(-1) == 0, daemon.process->stderr_text());
+  // The daemon reaped its child before it exited; the child died of the signal
+  // rather than finish its copy (the scheduler logs that as a failed snapshot,
+  // which the final one makes good).
+  BOOST_TEST(!alive(*child));
+  std::string log = daemon.process->stderr_text();
+  BOOST_TEST(log.find(std::string("killed by signal ") + ::strsignal(SIGTERM)) != std::string::npos,
+             log);
+  BOOST_TEST(log.find("Final snapshot saved") != std::string::npos, log);
+  BOOST_TEST(count_of(daemon.dir / "data/sessions.sqlite") == std::to_string(kDeltas));
+}
