@@ -51,6 +51,7 @@
 
 #include <array>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -98,6 +99,19 @@ struct ParsedFrame {
 // Parses one text frame. `received` is the frame's arrival time. Holds no shared
 // state: any thread may call it.
 ParsedFrame parse_frame(std::string_view text, TimePoint received);
+
+// Checks a delta that did not come out of parse_frame (a journal record on replay,
+// whose CRC proves only that its bytes are the ones written) by the rules
+// parse_frame applies to a frame's delta: the session id, the type, the states
+// (each exactly one JSON object, as the type requires: UTF-8, no duplicate key,
+// at most kMaxDepth deep, counting the frame) and the timestamp, which must
+// moreover already be in the normalised form the store orders by. A state need
+// not be in parse_frame's own compact form: a journal written by another
+// version of the parser stays readable. Returns nullopt when the delta is one
+// parse_frame could have produced, else the rejection parse_frame would give
+// (reason from kRejectionReasons; raw is the delta written as a format-A frame).
+// Holds no shared state: any thread may call it.
+std::optional<Rejection> check_delta(const Delta& delta);
 
 // Binary frames are kept for inspection, not parsed.
 Rejection binary_frame_rejection(std::string_view data);

@@ -20,7 +20,9 @@
 #include "api/metrics.h"
 #include "base/files.h"
 #include "base/logging.h"
+#include "base/json_text.h"
 #include "ingest/arrival_queue.h"
+#include "ingest/parser.h"
 #include "ingest/recorder.h"
 #include "ingest/stream_lane.h"
 #include "service/notify.h"
@@ -44,6 +46,37 @@ constexpr std::size_t kMaxBatch = 2'000;
 constexpr auto kStatusInterval = std::chrono::seconds(1);
 // In the data directory: the lock a running daemon holds (design.md, Durability).
 constexpr const char* kLockFileName = ".deltatap.lock";
+
+// The quarantine reason of a journal record that fails check_journal_record.
+constexpr const char* kInvalidJournalRecord = "invalid_journal_record";
+
+// Ids are given one per delta, counting up from 1. Replay refuses ids from
+// 2^53 on: a daemon taking a million deltas a second reaches it after 285
+// years, and the bound keeps ids exact wherever they become JSON numbers
+// (doubles). Above all it leaves the rest of the 64-bit range free: one record
+// with id INT64_MAX would otherwise leave no id for any later delta (SQLite's
+// AUTOINCREMENT answers "database or disk is full" to every later insert).
+constexpr std::int64_t kMaxReplayedId = std::int64_t{1} << 53;
+
+// Why a journal record may not be replayed, as a rejection (its reason, the
+// parser's label or invalid_id / invalid_created_at, goes into the quarantine
+// detail); nullopt when it may. Ids not above the store's highest never get
+// here: read_journal skips them, as the snapshot holds them.
+std::optional<Rejection> check_journal_record(const StoredDelta& row) {
+  if (row.id >= kMaxReplayedId) {
+    return Rejection{"invalid_id",
+                     "id " + std::to_string(row.id) + " is not below 2^53, the most deltatap gives",
+                     ""};
+  }
+  if (auto rejection = check_delta(row.delta)) return rejection;
+  // Retention compares created_at as text: it must be in the normalised form.
+  auto created_at = normalise_timestamp(row.created_at);
+  if (!created_at.ok() || *created_at != row.created_at) {
+    return Rejection{"invalid_created_at",
+                     "created_at " + json_quoted(row.created_at) + " is not a normalised time", ""};
+  }
+  return std::nullopt;
+}
 
 double seconds_since(SteadyClock::time_point start) {
   return std::chrono::duration<double>(SteadyClock::now() - start).count();
@@ -198,9 +231,9 @@ class Service final : public ApiBackend {
     recorder_.emplace(*store_, metrics_.ingest(), RecorderOptions{config_.storage.max_deltas});
     snapshots_.emplace(io_, config_.storage, *store_, journal_.get(), metrics_,
                        [this] { take_arrivals(std::numeric_limits<std::size_t>::max()); });
-    auto deleted = apply_retention(*store_, now_millis(), config_.retention.days);
-    if (deleted.ok()) metrics_.cleanup_deleted().inc(static_cast<std::uint64_t>(*deleted));
-    if (deleted.ok() && *deleted > 0) write_now = true;
+    auto pruned = prune_expired(*store_, now_millis(), config_.retention.days);
+    if (pruned.ok()) metrics_.cleanup_deleted().inc(static_cast<std::uint64_t>(pruned->deltas));
+    if (pruned.ok() && pruned->any()) write_now = true;
     if (config_.storage.enabled && write_now) {
       auto started = SteadyClock::now();
       if (auto s = snapshots_->write_now(); !s.ok()) {
@@ -283,7 +316,10 @@ class Service final : public ApiBackend {
   }
 
   // Replays what the last run journaled after its last snapshot, then starts a
-  // new active journal file.
+  // new active journal file. A record's CRC proves only that its bytes are the
+  // ones written, and anyone who can write the data directory can write a
+  // record: each is checked as the parser checks a frame's delta, and what
+  // fails goes to the quarantine, never into the history.
   bool open_journal() {
     auto path = journal_path_for(config_.storage.path);
     auto replay = read_journal(path, store_->last_delta_id());
@@ -294,8 +330,34 @@ class Service final : public ApiBackend {
     for (const auto& warning : replay->warnings) {
       log_warning("Journal tail ignored", {{"JOURNAL_PATH", path}, {"DETAIL", warning}});
     }
+    // Read here only: Journal::open below neither reports nor touches them.
+    for (const auto& file : replay->foreign) {
+      log_warning("Not a journal segment deltatap wrote; left alone, not replayed",
+                  {{"FILE", file.path}, {"DETAIL", file.why}});
+    }
+    std::vector<StoredDelta> rows;
+    rows.reserve(replay->deltas.size());
+    std::size_t quarantined = 0;
+    auto received = format_timestamp(now_millis());
+    for (auto& row : replay->deltas) {
+      auto rejection = check_journal_record(row);
+      if (!rejection) {
+        rows.push_back(std::move(row));
+        continue;
+      }
+      std::string detail = "journal record " + std::to_string(row.id) + ": " + rejection->reason +
+                           ": " + rejection->detail;
+      if (quarantined++ == 0) {
+        // One line for all of them: the count and the quarantine table say the rest.
+        log_warning("Invalid journal records quarantined, not replayed",
+                    {{"JOURNAL_PATH", path}, {"FIRST", detail}});
+      }
+      metrics_.ingest().rejected.get(kInvalidJournalRecord).inc();
+      if (auto s = store_->quarantine({received, kInvalidJournalRecord, detail, rejection->raw}); !s.ok()) {
+        log_error("Quarantine insert failed", {{"ERROR", s.error()}});
+      }
+    }
     constexpr std::size_t kChunk = 10'000;
-    auto& rows = replay->deltas;
     for (std::size_t i = 0; i < rows.size(); i += kChunk) {
       auto chunk = std::span(rows).subspan(i, std::min(kChunk, rows.size() - i));
       if (auto s = store_->save_with_created_at(chunk); !s.ok()) {
@@ -303,11 +365,14 @@ class Service final : public ApiBackend {
         return false;
       }
     }
-    replayed_ = rows.size();
+    // Quarantined records count too: the snapshot that replay asks for makes
+    // the quarantine durable and lets the segments holding them be dropped.
+    replayed_ = rows.size() + quarantined;
     if (replay->records > 0) {
       log_info("Journal replayed", {{"JOURNAL_PATH", path},
                                     {"RECORDS", std::to_string(replay->records)},
-                                    {"RESTORED", std::to_string(rows.size())}});
+                                    {"RESTORED", std::to_string(rows.size())},
+                                    {"QUARANTINED", std::to_string(quarantined)}});
     }
     auto journal = Journal::open(io_, path, [this](const JournalWrite& w) { on_journal_written(w); });
     if (!journal.ok()) {
@@ -421,10 +486,10 @@ class Service final : public ApiBackend {
     retention_timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec || stopping_) return;
       take_arrivals(std::numeric_limits<std::size_t>::max());
-      auto deleted = apply_retention(*store_, now_millis(), config_.retention.days);
-      if (!deleted.ok()) log_error("Retention cleanup failed", {{"ERROR", deleted.error()}});
-      if (deleted.ok()) metrics_.cleanup_deleted().inc(static_cast<std::uint64_t>(*deleted));
-      if (deleted.ok() && *deleted > 0) snapshots_->request("retention");
+      auto pruned = prune_expired(*store_, now_millis(), config_.retention.days);
+      if (!pruned.ok()) log_error("Retention cleanup failed", {{"ERROR", pruned.error()}});
+      if (pruned.ok()) metrics_.cleanup_deleted().inc(static_cast<std::uint64_t>(pruned->deltas));
+      if (pruned.ok() && pruned->any()) snapshots_->request("retention");
       schedule_retention();
     });
   }

@@ -11,10 +11,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include "base/files.h"
 #include "storage/snapshot.h"
@@ -25,6 +28,16 @@ namespace fs = std::filesystem;
 namespace asio = boost::asio;
 
 namespace {
+
+// File: a header, then records. Header: 8 magic bytes, then the u64 number of
+// the segment the file becomes at rotation (journal.h says why). Read as a
+// record length, "DTJO" is above kMaxPayload: the previous version, which had
+// no header, takes such a file for a torn one instead of misreading it.
+constexpr char kMagic[8] = {'D', 'T', 'J', 'O', 'U', 'R', 'N', '1'};
+constexpr std::size_t kFileHeaderBytes = sizeof kMagic + 8;
+// Numbers deltatap gives segments stay below this (one per snapshot: it is
+// never reached), so the next number after any segment of ours cannot overflow.
+constexpr std::uint64_t kMaxSegmentNumber = std::numeric_limits<std::uint64_t>::max() / 2;
 
 // Record: u32 payload length, u32 CRC-32 of the payload, then the payload:
 // i64 id, u8 type, u8 flags (1: before present, 2: after present), then
@@ -93,26 +106,157 @@ bool decode(std::string_view payload, StoredDelta& row) {
   return in.done();
 }
 
-// Segment numbers present beside the active file, ascending.
-std::vector<std::uint64_t> segments_of(const std::string& journal_path) {
-  std::vector<std::uint64_t> numbers;
+std::string segment_path(const std::string& journal_path, std::uint64_t number) {
+  return journal_path + "." + std::to_string(number);
+}
+
+std::string file_header(std::uint64_t number) {
+  std::string out(kMagic, sizeof kMagic);
+  put<std::uint64_t>(out, number);
+  return out;
+}
+
+// What a file's first bytes (up to kFileHeaderBytes) say it is.
+struct Head {
+  enum Kind { no_records, header, legacy } kind = legacy;
+  std::uint64_t number = 0;  // for `header`: the segment it was written to become
+};
+
+Head head_of(std::string_view first) {
+  auto compared = std::min(first.size(), sizeof kMagic);
+  if (std::memcmp(first.data(), kMagic, compared) != 0) return {Head::legacy, 0};
+  // Empty, or cut inside its header (a crash just after creating it): no record yet.
+  if (first.size() < kFileHeaderBytes) return {Head::no_records, 0};
+  Head head{Head::header, 0};
+  std::memcpy(&head.number, first.data() + sizeof kMagic, sizeof head.number);
+  return head;
+}
+
+// The first `count` bytes of the plain file at `path`. A symbolic link is not
+// followed and a FIFO never waited on: the error says what the name is instead.
+Result<std::string> first_bytes(const std::string& path, std::size_t count) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return Error{errno == ELOOP ? "it is a symbolic link" : errno_text(errno)};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Error{"it is not a regular file"};
+  }
+  std::string bytes(count, '\0');
+  ssize_t n = ::pread(fd, bytes.data(), count, 0);
+  int error = errno;
+  ::close(fd);
+  if (n < 0) return Error{errno_text(error)};
+  bytes.resize(static_cast<std::size_t>(n));
+  return bytes;
+}
+
+// N of a name "sessions.journal.N" as deltatap writes it (std::to_string: no
+// sign, no leading zero, no space). from_chars, not stoull: a twenty-digit
+// name is out of range, not a reason to throw.
+std::optional<std::uint64_t> segment_number(std::string_view suffix) {
+  if (suffix.empty() || suffix.front() == '0') return std::nullopt;
+  std::uint64_t number = 0;
+  auto [end, ec] = std::from_chars(suffix.data(), suffix.data() + suffix.size(), number);
+  if (ec != std::errc() || end != suffix.data() + suffix.size() || number > kMaxSegmentNumber) {
+    return std::nullopt;
+  }
+  return number;
+}
+
+struct SegmentScan {
+  std::vector<std::uint64_t> ours;  // ascending
+  std::vector<ForeignJournalFile> foreign;
+};
+
+// Sorts the "sessions.journal.*" files beside the active file into deltatap's
+// segments and the rest (journal.h: which files are segments).
+SegmentScan scan_segments(const std::string& journal_path) {
+  SegmentScan scan;
   auto dir = fs::path(journal_path).parent_path();
   if (dir.empty()) dir = ".";
   auto prefix = fs::path(journal_path).filename().string() + ".";
   std::error_code ec;
-  for (auto& entry : fs::directory_iterator(dir, ec)) {
-    auto name = entry.path().filename().string();
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    auto name = it->path().filename().string();
     if (name.rfind(prefix, 0) != 0) continue;
-    auto suffix = name.substr(prefix.size());
-    if (suffix.empty() || !std::all_of(suffix.begin(), suffix.end(), ::isdigit)) continue;
-    numbers.push_back(std::stoull(suffix));
+    auto file = it->path().string();
+    auto number = segment_number(std::string_view(name).substr(prefix.size()));
+    if (!number) {
+      scan.foreign.push_back({file, "its name does not end in a segment number deltatap writes"});
+      continue;
+    }
+    auto first = first_bytes(file, kFileHeaderBytes);
+    if (!first.ok()) {
+      scan.foreign.push_back({file, first.error()});
+      continue;
+    }
+    auto head = head_of(*first);
+    if (head.kind == Head::header && head.number != *number) {
+      scan.foreign.push_back({file, "its header says it was written as segment " +
+                                        std::to_string(head.number) +
+                                        ": a copy under another name"});
+    } else if (head.kind != Head::header && *number > kMaxLegacySegment) {
+      scan.foreign.push_back({file, "it has no journal header, and its number is above any "
+                                    "deltatap gave a segment without one"});
+    } else {
+      scan.ours.push_back(*number);
+    }
   }
-  std::sort(numbers.begin(), numbers.end());
-  return numbers;
+  std::sort(scan.ours.begin(), scan.ours.end());
+  return scan;
 }
 
-std::string segment_path(const std::string& journal_path, std::uint64_t number) {
-  return journal_path + "." + std::to_string(number);
+// The first segment number from `from` on whose name is free: a file that is
+// not ours may hold a name, and a rotation must never rename over it.
+std::uint64_t free_segment_number(const std::string& journal_path, std::uint64_t from) {
+  struct stat st {};
+  while (::lstat(segment_path(journal_path, from).c_str(), &st) == 0) ++from;
+  return from;
+}
+
+// Points the header of the journal file at `path` at segment `number`.
+Status write_header_number(const std::string& path, std::uint64_t number) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return Error{errno_text("cannot open journal", path)};
+  char bytes[sizeof number];
+  std::memcpy(bytes, &number, sizeof number);
+  bool written = ::pwrite(fd, bytes, sizeof bytes, sizeof kMagic) == static_cast<ssize_t>(sizeof bytes) &&
+                 ::fdatasync(fd) == 0;
+  int error = errno;
+  ::close(fd);
+  if (!written) return Error{errno_text("cannot write journal header", path, error)};
+  return ok_status();
+}
+
+// The active file a previous run left: it becomes segment `number`, replayed
+// and dropped like any other. Returns whether it did; a file that holds no
+// record is removed instead (there is nothing in it to keep).
+Result<bool> retire_leftover(const std::string& journal_path, std::uint64_t number) {
+  struct stat st {};
+  if (::lstat(journal_path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return false;
+    return Error{errno_text("cannot read journal", journal_path)};
+  }
+  if (auto first = first_bytes(journal_path, kFileHeaderBytes); first.ok()) {
+    auto head = head_of(*first);
+    if (head.kind == Head::no_records) {
+      if (::unlink(journal_path.c_str()) != 0) {
+        return Error{errno_text("cannot remove empty journal", journal_path)};
+      }
+      return false;
+    }
+    // Its header named the number that run would have given it; this run's may differ.
+    if (head.kind == Head::header) {
+      if (auto s = write_header_number(journal_path, number); !s.ok()) return Error{s.error()};
+    }
+    // Without a header it is the previous version's, and stays so: the number
+    // follows its segments, far below kMaxLegacySegment, so it is read as theirs.
+  }
+  if (::rename(journal_path.c_str(), segment_path(journal_path, number).c_str()) != 0) {
+    return Error{errno_text("cannot rotate journal", journal_path)};
+  }
+  return true;
 }
 
 }  // namespace
@@ -124,14 +268,20 @@ std::string journal_path_for(const std::string& database_path) {
 
 Result<JournalReplay> read_journal(const std::string& journal_path, std::int64_t after_id) {
   JournalReplay replay;
+  auto scan = scan_segments(journal_path);
+  replay.foreign = std::move(scan.foreign);
   std::vector<std::string> files;
-  for (auto number : segments_of(journal_path)) files.push_back(segment_path(journal_path, number));
+  for (auto number : scan.ours) files.push_back(segment_path(journal_path, number));
   files.push_back(journal_path);
   for (const auto& file : files) {
     auto bytes = read_snapshot_file(file);
     if (!bytes.ok()) return Error{bytes.error()};
     if (!bytes->has_value()) continue;
     std::string_view rest(**bytes);
+    // The active file is ours by its name, whatever its header says.
+    auto head = head_of(rest.substr(0, kFileHeaderBytes));
+    if (head.kind == Head::no_records) continue;
+    if (head.kind == Head::header) rest.remove_prefix(kFileHeaderBytes);
     while (!rest.empty()) {
       std::uint32_t size = 0, crc = 0;
       bool intact = rest.size() >= kHeaderBytes;
@@ -167,14 +317,19 @@ struct Journal::Impl {
   // lane: the mutex orders them, and the worker's queue keeps that order.
   std::mutex mutex;
   std::string buffer;
-  std::uint64_t next_segment = 1;
   std::int64_t active_max_id = 0;   // highest id appended since the last rotation
   // Closed segments and the highest id each holds; a segment found at open was
   // replayed into the store before anything else, so any snapshot covers it (0).
   std::map<std::uint64_t, std::int64_t> segment_max_id;
 
+  // Store lane only: the segment the active file becomes at the next rotation,
+  // as its header says (rotate() hands the worker the one after it).
+  std::uint64_t active_number = 1;
+
   // Worker state.
+  std::uint64_t file_number = 1;    // what the header of the active file names
   int fd = -1;
+  bool header_failed = false;       // the last open_active() opened the file but not its header
   std::uint64_t good_size = 0;      // bytes of whole records in the active file
   std::string unwritten;            // a group that failed, retried with the next
 
@@ -190,13 +345,38 @@ struct Journal::Impl {
     if (fd >= 0) ::close(fd);
   }
 
+  // Opens the active file, giving a new one its header before any record: a
+  // record behind no header would be in a file the next start cannot tell
+  // for ours. Without the header the file is not used (fd stays -1) and the
+  // next write tries again.
   Status open_active() {
+    header_failed = false;
     fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) return Error{errno_text("cannot open journal", path)};
     struct stat st {};
     ::fstat(fd, &st);
     good_size = static_cast<std::uint64_t>(st.st_size);
-    return ok_status();
+    Status status = ok_status();
+    if (good_size >= kFileHeaderBytes) {
+      // Still here after a failed rename: it goes on as the file for `file_number`.
+      status = write_header_number(path, file_number);
+    } else {
+      auto header = file_header(file_number);
+      bool written = ::ftruncate(fd, 0) == 0 &&
+                     ::write(fd, header.data(), header.size()) == static_cast<ssize_t>(header.size());
+      if (!written) {
+        status = Error{errno_text("cannot write journal header", path)};
+        if (::ftruncate(fd, 0) != 0) { /* reported via status */ }
+      }
+      good_size = header.size();
+    }
+    if (!status.ok()) {
+      ::close(fd);
+      fd = -1;
+      good_size = 0;
+      header_failed = true;
+    }
+    return status;
   }
 
   void flush_locked() {
@@ -255,17 +435,25 @@ struct Journal::Impl {
     return ok_status();
   }
 
-  // Worker: the active file becomes segment `number`; a new one starts empty.
-  void rotate_to(std::uint64_t number) {
+  // Worker: the active file becomes segment `number`; a new one, for segment
+  // `next`, starts with its header.
+  void rotate_to(std::uint64_t number, std::uint64_t next) {
     if (fd >= 0) {
       ::close(fd);
       fd = -1;
     }
-    if (::rename(path.c_str(), segment_path(path, number).c_str()) != 0 && errno != ENOENT) {
-      asio::post(io, [this, message = errno_text("cannot rotate journal", path)] {
-        on_written({Error{message}, 0, good_size});
-      });
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0) {
+      if (static_cast<std::uint64_t>(st.st_size) <= kFileHeaderBytes) {
+        // No record in it: a segment would only be one more file to drop.
+        ::unlink(path.c_str());
+      } else if (::rename(path.c_str(), segment_path(path, number).c_str()) != 0) {
+        asio::post(io, [this, message = errno_text("cannot rotate journal", path)] {
+          on_written({Error{message}, 0, good_size});
+        });
+      }
     }
+    file_number = next;
     good_size = 0;
     (void)open_active();
   }
@@ -299,17 +487,22 @@ Result<std::unique_ptr<Journal>> Journal::open(
     std::function<void(const JournalWrite&)> on_written) {
   if (auto s = ensure_parent_directory(journal_path); !s.ok()) return Error{s.error()};
   auto impl = std::make_unique<Impl>(io, journal_path, std::move(on_written));
-  auto existing = segments_of(journal_path);
-  impl->next_segment = existing.empty() ? 1 : existing.back() + 1;
-  for (auto number : existing) impl->segment_max_id[number] = 0;
-  if (::access(journal_path.c_str(), F_OK) == 0) {
-    impl->segment_max_id[impl->next_segment] = 0;
-    auto target = segment_path(journal_path, impl->next_segment++);
-    if (::rename(journal_path.c_str(), target.c_str()) != 0) {
-      return Error{errno_text("cannot rotate journal", journal_path)};
-    }
+  // Files that are not ours were reported by read_journal; here they only hold names.
+  auto ours = scan_segments(journal_path).ours;
+  for (auto number : ours) impl->segment_max_id[number] = 0;
+  auto number = free_segment_number(journal_path, ours.empty() ? 1 : ours.back() + 1);
+  auto retired = retire_leftover(journal_path, number);
+  if (!retired.ok()) return Error{retired.error()};
+  if (*retired) {
+    impl->segment_max_id[number] = 0;
+    number = free_segment_number(journal_path, number + 1);
   }
-  if (auto s = impl->open_active(); !s.ok()) return Error{s.error()};
+  impl->active_number = number;
+  impl->file_number = number;
+  // A file that cannot be opened is a reason not to start. A header that cannot
+  // be written (a full disk) is not: like any journal write it is retried with
+  // the next group, and reported then.
+  if (auto s = impl->open_active(); !s.ok() && !impl->header_failed) return Error{s.error()};
   return std::unique_ptr<Journal>(new Journal(std::move(impl)));
 }
 
@@ -332,12 +525,17 @@ void Journal::flush() {
 }
 
 std::uint64_t Journal::rotate() {
+  // The new active file's header names its segment from the start, so that
+  // number is chosen now; looking for a free name is a stat or two, done
+  // before taking the lock the stream lane appends under.
+  auto number = impl_->active_number;
+  auto next = free_segment_number(impl_->path, number + 1);
+  impl_->active_number = next;
   std::lock_guard lock(impl_->mutex);
   impl_->flush_locked();
-  auto number = impl_->next_segment++;
   impl_->segment_max_id[number] = impl_->active_max_id;
   impl_->active_max_id = 0;
-  asio::post(impl_->worker, [impl = impl_.get(), number] { impl->rotate_to(number); });
+  asio::post(impl_->worker, [impl = impl_.get(), number, next] { impl->rotate_to(number, next); });
   return number;
 }
 

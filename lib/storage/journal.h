@@ -6,7 +6,22 @@
 // mid-write) is detected and ignored on replay, never a reason to refuse the rest.
 // When a snapshot starts, the active file is rotated into a numbered segment
 // ("sessions.journal.N"); once a durable snapshot holds every id a segment holds,
-// the segment is deleted. Nothing is ever rewritten in place.
+// the segment is deleted. Records are never rewritten in place.
+//
+// Which files are segments: the data directory is the operator's too, and a
+// "sessions.journal.20251110" may well be a dated backup. A file is replayed and
+// deleted only if deltatap wrote it as a segment: each journal file starts with a
+// header (8 magic bytes, then the u64 number of the segment it will become), and
+// a segment's name must be "sessions.journal.N" with N exactly that number. A
+// copy of the active file or of a segment under any other name fails the test.
+// (The number is written when the file is created; the only rewrite in place is
+// of that number, in the active file a previous run left, which this run
+// numbers anew at open.)
+// Segments of the previous version have no header; one is taken for ours when
+// N <= kMaxLegacySegment (it numbered them from 1 up, one per snapshot: ten
+// million is 19 years of one-minute snapshots, while a date such as 20251110
+// is above it). Every other "sessions.journal.*" file is left alone and
+// reported (JournalReplay::foreign), never replayed, renamed or deleted.
 //
 // Ids are assigned before the append, on the stream lane, and the store lane
 // stores them a moment later: a snapshot taken meanwhile does not hold the last
@@ -38,14 +53,27 @@ namespace deltatap {
 // "data/sessions.sqlite" -> "data/sessions.journal".
 std::string journal_path_for(const std::string& database_path);
 
+// Header-less segments named up to this are the previous version's (see above).
+inline constexpr std::uint64_t kMaxLegacySegment = 9'999'999;
+
+// A "sessions.journal.*" file that is not one of deltatap's segments.
+struct ForeignJournalFile {
+  std::string path;
+  std::string why;  // one sentence: what about it says it is not ours
+};
+
 struct JournalReplay {
-  std::vector<StoredDelta> deltas;  // in journal order, ids above `after_id` only
+  // In journal order, ids above `after_id` only, exactly as the records hold
+  // them: a CRC proves the bytes are the ones written, not that they are a
+  // delta the parser would have let through. The caller validates them.
+  std::vector<StoredDelta> deltas;
   std::uint64_t records = 0;        // all intact records read
   std::uint64_t torn = 0;           // segments whose tail was torn or corrupt
   std::vector<std::string> warnings;
+  std::vector<ForeignJournalFile> foreign;  // left alone, for the caller to report once
 };
 
-// Reads every segment then the active file; keeps deltas with id > after_id.
+// Reads every segment of ours then the active file; keeps deltas with id > after_id.
 Result<JournalReplay> read_journal(const std::string& journal_path, std::int64_t after_id);
 
 struct JournalWrite {
@@ -57,7 +85,8 @@ struct JournalWrite {
 class Journal {
  public:
   // Moves an existing active file into a segment (it is replayed, not appended
-  // to: its tail may be torn) and starts a new active file.
+  // to: its tail may be torn) and starts a new active file. Files that are not
+  // deltatap's segments are neither counted nor touched (see above).
   static Result<std::unique_ptr<Journal>> open(boost::asio::io_context& io,
                                                const std::string& journal_path,
                                                std::function<void(const JournalWrite&)> on_written);

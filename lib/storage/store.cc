@@ -343,6 +343,17 @@ Result<std::int64_t> Store::cleanup(TimePoint older_than) {
                              "cleanup");
 }
 
+Result<std::int64_t> Store::cleanup_events(TimePoint older_than) {
+  // No index on `at`: the table is small next to the deltas, and this runs once a day.
+  std::string bound = format_timestamp(older_than);  // bound without a copy: outlives the step
+  auto stmt = impl_->statement("DELETE FROM stream_events WHERE at < ?1");
+  if (!stmt.ok()) return Error{stmt.error()};
+  Use use(*stmt);
+  bind_text(*use, 1, bound);
+  if (sqlite3_step(*use) != SQLITE_DONE) return Error{sqlite_error(impl_->db, "cleanup stream events")};
+  return std::int64_t{sqlite3_changes64(impl_->db)};
+}
+
 Result<std::int64_t> Store::evict_beyond(std::int64_t max_rows) {
   std::int64_t excess = impl_->delta_count - max_rows;
   if (max_rows <= 0 || excess <= 0) return std::int64_t{0};

@@ -146,6 +146,10 @@ class Store {
 
   // Deletes deltas whose created_at is before `older_than`; returns how many.
   Result<std::int64_t> cleanup(TimePoint older_than);
+  // Deletes stream events whose `at` is before `older_than`; returns how many.
+  // A backend that flaps adds rows at every reconnect: without this they would
+  // only ever grow.
+  Result<std::int64_t> cleanup_events(TimePoint older_than);
   // Evicts the oldest deltas beyond `max_rows`; returns how many went.
   Result<std::int64_t> evict_beyond(std::int64_t max_rows);
   // Gives freed pages back (VACUUM); worth it after a large cleanup.
