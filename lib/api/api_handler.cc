@@ -311,6 +311,9 @@ void sessions(const Call& call) {
   call.reply(sessions_reply(*rows));
 }
 
+// ?csv=raw turns off the neutralisation of CSV cells that a spreadsheet would
+// run as formulas (api/delta_json.h, CsvCells), for programs that read the CSV.
+// It changes nothing in json or ndjson, which have no such cells.
 void export_all(const Call& call) {
   auto format = ExportFormat::json;
   if (auto value = get(call.params, "format")) {
@@ -321,8 +324,17 @@ void export_all(const Call& call) {
     }
     format = *parsed;
   }
+  auto cells = CsvCells::neutralised;
+  if (auto value = get(call.params, "csv")) {
+    if (*value != "raw") {
+      return call.reply(parameter_error(
+          "csv", "csv must be raw (every CSV cell as stored), got " + quoted(*value) +
+                     "; without it a cell starting with = + - @, tab or CR gets a leading '"));
+    }
+    cells = CsvCells::raw;
+  }
   auto state = std::make_shared<ExportState>(ExportState{
-      &call.backend.store(), &call.backend.metrics(), ExportWriter(format),
+      &call.backend.store(), &call.backend.metrics(), ExportWriter(format, cells),
       call.options.export_page_rows});
   call.reply(export_reply(format, [state] { return next_export_chunk(*state); }));
 }
@@ -388,7 +400,7 @@ const std::vector<Route>& routes() {
        .timed = QueryKind::deltas,
        .endpoint = session_deltas},
       {.path = "/api/sessions", .timed = QueryKind::sessions, .endpoint = sessions},
-      {.path = "/api/export", .params = {"format"}, .endpoint = export_all},
+      {.path = "/api/export", .params = {"format", "csv"}, .endpoint = export_all},
       {.path = "/api/snapshot", .methods = {"POST"}, .changes_state = true, .endpoint = snapshot},
       {.path = "/api/cleanup",
        .methods = {"POST"},
@@ -439,15 +451,17 @@ ApiHandler::ApiHandler(ApiBackend& backend, Options options)
   }
 }
 
+std::optional<ApiReply> ApiHandler::refuse_unauthorised(std::string_view authorization) const {
+  if (options_.token.empty() || authorised(authorization, options_.token)) return std::nullopt;
+  return unauthorized(authorization.empty() ? "this API needs an Authorization: Bearer token"
+                                            : "the bearer token is not the one configured");
+}
+
 // The checks come in this order so that a client without the token learns
 // nothing of the routes, and a request is refused for the first thing wrong
 // with it, the same one each time.
 void ApiHandler::handle(const ApiRequest& request, std::function<void(ApiReply)> reply) {
-  if (!options_.token.empty() && !authorised(request.authorization, options_.token)) {
-    return reply(unauthorized(request.authorization.empty()
-                                  ? "this API needs an Authorization: Bearer token"
-                                  : "the bearer token is not the one configured"));
-  }
+  if (auto refused = refuse_unauthorised(request.authorization)) return reply(std::move(*refused));
   auto url = urls::parse_origin_form(request.target);
   if (!url) {
     return reply(error_reply(400, "bad request",

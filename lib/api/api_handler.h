@@ -24,6 +24,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -99,6 +100,12 @@ class ApiHandler {
   // not counted here: Metrics::http_requests counts HTTP responses, and only
   // the listener sees them all (its own 413s and 503s among them).
   void handle(const ApiRequest& request, std::function<void(ApiReply)> reply);
+
+  // The 401 that handle() would answer for a request whose Authorization
+  // header is `authorization`, or nullopt when it may go on. The listener asks
+  // as soon as a request's headers are in, so that a client without the token
+  // cannot make it read (and hold) a body.
+  std::optional<ApiReply> refuse_unauthorised(std::string_view authorization) const;
 
  private:
   ApiBackend& backend_;

@@ -238,16 +238,25 @@ Result<SessionSummary> session_from_valid(std::string_view text) {
 
 }  // namespace
 
-void append_csv_field(std::string& out, std::string_view field) {
+bool csv_cell_is_formula(std::string_view field) {
+  if (field.empty()) return false;
+  char c = field.front();
+  return c == '=' || c == '+' || c == '-' || c == '@' || c == '\t' || c == '\r';
+}
+
+void append_csv_field(std::string& out, std::string_view field, CsvCells cells) {
+  bool neutralise = cells == CsvCells::neutralised && csv_cell_is_formula(field);
   // One pass; find_first_of would run a search of the set for every byte.
   bool plain = std::none_of(field.begin(), field.end(), [](char c) {
     return c == ',' || c == '"' || c == '\r' || c == '\n';
   });
   if (plain) {
+    if (neutralise) out += '\'';
     out += field;
     return;
   }
   out += '"';
+  if (neutralise) out += '\'';
   for (char c : field) {
     if (c == '"') out += '"';
     out += c;
@@ -277,20 +286,20 @@ void append_delta_json(std::string& out, const StoredDelta& row) {
   out += '}';
 }
 
-void append_delta_csv(std::string& out, const StoredDelta& row) {
-  out += std::to_string(row.id);
+void append_delta_csv(std::string& out, const StoredDelta& row, CsvCells cells) {
+  append_csv_field(out, std::to_string(row.id), cells);
   out += ',';
-  out += to_string(row.delta.type);
+  append_csv_field(out, to_string(row.delta.type), cells);
   out += ',';
-  append_csv_field(out, row.delta.session_id);
+  append_csv_field(out, row.delta.session_id, cells);
   out += ',';
-  append_csv_field(out, row.delta.timestamp);
+  append_csv_field(out, row.delta.timestamp, cells);
   out += ',';
-  append_csv_field(out, row.created_at);
+  append_csv_field(out, row.created_at, cells);
   out += ',';
-  if (row.delta.before) append_csv_field(out, *row.delta.before);
+  if (row.delta.before) append_csv_field(out, *row.delta.before, cells);
   out += ',';
-  if (row.delta.after) append_csv_field(out, *row.delta.after);
+  if (row.delta.after) append_csv_field(out, *row.delta.after, cells);
   out += "\r\n";
 }
 
@@ -325,17 +334,20 @@ void append_session_json(std::string& out, const SessionSummary& row) {
   out += '}';
 }
 
-void append_session_csv(std::string& out, const SessionSummary& row) {
-  append_csv_field(out, row.session_id);
-  out += ',' + std::to_string(row.created) + ',' + std::to_string(row.updated) + ',' +
-         std::to_string(row.deleted) + ',';
-  append_csv_field(out, row.first_seen);
+void append_session_csv(std::string& out, const SessionSummary& row, CsvCells cells) {
+  append_csv_field(out, row.session_id, cells);
+  for (auto count : {row.created, row.updated, row.deleted}) {
+    out += ',';
+    append_csv_field(out, std::to_string(count), cells);
+  }
   out += ',';
-  append_csv_field(out, row.last_seen);
+  append_csv_field(out, row.first_seen, cells);
   out += ',';
-  append_csv_field(out, row.last_type);
+  append_csv_field(out, row.last_seen, cells);
   out += ',';
-  if (row.last_state) append_csv_field(out, *row.last_state);
+  append_csv_field(out, row.last_type, cells);
+  out += ',';
+  if (row.last_state) append_csv_field(out, *row.last_state, cells);
   out += "\r\n";
 }
 
@@ -383,7 +395,7 @@ void ExportWriter::row(std::string& out, const StoredDelta& delta) {
       out += '\n';
       break;
     case ExportFormat::csv:
-      append_delta_csv(out, delta);
+      append_delta_csv(out, delta, cells_);
       break;
   }
   first_ = false;

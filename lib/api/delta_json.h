@@ -13,6 +13,12 @@
 //
 // CSV follows RFC 4180: a header line, CRLF line ends, a field quoted when it
 // holds a comma, quote, CR or LF, quotes doubled. Absent states are empty fields.
+// A cell that a spreadsheet would run as a formula (it starts with = + - @, tab
+// or CR: a session id such as =cmd|' /C calc'!A0) gets a leading ' by default
+// (OWASP's rule against CSV injection), so the spreadsheet shows it as text;
+// CsvCells::raw writes every cell as stored, for programs that read the CSV.
+// The rule applies to every cell; in practice only session ids can start so
+// (states are JSON objects, times and ids start with digits).
 // NDJSON is one delta object per line, LF-terminated.
 #pragma once
 
@@ -29,11 +35,22 @@
 
 namespace deltatap {
 
-// One RFC 4180 field.
-void append_csv_field(std::string& out, std::string_view field);
+enum class CsvCells {
+  neutralised,  // a cell starting with = + - @ tab or CR gets a leading '
+  raw,          // every cell as stored
+};
+
+// True when a spreadsheet would take `field` for a formula: it starts with
+// = + - @, a tab or a carriage return.
+bool csv_cell_is_formula(std::string_view field);
+
+// One RFC 4180 field, neutralised as `cells` says.
+void append_csv_field(std::string& out, std::string_view field,
+                      CsvCells cells = CsvCells::neutralised);
 
 void append_delta_json(std::string& out, const StoredDelta& row);
-void append_delta_csv(std::string& out, const StoredDelta& row);
+void append_delta_csv(std::string& out, const StoredDelta& row,
+                      CsvCells cells = CsvCells::neutralised);
 inline constexpr std::string_view kDeltaCsvHeader =
     "id,type,sessionId,timestamp,createdAt,before,after\r\n";
 
@@ -41,7 +58,8 @@ inline constexpr std::string_view kDeltaCsvHeader =
 std::string delta_page_json(const DeltaPage& page);
 
 void append_session_json(std::string& out, const SessionSummary& row);
-void append_session_csv(std::string& out, const SessionSummary& row);
+void append_session_csv(std::string& out, const SessionSummary& row,
+                        CsvCells cells = CsvCells::neutralised);
 inline constexpr std::string_view kSessionCsvHeader =
     "sessionId,created,updated,deleted,firstSeen,lastSeen,lastType,lastState\r\n";
 // {"sessions":[...]}
@@ -52,16 +70,18 @@ std::optional<ExportFormat> parse_export_format(std::string_view text);
 std::string_view content_type(ExportFormat format);
 
 // The pieces of a streamed export: prologue, one piece per delta, epilogue.
-// JSON export is a bare array of deltas.
+// JSON export is a bare array of deltas. `cells` applies to CSV only.
 class ExportWriter {
  public:
-  explicit ExportWriter(ExportFormat format) : format_(format) {}
+  explicit ExportWriter(ExportFormat format, CsvCells cells = CsvCells::neutralised)
+      : format_(format), cells_(cells) {}
   void begin(std::string& out);
   void row(std::string& out, const StoredDelta& delta);
   void end(std::string& out);
 
  private:
   ExportFormat format_;
+  CsvCells cells_;
   bool first_ = true;
 };
 

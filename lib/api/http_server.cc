@@ -8,9 +8,11 @@
 #include <boost/beast/http.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -27,6 +29,11 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
+
+// How long, and how many bytes, a connection is drained after its last answer
+// (HttpConnection::shutdown_send).
+constexpr std::chrono::seconds kDrainTime{2};
+constexpr std::size_t kDrainBytes = 1024 * 1024;
 
 }  // namespace
 
@@ -50,7 +57,15 @@ struct HttpServerState {
   std::optional<ApiHandler> handler;  // made by start(), once it knows the bound address
   std::string bound;
   bool stopped = false;
-  int connections = 0;
+  int connections = 0;  // admitted: served or answered 503 for max_connections
+  int refusing = 0;     // answered 503 for max_connections_per_address
+  // Admitted connections by client address (address_key below); an entry goes
+  // when its last connection does. `warned`: the limit was logged once already.
+  struct PerAddress {
+    int open = 0;
+    bool warned = false;
+  };
+  std::map<std::string, PerAddress> per_address;
   std::uint64_t next_connection = 0;
   // Weak: a connection lives as long as its pending operations; stop() only
   // needs to reach the ones still alive.
@@ -61,22 +76,63 @@ struct HttpServerState {
 // in order below, each completion handler right after the call that starts it.
 // Deadlines live on the stream, set before each read or write. close() is the
 // one way a connection ends early: any error, a timeout, or stop().
+//
+// A request is read in two steps: its headers (async_read_header, within
+// header_timeout), which decide whether it is answered at once (503 when
+// overloaded, 401 without the token), then its body (within request_timeout of
+// the first read). The read buffer's maximum size bounds what is held unparsed:
+// a chunk-size line with endless extensions, or endless trailers, overflow it
+// and are answered 413 instead of growing it.
 class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
  public:
-  HttpConnection(std::shared_ptr<HttpServerState> state, tcp::socket socket, bool overloaded)
-      : state_(std::move(state)), stream_(std::move(socket)), overloaded_(overloaded) {
-    ++state_->connections;
+  enum class Admission {
+    served,      // within the limits
+    overloaded,  // past max_connections: the request is answered 503
+    refused,     // past max_connections_per_address: 503 at once, nothing read
+  };
+
+  HttpConnection(std::shared_ptr<HttpServerState> state, tcp::socket socket, Admission admission,
+                 std::string address)
+      : state_(std::move(state)),
+        stream_(std::move(socket)),
+        admission_(admission),
+        address_(std::move(address)),
+        buffer_(state_->limits.max_header_bytes) {
+    if (admission_ == Admission::refused) {
+      ++state_->refusing;
+    } else {
+      ++state_->connections;
+      ++state_->per_address[address_].open;
+    }
     id_ = state_->next_connection++;
   }
 
   ~HttpConnection() {
-    --state_->connections;
+    if (admission_ == Admission::refused) {
+      --state_->refusing;
+    } else {
+      --state_->connections;
+      auto entry = state_->per_address.find(address_);
+      if (entry != state_->per_address.end() && --entry->second.open <= 0) {
+        state_->per_address.erase(entry);
+      }
+    }
     state_->live.erase(id_);
   }
 
   std::uint64_t id() const { return id_; }
 
-  void start() { read_request(); }
+  void start() {
+    if (admission_ != Admission::refused) return read_request();
+    // Answered before the client says anything: it may hold only so many
+    // connections, and this one would wait on the others.
+    keep_alive_ = false;
+    send(error_reply(503, "too many connections",
+                     "the API serves at most " +
+                         std::to_string(std::max(1, state_->limits.max_connections_per_address)) +
+                         " connections from one client address at once; close idle ones or "
+                         "retry later"));
+  }
 
   void close() {
     beast::error_code ignored;
@@ -86,57 +142,89 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
 
  private:
   void read_request() {
+    const auto& limits = state_->limits;
     parser_.emplace();
-    parser_->header_limit(static_cast<std::uint32_t>(state_->limits.max_header_bytes));
-    parser_->body_limit(state_->limits.max_body_bytes);
-    stream_.expires_after(state_->limits.request_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&HttpConnection::on_read, shared_from_this()));
+    parser_->header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+    parser_->body_limit(limits.max_body_bytes);
+    request_deadline_ = std::chrono::steady_clock::now() + limits.request_timeout;
+    stream_.expires_after(std::min(limits.header_timeout, limits.request_timeout));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&HttpConnection::on_header,
+                                                      shared_from_this()));
   }
 
-  void on_read(beast::error_code ec, std::size_t) {
+  void on_header(beast::error_code ec, std::size_t) {
     if (state_->stopped) return;
-    if (ec == http::error::header_limit || ec == http::error::body_limit) {
-      version_ = 11;
-      keep_alive_ = false;
-      bool header = ec == http::error::header_limit;
-      return send(error_reply(413, "payload too large",
-                              header ? "request headers exceed " +
-                                           std::to_string(state_->limits.max_header_bytes) +
-                                           " bytes"
-                                     : "request body exceeds " +
-                                           std::to_string(state_->limits.max_body_bytes) +
-                                           " bytes (no endpoint takes a body)"));
-    }
-    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-        ec == net::error::operation_aborted || ec == net::error::connection_reset ||
-        ec == net::error::eof) {
-      return close();
-    }
-    if (ec) {
-      // Anything else the parser objects to is the client's malformed request.
-      if (ec.category() == http::make_error_code(http::error::bad_method).category()) {
-        version_ = 11;
-        keep_alive_ = false;
-        return send(error_reply(400, "bad request", "malformed HTTP request: " + ec.message()));
-      }
-      return close();
-    }
-    stream_.expires_never();
+    if (ec) return read_failed(ec);
     auto& request = parser_->get();
     version_ = request.version();
     keep_alive_ = request.keep_alive();
-    if (overloaded_) {
+    method_ = std::string(request.method_string());
+    target_ = std::string(request.target());
+    // Answered before the body, which is then never read: the connection
+    // cannot carry another request.
+    if (admission_ == Admission::overloaded) {
       keep_alive_ = false;
       return send(error_reply(503, "too many connections",
                               "the API serves at most " +
                                   std::to_string(state_->limits.max_connections) +
                                   " connections at once; retry later"));
     }
-    ApiRequest api_request{std::string(request.method_string()), std::string(request.target()),
-                           std::string(request[http::field::authorization])};
-    method_ = api_request.method;
-    target_ = api_request.target;
+    if (auto refused = state_->handler->refuse_unauthorised(request[http::field::authorization])) {
+      keep_alive_ = false;
+      return send(std::move(*refused));
+    }
+    if (parser_->is_done()) return dispatch();
+    stream_.expires_at(request_deadline_);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&HttpConnection::on_body, shared_from_this()));
+  }
+
+  void on_body(beast::error_code ec, std::size_t) {
+    if (state_->stopped) return;
+    if (ec) return read_failed(ec);
+    dispatch();
+  }
+
+  // A request that could not be read: too large (413), malformed (400), or
+  // the client gone or too slow (closed without an answer: a timeout has
+  // closed the socket already).
+  void read_failed(beast::error_code ec) {
+    const auto& limits = state_->limits;
+    bool header_done = parser_->is_header_done();
+    std::string too_large;
+    if (ec == http::error::header_limit ||
+        (ec == http::error::buffer_overflow && !header_done)) {
+      too_large = "request headers exceed " + std::to_string(limits.max_header_bytes) + " bytes";
+    } else if (ec == http::error::body_limit) {
+      too_large = "request body exceeds " + std::to_string(limits.max_body_bytes) +
+                  " bytes (no endpoint takes a body)";
+    } else if (ec == http::error::buffer_overflow) {
+      too_large = "a chunk-size line with its extensions, or the trailers, exceed " +
+                  std::to_string(limits.max_header_bytes) + " bytes";
+    }
+    if (!header_done) version_ = 11;
+    if (!too_large.empty()) {
+      keep_alive_ = false;
+      return send(error_reply(413, "payload too large", too_large));
+    }
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == net::error::operation_aborted || ec == net::error::connection_reset ||
+        ec == net::error::eof) {
+      return close();
+    }
+    // Anything else the parser objects to is the client's malformed request.
+    if (ec.category() == http::make_error_code(http::error::bad_method).category()) {
+      keep_alive_ = false;
+      return send(error_reply(400, "bad request", "malformed HTTP request: " + ec.message()));
+    }
+    close();
+  }
+
+  void dispatch() {
+    stream_.expires_never();
+    ApiRequest api_request{method_, target_,
+                           std::string(parser_->get()[http::field::authorization])};
     // The reply may come at once or later (snapshot); posting keeps the order
     // of events the same either way and never re-enters this function.
     state_->handler->handle(api_request, [self = shared_from_this()](ApiReply reply) {
@@ -216,22 +304,32 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     }
   }
 
-  // Half-closes, then reads and discards until the peer closes too (or a short
-  // deadline passes): closing with unread input would send a reset, which can
-  // destroy the answer before the client has read it.
+  // Half-closes, then reads and discards until the peer closes too, for at most
+  // kDrainTime and kDrainBytes: closing with unread input would send a reset,
+  // which can destroy the answer before the client has read it. Both bounds
+  // are checked here, as the stream's deadline never fires while data keeps
+  // coming (each read completes first), so a client that never stops sending
+  // would otherwise keep the connection, and the CPU, forever.
   void shutdown_send() {
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.expires_after(std::chrono::seconds(2));
+    drain_deadline_ = std::chrono::steady_clock::now() + kDrainTime;
+    drained_ = 0;
+    stream_.expires_at(drain_deadline_);
     drain();
   }
 
   void drain() {
-    stream_.async_read_some(net::buffer(drain_),
-                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                              if (ec || self->state_->stopped) return self->close();
-                              self->drain();
-                            });
+    stream_.async_read_some(net::buffer(drain_), [self = shared_from_this()](beast::error_code ec,
+                                                                            std::size_t n) {
+      if (ec || self->state_->stopped) return self->close();
+      self->drained_ += n;
+      if (self->drained_ >= kDrainBytes ||
+          std::chrono::steady_clock::now() >= self->drain_deadline_) {
+        return self->close();
+      }
+      self->drain();
+    });
   }
 
   // Every response passes here once, whoever made it: the one place to count it.
@@ -254,10 +352,13 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
 
   std::shared_ptr<HttpServerState> state_;
   beast::tcp_stream stream_;
-  bool overloaded_;
+  Admission admission_;
+  std::string address_;  // address_key() of the client
   std::uint64_t id_ = 0;
+  // Bounded: what a client sends ahead of the parser cannot grow it.
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  std::chrono::steady_clock::time_point request_deadline_;
   unsigned version_ = 11;
   bool keep_alive_ = false;
   std::string method_, target_;
@@ -268,6 +369,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   bool chunked_ = true;
   std::string chunk_;
   char drain_[512];
+  std::size_t drained_ = 0;
+  std::chrono::steady_clock::time_point drain_deadline_;
 };
 
 namespace {
@@ -284,6 +387,18 @@ void accept_next(const std::shared_ptr<HttpServerState>& state) {
   });
 }
 
+// The key connections are counted under per client: the address, an IPv6 one
+// by its /64 (what one host or one customer is usually given whole), an
+// IPv4-mapped IPv6 address as the IPv4 address it is.
+std::string address_key(const net::ip::address& address) {
+  if (!address.is_v6()) return address.to_string();
+  auto v6 = address.to_v6();
+  if (v6.is_v4_mapped()) return net::ip::make_address_v4(net::ip::v4_mapped, v6).to_string();
+  auto bytes = v6.to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), static_cast<unsigned char>(0));
+  return net::ip::address_v6(bytes).to_string() + "/64";
+}
+
 void on_accept(const std::shared_ptr<HttpServerState>& state, beast::error_code ec,
                tcp::socket socket) {
   if (state->stopped || ec == net::error::operation_aborted) return;
@@ -296,20 +411,42 @@ void on_accept(const std::shared_ptr<HttpServerState>& state, beast::error_code 
     });
     return;
   }
+  using Admission = HttpConnection::Admission;
   int max = std::max(1, state->limits.max_connections);
-  if (state->connections >= 2 * max) {
-    beast::error_code ignored;
-    socket.close(ignored);
-  } else {
-    // Accepted even when over the limit, so that the client reads a 503 with
-    // the reason instead of waiting in the backlog.
-    bool overloaded = state->connections >= max;
-    if (overloaded) {
-      log_warning("HTTP connection limit reached", {{"LIMIT", std::to_string(max)}});
+  int max_per_address = std::max(1, state->limits.max_connections_per_address);
+  beast::error_code peer_error;
+  auto peer = socket.remote_endpoint(peer_error);
+  std::optional<Admission> admission;
+  std::string address;
+  if (!peer_error) {  // else the client has gone already
+    address = address_key(peer.address());
+    auto from_there = state->per_address.find(address);
+    if (from_there != state->per_address.end() && from_there->second.open >= max_per_address) {
+      // Refusals hold no slot of max_connections; they are bounded on their own.
+      if (state->refusing < 2 * max) admission = Admission::refused;
+      if (!from_there->second.warned) {
+        from_there->second.warned = true;
+        log_warning("HTTP connection limit per client address reached; its further connections "
+                    "are refused until some close",
+                    {{"ADDRESS", address}, {"LIMIT", std::to_string(max_per_address)}});
+      }
+    } else if (state->connections < 2 * max) {
+      // Accepted even when over the limit, so that the client reads a 503 with
+      // the reason instead of waiting in the backlog.
+      admission = state->connections >= max ? Admission::overloaded : Admission::served;
+      if (*admission == Admission::overloaded) {
+        log_warning("HTTP connection limit reached", {{"LIMIT", std::to_string(max)}});
+      }
     }
-    auto connection = std::make_shared<HttpConnection>(state, std::move(socket), overloaded);
+  }
+  if (admission) {
+    auto connection =
+        std::make_shared<HttpConnection>(state, std::move(socket), *admission, std::move(address));
     state->live.emplace(connection->id(), connection);
     connection->start();
+  } else {
+    beast::error_code ignored;
+    socket.close(ignored);
   }
   accept_next(state);
 }

@@ -6,15 +6,28 @@
 // What the listener guarantees, whatever the handler does:
 //  - connections are bounded: past max_connections a request gets 503, and past
 //    twice that a connection is closed at once;
-//  - each request is bounded in header and body bytes (413) and in time
-//    (request_timeout: slow clients are dropped, and so are idle keep-alive
-//    connections);
+//  - connections are bounded per client address (an IPv6 client by its /64):
+//    past max_connections_per_address a new connection is answered 503 at once,
+//    without reading it, and closed. Such refusals do not take the slots of
+//    max_connections, so idle sockets from one address cannot lock others out
+//    (they are bounded on their own: past twice max_connections of them, a
+//    connection is closed at once);
+//  - each request is bounded in bytes: headers by max_header_bytes, the body by
+//    max_body_bytes, and what is read but not yet parsed (a chunk-size line with
+//    its extensions, the trailers) by a read buffer of max_header_bytes; past
+//    any of them the answer is 413 and the connection is closed, so what one
+//    connection can make the server hold is bounded whatever it sends;
+//  - each request is bounded in time: its headers must arrive within
+//    header_timeout and the whole of it within request_timeout (slow clients
+//    are dropped, and idle keep-alive connections after header_timeout);
+//  - with a token configured, the token is checked as soon as the headers are
+//    in: a request without it is answered 401 before its body is read;
 //  - each write must drain within write_timeout;
 //  - a streamed reply is written piece by piece, the next piece asked for only
 //    once the previous one is written: chunked for HTTP/1.1, ended by closing
 //    the connection for HTTP/1.0;
-//  - every response, its own 413s, 400s and 503s included, is counted once in
-//    Metrics::http_requests.
+//  - every response, its own 413s, 400s, 401s and 503s included, is counted
+//    once in Metrics::http_requests.
 #pragma once
 
 #include <chrono>
@@ -33,14 +46,21 @@ class io_context;
 namespace deltatap {
 
 struct HttpLimits {
+  // Request line and headers; also the most the connection's read buffer holds
+  // unparsed, which bounds a chunk-size line with its extensions and the trailers.
   std::size_t max_header_bytes = 8 * 1024;
   std::size_t max_body_bytes = 16 * 1024;     // no endpoint takes a body
-  // A request (headers and body) must arrive within this, counted from the
-  // first byte read; an idle keep-alive connection is closed after it too.
+  // The request line and headers must arrive within this, counted from the
+  // first read (the accept, or the end of the previous answer): an idle
+  // keep-alive connection is closed after it too.
+  std::chrono::milliseconds header_timeout{5'000};
+  // The whole request (headers and body) must arrive within this, counted from
+  // the same instant.
   std::chrono::milliseconds request_timeout{10'000};
   // Each write, including each export chunk, must drain within this.
   std::chrono::milliseconds write_timeout{30'000};
   int max_connections = 64;                   // past it: 503, and twice it: closed at once
+  int max_connections_per_address = 16;       // past it: 503 at once and closed
   int export_page_rows = kMaxQueryLimit;      // rows per export chunk
 };
 

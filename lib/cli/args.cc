@@ -94,14 +94,24 @@ const std::vector<CommandSpec>& commands() {
        "    - approval: pending                  (removed)\n"
        "A created delta lists the fields it set. Numbers print exactly as stored.\n"
        "Put -- before an id that starts with '-'.\n"},
-      {"export", {{"--format", true}, {"--out", true}}, 0,
-       "usage: deltatap export [--format json|ndjson|csv] [--out FILE]\n"
+      {"export", {{"--format", true}, {"--out", true}, {"--csv-raw", false}}, 0,
+       "usage: deltatap export [--format json|ndjson|csv] [--csv-raw] [--out FILE]\n"
        "\n"
        "The whole history, newest first (the query order), streamed: json is an array of\n"
        "deltas (default), ndjson one delta per line, csv RFC 4180 with a header line\n"
        "(id,type,sessionId,timestamp,createdAt,before,after; states as JSON text).\n"
+       "\n"
+       "CSV cells that a spreadsheet would run as a formula (those starting with\n"
+       "= + - @, a tab or a carriage return, such as a session id =cmd|' /C calc'!A0)\n"
+       "get a leading ' so that they show as text. --csv-raw writes every cell as\n"
+       "stored, for programs that read the CSV; never open such a file in a spreadsheet.\n"
+       "\n"
        "--out writes FILE atomically (a temporary file renamed at the end), so an\n"
-       "interrupted export never leaves a truncated FILE.\n"},
+       "interrupted export never leaves a truncated FILE. A FILE that exists keeps its\n"
+       "mode (and its owner and group where you may keep them); a new FILE is made\n"
+       "0600, less if your umask says so. A character device or FIFO (/dev/null, a\n"
+       "terminal, a named pipe) is written in place; a directory, block device or\n"
+       "socket is refused. A link is followed: the file it names is replaced.\n"},
       {"cleanup", {{"--older-than", true}}, 0, kCleanupHelp},
       {"snapshot", {}, 0,
        "usage: deltatap snapshot\n"
@@ -200,6 +210,11 @@ std::variant<Invocation, UsageError> parse_args(const std::vector<std::string>& 
                                [&](const OptionSpec& o) { return o.name == name; });
     if (option == spec->options.end()) {
       return UsageError{"unknown option " + name + " for " + inv.command};
+    }
+    if (!option->takes_value) {  // a flag: present or not, and it may repeat
+      if (value) return UsageError{name + " takes no value"};
+      inv.options[name] = "";
+      continue;
     }
     auto v = take_value();
     if (!v) return UsageError{name + " needs a value"};

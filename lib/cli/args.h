@@ -28,7 +28,7 @@ extern const char kUsageText[];
 
 struct OptionSpec {
   std::string_view name;  // with its dashes: "--format"
-  bool takes_value;
+  bool takes_value;       // false: a flag, whose Invocation::option() is "" when given
 };
 
 struct CommandSpec {

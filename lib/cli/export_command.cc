@@ -1,12 +1,18 @@
 #include "cli/commands.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <ostream>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "base/files.h"
 #include "cli/human_text.h"
@@ -16,10 +22,74 @@ namespace deltatap::cli {
 
 namespace {
 
-// An export is made to be read by others (handed on, loaded elsewhere), unlike
-// the snapshot, which base/files.h keeps private by default; the mode is set
-// exactly, whatever the umask.
-constexpr mode_t kExportFileMode = 0644;
+// What --out names once a link is followed: the file a link points to is the one
+// replaced, and the link stays. A dangling link is left as it is named.
+std::string resolve_link(const std::string& path) {
+  struct stat link {};
+  if (::lstat(path.c_str(), &link) != 0 || !S_ISLNK(link.st_mode)) return path;
+  char* real = ::realpath(path.c_str(), nullptr);
+  if (!real) return path;
+  std::string resolved = real;
+  std::free(real);
+  return resolved;
+}
+
+// A new export is private, as the history it copies is (the snapshot is 0600 in
+// a 0700 directory), and narrower still when the umask says so; `chmod` it to
+// hand it on. The CLI is one thread, so reading the umask by setting it is safe.
+mode_t new_file_mode() {
+  mode_t mask = ::umask(0);
+  ::umask(mask);
+  return 0600 & ~mask;
+}
+
+// Writes each piece whole to `fd`, counting the bytes; an error names `path`.
+Sink descriptor_sink(int fd, const std::string& path, std::uint64_t& written) {
+  return [fd, &path, &written](std::string_view piece) -> Status {
+    while (!piece.empty()) {
+      auto n = ::write(fd, piece.data(), piece.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Error{errno_text("cannot write", path)};
+      }
+      piece.remove_prefix(static_cast<std::size_t>(n));
+      written += static_cast<std::uint64_t>(n);
+    }
+    return ok_status();
+  };
+}
+
+int report_written(Context& ctx, const std::string& path, std::uint64_t written) {
+  ctx.io.err << "deltatap: wrote " << path << " (" << human_bytes(written) << ")\n";
+  return kExitOk;
+}
+
+// --out names something that is not a regular file. A character device
+// (/dev/null, /dev/stdout on a terminal) or a FIFO is written in place, as the
+// shell's `>` would: a temporary renamed over it would replace the device or the
+// pipe with a plain file. Anything else (a directory, a block device, a socket)
+// is refused.
+int export_in_place(Context& ctx, const std::string& path, mode_t type,
+                    const std::string& target) {
+  if (!S_ISCHR(type) && !S_ISFIFO(type)) {
+    std::string what = S_ISDIR(type)   ? "a directory"
+                       : S_ISBLK(type) ? "a block device"
+                       : S_ISSOCK(type) ? "a socket"
+                                        : "not a regular file";
+    return fail(ctx, "cannot write " + path + ": it is " + what +
+                         " (--out takes a file, a character device or a FIFO)");
+  }
+  int fd = ::open(path.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return fail(ctx, errno_text("cannot open", path));
+  std::uint64_t written = 0;
+  Sink sink = descriptor_sink(fd, path, written);
+  int code = kExitOk;
+  bool fetched = get_ok(ctx, "GET", target, code, &sink).has_value();
+  int closed = ::close(fd);
+  if (!fetched) return code;  // get_ok() has said why: the fetch or a write failed
+  if (closed != 0) return fail(ctx, errno_text("cannot close", path));
+  return report_written(ctx, path, written);
+}
 
 }  // namespace
 
@@ -27,9 +97,11 @@ int cmd_export(Context& ctx) {
   int code = kExitOk;
   auto format = check_format(ctx, {"json", "ndjson", "csv"}, "json", code);
   if (!format) return code;
-  std::string target = with_params("/api/export", {{"format", *format}});
-  auto out_path = ctx.inv.option("--out");
-  if (!out_path) {
+  std::vector<std::pair<std::string, std::string>> params = {{"format", *format}};
+  if (ctx.inv.option("--csv-raw")) params.emplace_back("csv", "raw");
+  std::string target = with_params("/api/export", params);
+  auto out_option = ctx.inv.option("--out");
+  if (!out_option) {
     Sink sink = [&](std::string_view piece) -> Status {
       ctx.io.out.write(piece.data(), static_cast<std::streamsize>(piece.size()));
       if (!ctx.io.out) return Error{"writing to standard output failed"};
@@ -38,36 +110,52 @@ int cmd_export(Context& ctx) {
     if (!get_ok(ctx, "GET", target, code, &sink)) return code;
     return kExitOk;
   }
-  // The rows stream into base/files.h's temporary beside the target, which is
-  // renamed over it only once the whole answer is in: an interrupted export
-  // never leaves a truncated file.
+  const std::string out_path = resolve_link(*out_option);
+  struct stat existing {};
+  bool exists = ::stat(out_path.c_str(), &existing) == 0;
+  if (exists && !S_ISREG(existing.st_mode)) {
+    return export_in_place(ctx, out_path, existing.st_mode, target);
+  }
+  // A file replaced keeps its permissions (never the set-id bits); a new one
+  // is private.
+  mode_t mode = exists ? (existing.st_mode & 0777) : new_file_mode();
+  bool other_owner = exists && (existing.st_uid != ::geteuid() || existing.st_gid != ::getegid());
+  std::string owner_note;
+
+  // The rows stream into base/files.h's temporary beside the target (made 0600,
+  // then given `mode`), which is renamed over it only once the whole answer is
+  // in: an interrupted export never leaves a truncated file.
   std::uint64_t written = 0;
   bool fetch_failed = false;
   auto fill = [&](const std::string& temp, int fd) -> Status {
-    Sink sink = [&](std::string_view piece) -> Status {
-      while (!piece.empty()) {
-        auto n = ::write(fd, piece.data(), piece.size());
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          return Error{errno_text("writing", temp)};
-        }
-        piece.remove_prefix(static_cast<std::size_t>(n));
-        written += static_cast<std::uint64_t>(n);
+    // The owner and group too, where the user may keep them (root may; anyone
+    // may keep a group they are in). A group that cannot be kept loses its
+    // permissions rather than hand them to the user's own group.
+    if (other_owner && ::fchown(fd, existing.st_uid, existing.st_gid) != 0) {
+      if (::fchown(fd, static_cast<uid_t>(-1), existing.st_gid) == 0) {
+        owner_note = "it now belongs to you; its group is kept";
+      } else if (::fchmod(fd, mode & 0707) == 0) {
+        owner_note = "it now belongs to you and your group, so its group permissions were dropped";
+      } else {
+        return Error{errno_text("cannot set the mode of", temp)};
       }
-      return ok_status();
-    };
+    }
+    Sink sink = descriptor_sink(fd, temp, written);
     if (get_ok(ctx, "GET", target, code, &sink)) return ok_status();
     // get_ok() has reported why and set `code`; this error only stops the
     // write (and removes the temporary).
     fetch_failed = true;
     return Error{"the export failed"};
   };
-  if (auto s = write_file_atomically(*out_path, fill, kExportFileMode); !s.ok()) {
+  if (auto s = write_file_atomically(out_path, fill, mode); !s.ok()) {
     if (fetch_failed) return code;
-    return fail(ctx, "cannot write " + *out_path + ": " + s.error());
+    return fail(ctx, "cannot write " + out_path + ": " + s.error());
   }
-  ctx.io.err << "deltatap: wrote " << *out_path << " (" << human_bytes(written) << ")\n";
-  return kExitOk;
+  if (!owner_note.empty()) {
+    ctx.io.err << "deltatap: note: " << out_path << " could not keep its owner: " << owner_note
+               << "\n";
+  }
+  return report_written(ctx, out_path, written);
 }
 
 }  // namespace deltatap::cli
