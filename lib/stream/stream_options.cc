@@ -52,7 +52,16 @@ Result<StreamUrl> parse_stream_url(std::string_view text) {
     return Error{"the scheme must be ws or wss, not " + std::string(url.scheme())};
   }
   if (!url.has_authority() || url.encoded_host().empty()) return Error{"the URL names no host"};
-  if (url.has_userinfo()) return Error{"user info in the URL is not supported (use the token option)"};
+  // An '@' before the query is user info, or reads as such: "ws://u:p/w@h/ws"
+  // parses as host "u" and a path "p/w@h/ws" that does not even start with '/'.
+  // Refused either way, so a password is never sent as a host or a path.
+  auto before_query = text.substr(0, text.find_first_of("?#"));
+  if (url.has_userinfo() || before_query.find('@') != std::string_view::npos) {
+    return Error{"user info in the URL is not supported (use the token option)"};
+  }
+  if (!url.encoded_path().empty() && url.encoded_path().front() != '/') {
+    return Error{"the path after the host must start with /"};
+  }
   if (url.has_fragment()) return Error{"a WebSocket URL cannot have a fragment"};
 
   std::string bracketed;
