@@ -104,6 +104,11 @@ void SnapshotScheduler::on_child_done(const Status& status, SteadyClock::time_po
   if (status.ok()) {
     if (journal_) journal_->drop_covered(covers_id);
     succeeded(seconds);
+  } else if (on_idle_) {
+    // Stopping: a stop sent to the whole unit (SIGTERM) ends the child too, and
+    // the final snapshot, written next, replaces its copy. Not a failure.
+    log_info("The snapshot in progress ended with the stop; the final snapshot replaces it",
+             {{"DETAIL", status.error()}});
   } else {
     failed(status.error());
   }
