@@ -48,6 +48,18 @@ std::string errno_text(std::string_view what, std::string_view path, int error) 
   return text;
 }
 
+Status write_all(int fd, std::string_view bytes, std::string_view path) {
+  while (!bytes.empty()) {
+    ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error{errno_text("cannot write", path)};
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return ok_status();
+}
+
 Status make_private_directories(const std::string& directory) {
   if (is_directory(directory)) return ok_status();
   // Parents we create are private too: they hold nothing else.
@@ -99,18 +111,7 @@ Status write_file_atomically(const std::string& path, const FillTemporary& fill,
 Status write_file_atomically(const std::string& path, std::string_view bytes, mode_t mode) {
   return write_file_atomically(
       path,
-      [bytes](const std::string& temp, int fd) -> Status {
-        std::size_t written = 0;
-        while (written < bytes.size()) {
-          ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
-          if (n < 0) {
-            if (errno == EINTR) continue;
-            return Error{errno_text("cannot write", temp)};
-          }
-          written += static_cast<std::size_t>(n);
-        }
-        return ok_status();
-      },
+      [bytes](const std::string& temp, int fd) -> Status { return write_all(fd, bytes, temp); },
       mode);
 }
 

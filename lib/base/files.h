@@ -42,6 +42,10 @@ std::string errno_text(std::string_view what, std::string_view path, int error =
 // directory that could not be made.
 Status make_private_directories(const std::string& directory);
 
+// Writes all of `bytes` to `fd`, retrying short writes and EINTR. On error the
+// message is "cannot write <path>: <errno text>"; what was written stays written.
+Status write_all(int fd, std::string_view bytes, std::string_view path);
+
 // make_private_directories() for the directory that holds `path` ("." when
 // `path` has no directory part).
 Status ensure_parent_directory(const std::string& path);

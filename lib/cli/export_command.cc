@@ -46,15 +46,8 @@ mode_t new_file_mode() {
 // Writes each piece whole to `fd`, counting the bytes; an error names `path`.
 Sink descriptor_sink(int fd, const std::string& path, std::uint64_t& written) {
   return [fd, &path, &written](std::string_view piece) -> Status {
-    while (!piece.empty()) {
-      auto n = ::write(fd, piece.data(), piece.size());
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return Error{errno_text("cannot write", path)};
-      }
-      piece.remove_prefix(static_cast<std::size_t>(n));
-      written += static_cast<std::uint64_t>(n);
-    }
+    if (auto s = write_all(fd, piece, path); !s.ok()) return s;
+    written += piece.size();
     return ok_status();
   };
 }

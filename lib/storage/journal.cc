@@ -423,14 +423,7 @@ struct Journal::Impl {
     if (fd < 0) {
       if (auto s = open_active(); !s.ok()) return s;
     }
-    while (!bytes.empty()) {
-      ssize_t n = ::write(fd, bytes.data(), bytes.size());
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return Error{errno_text("cannot write journal", path)};
-      }
-      bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
+    if (auto s = deltatap::write_all(fd, bytes, path); !s.ok()) return s;
     if (::fdatasync(fd) != 0) return Error{errno_text("cannot fsync journal", path)};
     return ok_status();
   }
