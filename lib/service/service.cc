@@ -128,6 +128,7 @@ class Service final : public ApiBackend {
     signals_.add(SIGUSR1);
     wait_for_signal();
     notifier_.status("Loading the store");
+    publish_limits();
     if (!open_store()) return 1;
     if (!start_http()) return 1;
     if (config_.storage.enabled) schedule_snapshot();
@@ -142,6 +143,17 @@ class Service final : public ApiBackend {
     lane_.reset();
     flush_logging();
     return exit_code_;
+  }
+
+  // The limits /metrics publishes for the alerts to compare against
+  // (packaging/prometheus/deltatap.rules.yml): at start and at each reload.
+  void publish_limits() {
+    metrics_.snapshot_interval().set(
+        config_.storage.enabled
+            ? std::chrono::duration<double>(config_.storage.snapshot_interval).count()
+            : 0.0);
+    metrics_.store_max_deltas().set(static_cast<double>(config_.storage.max_deltas));
+    metrics_.stream_queue_capacity().set(static_cast<double>(config_.stream.buffer_bytes));
   }
 
   // --- ApiBackend -----------------------------------------------------------
@@ -545,6 +557,7 @@ class Service final : public ApiBackend {
       init_logging(config_.log);
       recorder_->set_options(RecorderOptions{config_.storage.max_deltas});
       queue_.set_capacity(config_.stream.buffer_bytes);
+      publish_limits();
       lane_->set_log_each_delta(config_.log.level == LogLevel::debug);
       if (stream_changed) {
         log_info("Stream settings changed; reconnecting", {{"URL", display_url()}});
