@@ -57,7 +57,9 @@ constexpr char kCleanupHelp[] =
 static_assert(std::string_view(kCleanupHelp).find(kDurationUnits) != std::string_view::npos,
               "the cleanup help lists base/duration.h's units");
 
-const std::vector<CommandSpec>& commands() {
+}  // namespace
+
+const std::vector<CommandSpec>& command_table() {
   static const std::vector<CommandSpec> table = {
       {"stats", {{"--format", true}}, 0,
        "usage: deltatap stats [--format table|json]\n"
@@ -128,10 +130,8 @@ const std::vector<CommandSpec>& commands() {
   return table;
 }
 
-}  // namespace
-
 const CommandSpec* find_command(std::string_view name) {
-  for (const auto& spec : commands()) {
+  for (const auto& spec : command_table()) {
     if (spec.name == name) return &spec;
   }
   return nullptr;

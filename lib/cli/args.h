@@ -42,6 +42,10 @@ struct CommandSpec {
 // pointer is to a static table and stays valid for the life of the program.
 const CommandSpec* find_command(std::string_view name);
 
+// Every command, in the order kUsageText lists them (deltatap(1) documents
+// each from its help; tools/manpage.cc).
+const std::vector<CommandSpec>& command_table();
+
 struct Invocation {
   std::optional<std::string> db, url, token, token_file;
   bool utc = false;

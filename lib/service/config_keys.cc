@@ -77,8 +77,29 @@ Result<Millis> read_duration(std::string_view value, const Origin& origin) {
   return parsed;
 }
 
+// What the keys allow: each text is both the "(expected ...)" of its errors
+// and the allowed values of the key in deltatap.conf(5).
 constexpr std::string_view kSizeExpected =
     "a positive size in bytes, or with a unit KiB, MiB or GiB, e.g. 16MiB or 1024KiB";
+constexpr std::string_view kBoolExpected = "on, off, true, false, yes, no, 1 or 0";
+constexpr std::string_view kLevelExpected = "debug, info, warning or error";
+constexpr std::string_view kFormatExpected =
+    "journal, text, json, or auto (journal under systemd, else text)";
+constexpr std::string_view kUrlExpected =
+    "a ws:// or wss:// URL with a host, e.g. ws://127.0.0.1:3001/ws";
+constexpr std::string_view kPathExpected =
+    "a path that is not empty or only white space, e.g. data/sessions.sqlite";
+constexpr std::string_view kCaFileExpected =
+    "an existing readable regular file of PEM CA certificates, or empty for the system's only";
+constexpr std::string_view kMaxDeltasExpected = "an integer >= 0; 0 means no limit";
+constexpr std::string_view kDaysExpected = "an integer >= 0, e.g. 30; 0 keeps everything";
+constexpr std::string_view kTokenAllowed =
+    "a token without white space, control characters or commas, such as a hex or base64url "
+    "string; empty for none";
+constexpr std::string_view kListenAllowed =
+    "IP:PORT or [IPv6]:PORT with a port from 1 to 65535; empty disables the HTTP API";
+constexpr std::string_view kPersistExpected = "1 to store deltas or 0 not to";
+constexpr std::string_view kMillisExpected = "a positive integer, e.g. 60000";
 
 Result<std::uint64_t> parse_size(std::string_view value, const Origin& origin) {
   auto fail = [&] { return invalid(origin, value, "a size", kSizeExpected); };
@@ -106,7 +127,7 @@ Result<bool> parse_bool(std::string_view value, const Origin& origin) {
   std::string v = lower(trim(value));
   if (v == "on" || v == "true" || v == "yes" || v == "1") return true;
   if (v == "off" || v == "false" || v == "no" || v == "0") return false;
-  return invalid(origin, value, "a boolean", "on, off, true, false, yes, no, 1 or 0");
+  return invalid(origin, value, "a boolean", kBoolExpected);
 }
 
 Result<LogLevel> parse_level(std::string_view value, const Origin& origin) {
@@ -115,7 +136,7 @@ Result<LogLevel> parse_level(std::string_view value, const Origin& origin) {
   if (v == "info") return LogLevel::info;
   if (v == "warning") return LogLevel::warning;
   if (v == "error") return LogLevel::error;
-  return invalid(origin, value, "a log level", "debug, info, warning or error");
+  return invalid(origin, value, "a log level", kLevelExpected);
 }
 
 Result<std::optional<LogFormat>> parse_format(std::string_view value, const Origin& origin) {
@@ -124,8 +145,7 @@ Result<std::optional<LogFormat>> parse_format(std::string_view value, const Orig
   if (v == "text") return std::optional<LogFormat>(LogFormat::text);
   if (v == "json") return std::optional<LogFormat>(LogFormat::json);
   if (v == "auto") return std::optional<LogFormat>();
-  return invalid(origin, value, "a log format",
-                 "journal, text, json, or auto (journal under systemd, else text)");
+  return invalid(origin, value, "a log format", kFormatExpected);
 }
 
 // The client's own rules (stream/stream_options.h), so that what passes here
@@ -134,7 +154,6 @@ Result<std::optional<LogFormat>> parse_format(std::string_view value, const Orig
 // which the client refuses, the parser's own detail is not used: it can quote
 // a piece of the password (one holding a '/' reads as a port).
 Status check_url(std::string_view value, const Origin& origin) {
-  constexpr std::string_view kExpected = "a ws:// or wss:// URL with a host, e.g. ws://127.0.0.1:3001/ws";
   auto parsed = parse_stream_url(value);
   if (!parsed.ok()) {
     std::string detail = has_url_user_info(value)
@@ -142,7 +161,7 @@ Status check_url(std::string_view value, const Origin& origin) {
                                "credential in [stream] token or token_file"
                              : parsed.error();
     return invalid(origin, redact_url(value), "a WebSocket URL",
-                   std::string(kExpected) + "; " + detail);
+                   std::string(kUrlExpected) + "; " + detail);
   }
   return ok_status();
 }
@@ -179,7 +198,7 @@ Status check_header(std::string_view value, const Origin& origin) {
 Status check_path(std::string_view value, const Origin& origin, std::string_view empty_means) {
   bool blank = trim(value).empty();
   if (!blank || (value.empty() && !empty_means.empty())) return ok_status();
-  std::string expected = "a path that is not empty or only white space, e.g. data/sessions.sqlite";
+  std::string expected(kPathExpected);
   if (!empty_means.empty()) expected = "a path that is not only white space, or empty " + std::string(empty_means);
   return invalid(origin, value, "a file name", expected);
 }
@@ -245,13 +264,18 @@ Status assign(Result<T> parsed, T& target) {
 }
 
 const std::array<KeySpec, 23> kKeys = {{
-    {"stream", "url",
+    {"stream", "url", kUrlExpected,
+     "The backend's WebSocket broadcast, which deltatapd connects to, and reconnects to with "
+     "backoff when the connection ends",
      [](Config& c, std::string_view v, const Origin& o) -> Status {
        if (auto s = check_url(v, o); !s) return s;
        c.stream.url = std::string(v);
        return ok_status();
      }},
-    {"stream", "token",
+    {"stream", "token", kTokenAllowed,
+     "Bearer token, sent as the subprotocol \"bearer.<token>\". Sources, first found wins: "
+     "--token, DELTATAP_TOKEN, this key, token_file, then $CREDENTIALS_DIRECTORY/token (systemd "
+     "LoadCredential=token:...). A file sets at most one of token and token_file",
      [](Config& c, std::string_view v, const Origin& o) -> Status {
        // Empty means no token, so "token =" in a file reads naturally.
        if (!v.empty()) {
@@ -260,7 +284,10 @@ const std::array<KeySpec, 23> kKeys = {{
        c.stream.token = std::string(v);
        return ok_status();
      }},
-    {"stream", "token_file",
+    {"stream", "token_file", "a path, or empty for no token file",
+     "A file holding the token on one line (a trailing newline is dropped), read at start and at "
+     "every reload; refused when readable by group or others, unless it is under "
+     "$CREDENTIALS_DIRECTORY",
      [](Config& c, std::string_view v, const Origin& o) -> Status {
        // Read (and checked) once every layer is in: the token may come from elsewhere.
        if (auto s = check_path(v, o, "for no token file"); !s) return s;
@@ -268,97 +295,125 @@ const std::array<KeySpec, 23> kKeys = {{
        return ok_status();
      }},
     {"stream", "header",
+     "\"Name: value\", e.g. \"X-Client: deltatap\", but not a header the WebSocket handshake sets "
+     "(Host, Upgrade, Connection, Sec-WebSocket-*)",
+     "An extra request header for the handshake. The only key that may be given more than once: "
+     "each line adds a header",
      [](Config& c, std::string_view v, const Origin& o) -> Status {
        if (auto s = check_header(v, o); !s) return s;
        c.stream.headers.emplace_back(v);
        return ok_status();
      }},
-    {"stream", "ca_file",
+    {"stream", "ca_file", kCaFileExpected,
+     "Extra CA certificates (PEM) trusted for wss:// beside the system's; checked at start",
      [](Config& c, std::string_view v, const Origin& o) -> Status {
        // Only for wss://, and then at every connect: checked here all the same.
        if (auto s = check_path(v, o, "for the system's certificates only"); !s) return s;
-       if (auto s = check_readable_file(v, o, "an existing readable regular file of PEM CA "
-                                              "certificates, or empty for the system's only");
-           !s) {
-         return s;
-       }
+       if (auto s = check_readable_file(v, o, kCaFileExpected); !s) return s;
        c.stream.ca_file = std::string(v);
        return ok_status();
      }},
-    {"stream", "insecure_skip_verify",
+    {"stream", "insecure_skip_verify", kBoolExpected,
+     "Skip TLS certificate verification for wss:// (logged as a warning at every connect)",
      [](Config& c, std::string_view v, const Origin& o) {
        return assign(parse_bool(v, o), c.stream.insecure_skip_verify);
      }},
-    {"stream", "connect_timeout",
+    {"stream", "connect_timeout", kDurationExpected,
+     "Resolving the host, connecting, and the TLS and WebSocket handshakes must finish within this",
      [](Config& c, std::string_view v, const Origin& o) {
        return assign(read_duration(v, o), c.stream.connect_timeout);
      }},
-    {"stream", "idle_timeout",
+    {"stream", "idle_timeout", kDurationExpected,
+     "Reconnect when no frame, ping or pong arrives for this long (the backend pings every 30 s)",
      [](Config& c, std::string_view v, const Origin& o) {
        return assign(read_duration(v, o), c.stream.idle_timeout);
      }},
-    {"stream", "backoff_initial",
+    {"stream", "backoff_initial", kDurationExpected,
+     "The first reconnect delay; each failed attempt doubles it, up to backoff_max. May not be "
+     "larger than backoff_max",
      [](Config& c, std::string_view v, const Origin& o) {
        return assign(read_duration(v, o), c.stream.backoff_initial);
      }},
-    {"stream", "backoff_max",
+    {"stream", "backoff_max", kDurationExpected,
+     "The longest reconnect delay",
      [](Config& c, std::string_view v, const Origin& o) {
        return assign(read_duration(v, o), c.stream.backoff_max);
      }},
-    {"stream", "max_message_bytes",
+    {"stream", "max_message_bytes", kSizeExpected,
+     "The largest WebSocket message accepted from the backend; a larger one fails the connection "
+     "(close 1009) and the tap reconnects",
      [](Config& c, std::string_view v, const Origin& o) {
        return assign(parse_size(v, o), c.stream.max_message_bytes);
      }},
-    {"stream", "buffer",
+    {"stream", "buffer", kSizeExpected,
+     "Received deltas waiting for the store (the queue between the stream lane and the store "
+     "lane). Only when it is full does deltatapd stop reading the socket; the backend may then "
+     "cut the tap off",
      [](Config& c, std::string_view v, const Origin& o) {
        return assign(parse_size(v, o), c.stream.buffer_bytes);
      }},
-    {"storage", "enabled",
+    {"storage", "enabled", kBoolExpected,
+     "Store deltas in files: snapshots and the journal. Off keeps the in-memory store for queries "
+     "and writes nothing. The built-in default is off; the shipped /etc/deltatap/deltatap.conf "
+     "turns it on. Changes only at restart",
      [](Config& c, std::string_view v, const Origin& o) {
        return assign(parse_bool(v, o), c.storage.enabled);
      }},
-    {"storage", "path",
+    {"storage", "path", kPathExpected,
+     "The snapshot file, relative to the working directory (under the systemd unit: "
+     "/var/lib/deltatap/data/sessions.sqlite). The journal and the lock file are kept beside it. "
+     "Does not turn storage on. Changes only at restart",
      [](Config& c, std::string_view v, const Origin& o) -> Status {
        if (auto s = check_path(v, o, ""); !s) return s;
        c.storage.path = std::string(v);
        return ok_status();
      }},
-    {"storage", "snapshot_interval",
+    {"storage", "snapshot_interval", kDurationExpected,
+     "How often the in-memory database is written out to path, atomically",
      [](Config& c, std::string_view v, const Origin& o) {
        return assign(read_duration(v, o), c.storage.snapshot_interval);
      }},
-    {"storage", "journal",
+    {"storage", "journal", kBoolExpected,
+     "Append every received delta to the journal beside path (sessions.journal), so that a crash "
+     "loses at most one journal_fsync_interval rather than one snapshot_interval. Changes only at "
+     "restart",
      [](Config& c, std::string_view v, const Origin& o) {
        return assign(parse_bool(v, o), c.storage.journal);
      }},
-    {"storage", "journal_fsync_interval",
+    {"storage", "journal_fsync_interval", kDurationExpected,
+     "How often the journal is flushed to disk (fsync), in groups: the most a crash can lose",
      [](Config& c, std::string_view v, const Origin& o) {
        return assign(read_duration(v, o), c.storage.journal_fsync_interval);
      }},
-    {"storage", "max_deltas",
+    {"storage", "max_deltas", kMaxDeltasExpected,
+     "Keep at most this many deltas in memory, evicting the oldest",
      [](Config& c, std::string_view v, const Origin& o) -> Status {
        auto n = parse_integer(trim(v));
-       if (!n) return invalid(o, v, "a number of deltas", "an integer >= 0; 0 means no limit");
+       if (!n) return invalid(o, v, "a number of deltas", kMaxDeltasExpected);
        c.storage.max_deltas = static_cast<std::uint64_t>(*n);
        return ok_status();
      }},
-    {"retention", "days",
+    {"retention", "days", kDaysExpected,
+     "Delete deltas stored more than this many days ago, at start and then every day at 00:00 UTC",
      [](Config& c, std::string_view v, const Origin& o) -> Status {
        auto n = parse_integer(trim(v));
        if (!n || *n > kMaxRetentionDays) {
-         return invalid(o, v, "a number of days", "an integer >= 0, e.g. 30; 0 keeps everything");
+         return invalid(o, v, "a number of days", kDaysExpected);
        }
        c.retention.days = static_cast<int>(*n);
        return ok_status();
      }},
-    {"http", "listen",
+    {"http", "listen", kListenAllowed,
+     "Where the HTTP API and its Prometheus metrics (/metrics) listen. Changes only at restart",
      [](Config& c, std::string_view v, const Origin& o) -> Status {
        std::string_view t = trim(v);
        if (auto s = check_listen(t, o); !s) return s;
        c.http.listen = std::string(t);
        return ok_status();
      }},
-    {"http", "token",
+    {"http", "token", kTokenAllowed,
+     "When set, every request needs \"Authorization: Bearer <token>\"; when not, POST requests "
+     "are refused unless the listener is on loopback. Changes only at restart",
      [](Config& c, std::string_view v, const Origin& o) -> Status {
        // Empty means no token, so "token =" in a file reads naturally.
        if (!v.empty()) {
@@ -367,11 +422,14 @@ const std::array<KeySpec, 23> kKeys = {{
        c.http.token = std::string(v);
        return ok_status();
      }},
-    {"log", "level",
+    {"log", "level", kLevelExpected,
+     "The least severe messages that are logged; debug adds a line per delta",
      [](Config& c, std::string_view v, const Origin& o) {
        return assign(parse_level(v, o), c.log.level);
      }},
-    {"log", "format",
+    {"log", "format", kFormatExpected,
+     "journal: native journal entries with fields such as SESSION_ID= and DELTA_TYPE=; text: one "
+     "line per event; json: one JSON object per line with level, time, msg and the fields",
      [](Config& c, std::string_view v, const Origin& o) {
        return assign(parse_format(v, o), c.log.format);
      }},
@@ -380,6 +438,8 @@ const std::array<KeySpec, 23> kKeys = {{
 constexpr std::array<std::string_view, 5> kSections = {"stream", "storage", "retention", "http", "log"};
 
 }  // namespace
+
+std::span<const KeySpec> key_table() { return kKeys; }
 
 const KeySpec* find_key(std::string_view section, std::string_view key) {
   for (const auto& spec : kKeys) {
@@ -426,56 +486,52 @@ const char* env_value(const Environment& env, const char* name) {
   return it->second.c_str();
 }
 
+namespace {
+
+// The variables with a syntax of their own, kept from the domain document.
+Status set_persist(Config& config, std::string_view v, const Origin& origin) {
+  if (v == "1") config.storage.enabled = true;
+  else if (v == "0") config.storage.enabled = false;
+  else return invalid(origin, v, "an allowed value", kPersistExpected);
+  return ok_status();
+}
+
+Status set_snapshot_millis(Config& config, std::string_view v, const Origin& origin) {
+  auto ms = parse_integer(trim(v));
+  if (!ms) return invalid(origin, v, "a number of milliseconds", kMillisExpected);
+  if (*ms <= 0 || *ms > DurationRules{}.max.count()) {
+    return invalid(origin, v, "a usable number of milliseconds", kMillisExpected);
+  }
+  config.storage.snapshot_interval = Millis{*ms};
+  return ok_status();
+}
+
+constexpr std::string_view kSnapshotMillisSyntax =
+    "a number of milliseconds without a unit, e.g. 60000";
+
+constexpr std::array<EnvSpec, 9> kEnvironment = {{
+    {"DELTATAP_URL", "stream", "url"},
+    {"DELTATAP_TOKEN", "stream", "token"},
+    {"DB_PATH", "storage", "path"},
+    {"DELTATAP_LOG_LEVEL", "log", "level"},
+    {"DELTATAP_LOG_FORMAT", "log", "format"},
+    {"PERSIST", "storage", "enabled", kPersistExpected, set_persist},
+    {"SNAPSHOT_INTERVAL", "storage", "snapshot_interval", kSnapshotMillisSyntax, set_snapshot_millis},
+    {"RETENTION_DAYS", "retention", "days"},
+    // Empty is meaningful here: it disables the HTTP API, as `[http] listen =` does.
+    {"DELTATAP_HTTP", "http", "listen", {}, nullptr, true},
+}};
+
+}  // namespace
+
+std::span<const EnvSpec> environment_table() { return kEnvironment; }
+
 Status apply_environment(const Environment& env, Config& config) {
-  // Generic variables share the config keys' syntax.
-  static constexpr std::array<std::pair<const char*, std::string_view>, 5> kSimple = {{
-      {"DELTATAP_URL", "url"},
-      {"DELTATAP_TOKEN", "token"},
-      {"DB_PATH", "path"},
-      {"DELTATAP_LOG_LEVEL", "level"},
-      {"DELTATAP_LOG_FORMAT", "format"},
-  }};
-  static constexpr std::array<std::string_view, 5> kSimpleSections = {"stream", "stream", "storage",
-                                                                       "log", "log"};
-  for (std::size_t i = 0; i < kSimple.size(); ++i) {
-    const char* value = env_value(env, kSimple[i].first);
-    if (!value || !*value) continue;
-    const KeySpec* spec = find_key(kSimpleSections[i], kSimple[i].second);
-    if (auto s = spec->set(config, value, Origin{"", kSimple[i].first}); !s) return s;
-  }
-
-  if (const char* value = env_value(env, "PERSIST"); value && *value) {
-    std::string_view v = value;
-    if (v == "1") config.storage.enabled = true;
-    else if (v == "0") config.storage.enabled = false;
-    else return invalid(Origin{"", "PERSIST"}, v, "an allowed value", "1 to store deltas or 0 not to");
-  }
-
-  if (const char* value = env_value(env, "SNAPSHOT_INTERVAL"); value && *value) {
-    std::string_view v = value;
-    auto ms = parse_integer(trim(v));
-    if (!ms) {
-      return invalid(Origin{"", "SNAPSHOT_INTERVAL"}, v, "a number of milliseconds",
-                     "a positive integer, e.g. 60000");
-    }
-    if (*ms <= 0 || *ms > DurationRules{}.max.count()) {
-      return invalid(Origin{"", "SNAPSHOT_INTERVAL"}, v, "a usable number of milliseconds",
-                     "a positive integer, e.g. 60000");
-    }
-    config.storage.snapshot_interval = Millis{*ms};
-  }
-
-  if (const char* value = env_value(env, "RETENTION_DAYS"); value && *value) {
-    if (auto s = find_key("retention", "days")->set(config, value, Origin{"", "RETENTION_DAYS"}); !s) {
-      return s;
-    }
-  }
-
-  // Empty is meaningful here: it disables the HTTP API.
-  if (const char* value = env_value(env, "DELTATAP_HTTP")) {
-    if (auto s = find_key("http", "listen")->set(config, value, Origin{"", "DELTATAP_HTTP"}); !s) {
-      return s;
-    }
+  for (const auto& var : kEnvironment) {
+    const char* value = env_value(env, var.name);
+    if (!value || (!*value && !var.empty_is_value)) continue;
+    Setter set = var.own ? var.own : find_key(var.section, var.key)->set;
+    if (auto s = set(config, value, Origin{"", var.name}); !s) return s;
   }
   return ok_status();
 }
@@ -493,15 +549,31 @@ constexpr std::array<FlagSpec, 6> kValueFlags = {{
     {"--log-format", "log.format"},
 }};
 
-std::string flag_for(std::string_view key) {
-  for (const auto& f : kValueFlags) {
-    if (f.key == key) return std::string(f.flag);
+// How an error names the flag of an override: "--url", "--persist/--no-persist".
+std::string flag_for(std::string_view id) {
+  auto dot = id.find('.');
+  std::string out;
+  if (dot != std::string_view::npos) {
+    for (auto flag : key_flags(id.substr(0, dot), id.substr(dot + 1))) {
+      if (!out.empty()) out += "/";
+      out += flag;
+    }
   }
-  if (key == "storage.enabled") return "--persist/--no-persist";
-  return "override " + std::string(key);
+  return out.empty() ? "override " + std::string(id) : out;
 }
 
 }  // namespace
+
+std::vector<std::string_view> key_flags(std::string_view section, std::string_view key) {
+  // command_line.cc reads --persist and --no-persist itself: they take no value.
+  if (section == "storage" && key == "enabled") return {"--persist", "--no-persist"};
+  std::vector<std::string_view> flags;
+  for (const auto& f : kValueFlags) {
+    auto dot = f.key.find('.');
+    if (f.key.substr(0, dot) == section && f.key.substr(dot + 1) == key) flags.push_back(f.flag);
+  }
+  return flags;
+}
 
 const FlagSpec* find_value_flag(std::string_view flag) {
   for (const auto& f : kValueFlags) {

@@ -1,7 +1,11 @@
-// Config keys: the one table of keys ([section] key, and how its value is
-// parsed and assigned) that drives the INI file, the environment and the
-// flags; --check-config prints its keys and conf/deltatap.conf documents
-// them (tests/config_test.cc checks both name every key). A value goes
+// Config keys: the one table of keys ([section] key, what values it allows,
+// what it does, and how its value is parsed and assigned) that drives the INI
+// file, the environment and the flags; --check-config prints its keys,
+// conf/deltatap.conf documents them (tests/config_test.cc checks both name
+// every key), and deltatap.conf(5) is generated from this table, the
+// environment table below and --check-config's text for the defaults
+// (tools/manpage.cc; tests/manpages_test.cc checks the page names every key
+// and variable). A value goes
 // through its key's setter whichever layer it came from, so each key has one
 // syntax and one set of error messages everywhere; only the variables PERSIST
 // (1 or 0) and SNAPSHOT_INTERVAL (milliseconds) keep syntaxes of their own.
@@ -18,15 +22,18 @@
 //
 // Internal to service/: config.cc (the INI reader, the token files, the order
 // of the layers) and command_line.cc use it; everything else goes through
-// service/config.h.
+// service/config.h, except the man-page generator (tools/manpage.cc), which
+// reads the tables to document them.
 //
 // Thread safety: no state is kept; safe to call from any thread.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 #include "service/config.h"
@@ -53,6 +60,11 @@ using Setter = Status (*)(Config&, std::string_view, const Origin&);
 struct KeySpec {
   std::string_view section;  // without brackets: "stream"
   std::string_view key;      // "url"
+  // For deltatap.conf(5): the values the key allows (the text its setter's
+  // "(expected ...)" uses, where it has one) and what the key does, a sentence
+  // or two. Plain text, without a final period.
+  std::string_view allowed;
+  std::string_view help;
   Setter set;
 };
 
@@ -60,6 +72,10 @@ struct KeySpec {
 
 // The spec of `key` in [section], or nullptr if the table has none.
 const KeySpec* find_key(std::string_view section, std::string_view key);
+
+// Every key, grouped by section in the order of the sections, as the shipped
+// configuration lists them.
+std::span<const KeySpec> key_table();
 
 // Whether [name] is a section of the table.
 bool known_section(std::string_view name);
@@ -92,11 +108,28 @@ std::string format_size(std::uint64_t bytes);
 // string when it is set to the empty string).
 const char* env_value(const Environment& env, const char* name);
 
-// Applies the variables over `config`: DELTATAP_URL, DELTATAP_TOKEN, DB_PATH,
-// DELTATAP_LOG_LEVEL, DELTATAP_LOG_FORMAT, RETENTION_DAYS and DELTATAP_HTTP in
-// the syntax of their keys; PERSIST (1 or 0) and SNAPSHOT_INTERVAL (a number of
-// milliseconds) in their own. Errors name the variable. Stops at the first bad
-// value, leaving `config` partly updated: the caller discards it.
+// A variable that sets a key. Most take their key's syntax; `own` is the
+// setter of one that has a syntax of its own (PERSIST: 1 or 0;
+// SNAPSHOT_INTERVAL: milliseconds), `own_syntax` what that syntax allows.
+// A variable set to the empty string counts as unset unless `empty_is_value`
+// (DELTATAP_HTTP, where empty disables the HTTP API).
+struct EnvSpec {
+  const char* name;          // "DELTATAP_URL"
+  std::string_view section;  // of the key it sets: "stream"
+  std::string_view key;      // "url"
+  std::string_view own_syntax = {};
+  Setter own = nullptr;
+  bool empty_is_value = false;
+};
+
+// Every variable, in the order apply_environment applies them: DELTATAP_URL,
+// DELTATAP_TOKEN, DB_PATH, DELTATAP_LOG_LEVEL, DELTATAP_LOG_FORMAT, PERSIST,
+// SNAPSHOT_INTERVAL, RETENTION_DAYS, DELTATAP_HTTP.
+std::span<const EnvSpec> environment_table();
+
+// Applies the variables of environment_table() over `config`, each through
+// its key's setter or its own. Errors name the variable. Stops at the first
+// bad value, leaving `config` partly updated: the caller discards it.
 Status apply_environment(const Environment& env, Config& config);
 
 // ---- the flags -----------------------------------------------------------------
@@ -110,6 +143,11 @@ struct FlagSpec {
 // The spec of `flag` ("--url"), or nullptr for any option that is not one of
 // --url, --token, --db, --http, --log-level, --log-format.
 const FlagSpec* find_value_flag(std::string_view flag);
+
+// The deltatapd options that set [section] key: {"--url"} for stream.url,
+// {"--persist", "--no-persist"} for storage.enabled, {} for a key that only
+// the file and the environment set.
+std::vector<std::string_view> key_flags(std::string_view section, std::string_view key);
 
 // Applies CommandLine::overrides ("section.key" -> value) over `config`, in
 // the map's order. Errors name the flag ("--url"; "--persist/--no-persist" for
