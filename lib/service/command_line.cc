@@ -103,6 +103,8 @@ const char* const kDeltatapdUsage =
     "Signals: SIGTERM/SIGINT stop after a final snapshot; SIGHUP reloads the config\n"
     "file; SIGUSR1 snapshots now.\n"
     "Exit status: 0 clean stop, 1 fatal runtime error, 2 configuration error.\n"
-    "See conf/deltatap.conf for every key, its default and its environment variable.\n";
+    "Every key, its default and its environment variable are described in\n"
+    "/etc/deltatap/deltatap.conf as installed; the shipped copy stays in\n"
+    "/usr/share/doc/deltatap/examples/deltatap.conf.\n";
 
 }  // namespace deltatap
