@@ -89,14 +89,17 @@ void SnapshotScheduler::maybe_start() {
   asio::post(worker_, [this, running, started, covers_id, why, waiters = std::move(waiters),
                        work = asio::make_work_guard(io_)]() mutable {
     auto status = running->wait(kMaxSnapshotTime);
-    asio::post(io_, [this, status, started, covers_id, why, waiters = std::move(waiters)]() mutable {
+    bool stop_signal = running->ended_by_stop_signal();
+    asio::post(io_, [this, status, stop_signal, started, covers_id, why,
+                     waiters = std::move(waiters)]() mutable {
       log_debug("Database snapshot finished", {{"TRIGGER", why}});
-      on_child_done(status, started, covers_id, std::move(waiters));
+      on_child_done(status, stop_signal, started, covers_id, std::move(waiters));
     });
   });
 }
 
-void SnapshotScheduler::on_child_done(const Status& status, SteadyClock::time_point started,
+void SnapshotScheduler::on_child_done(const Status& status, bool stop_signal,
+                                      SteadyClock::time_point started,
                                       std::int64_t covers_id, std::vector<Done> waiters) {
   running_ = false;
   auto size = status.ok() ? file_size(options_.path) : 0;
@@ -104,9 +107,10 @@ void SnapshotScheduler::on_child_done(const Status& status, SteadyClock::time_po
   if (status.ok()) {
     if (journal_) journal_->drop_covered(covers_id);
     succeeded(seconds);
-  } else if (on_idle_) {
-    // Stopping: a stop sent to the whole unit (SIGTERM) ends the child too, and
-    // the final snapshot, written next, replaces its copy. Not a failure.
+  } else if (on_idle_ || stop_signal) {
+    // A stop sent to the whole unit (SIGTERM) ends the child too, possibly
+    // before this process has seen its own SIGTERM; the final snapshot, written
+    // next, replaces the child's copy. Not a failure.
     log_info("The snapshot in progress ended with the stop; the final snapshot replaces it",
              {{"DETAIL", status.error()}});
   } else {

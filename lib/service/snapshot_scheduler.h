@@ -61,7 +61,8 @@ class SnapshotScheduler {
 
  private:
   void maybe_start();
-  void on_child_done(const Status& status, std::chrono::steady_clock::time_point started,
+  void on_child_done(const Status& status, bool stop_signal,
+                     std::chrono::steady_clock::time_point started,
                      std::int64_t covers_id, std::vector<Done> waiters);
 
   boost::asio::io_context& io_;

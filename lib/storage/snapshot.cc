@@ -211,6 +211,7 @@ Status SnapshotChild::wait(std::chrono::milliseconds limit) {
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return ok_status();
   if (!message.empty()) return Error{message};
   if (WIFSIGNALED(status)) {
+    ended_by_stop_signal_ = WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGINT;
     return Error{std::string("snapshot process killed by signal ") + ::strsignal(WTERMSIG(status))};
   }
   return Error{"snapshot process exited with status " + std::to_string(WEXITSTATUS(status))};

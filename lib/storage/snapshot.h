@@ -65,6 +65,9 @@ class SnapshotChild {
   // Blocks until the child exits; its outcome. A child still running after
   // `limit` is killed and reported as failed. Call once.
   Status wait(std::chrono::milliseconds limit);
+  // After wait(): whether the child was ended by SIGTERM or SIGINT from
+  // outside (a stop sent to the whole unit), rather than failing on its own.
+  bool ended_by_stop_signal() const { return ended_by_stop_signal_; }
 
  private:
   SnapshotChild(pid_t pid, int result_fd, Status finished = ok_status())
@@ -72,6 +75,7 @@ class SnapshotChild {
   pid_t pid_;      // -1 when the snapshot was written in this process (sanitizer builds)
   int result_fd_;  // the child's error text, if any; EOF when it exits
   Status finished_;
+  bool ended_by_stop_signal_ = false;
 };
 
 // Whether the file exists; an error when it exists but cannot be read, or is
