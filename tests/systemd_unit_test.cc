@@ -92,7 +92,9 @@ BOOST_AUTO_TEST_CASE(verify_has_no_complaint) {
   fs::path copy = dir / "deltatap.service";
   write_file(copy, text);
 
-  auto result = analyze({"verify", copy.string()});
+  // --man=no: the unit's Documentation= names man pages that are installed by
+  // the package, not on a build machine.
+  auto result = analyze({"verify", "--man=no", copy.string()});
   BOOST_TEST(result.exit_code == 0, result.err);
   BOOST_TEST(result.out.empty(), result.out);
   BOOST_TEST(result.err.empty(), result.err);
