@@ -16,8 +16,12 @@
 // exactly four year digits).
 #include "base/timestamp.h"
 
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <system_error>
 
 namespace deltatap {
 namespace {
@@ -228,5 +232,20 @@ Result<std::string> normalise_timestamp(std::string_view text) {
 TimePoint now_millis() {
   return std::chrono::time_point_cast<std::chrono::milliseconds>(Clock::now());
 }
+
+std::chrono::milliseconds test_clock_offset() {
+  static const std::chrono::milliseconds offset = [] {
+    const char* text = std::getenv("DELTATAP_TEST_CLOCK_OFFSET");
+    if (!text) return std::chrono::milliseconds(0);
+    const char* end = text + std::strlen(text);
+    std::int64_t value = 0;
+    auto [stop, error] = std::from_chars(text, end, value);
+    if (error != std::errc() || stop != end || stop == text) return std::chrono::milliseconds(0);
+    return std::chrono::milliseconds(value);
+  }();
+  return offset;
+}
+
+TimePoint retention_now() { return now_millis() + test_clock_offset(); }
 
 }  // namespace deltatap

@@ -29,4 +29,13 @@ Result<std::string> normalise_timestamp(std::string_view text);
 // The current time, normalised.
 TimePoint now_millis();
 
+// A test hook for retention's schedule (docs/architecture.md, "A test hook"):
+// DELTATAP_TEST_CLOCK_OFFSET=MS (a whole number of milliseconds, may be
+// negative), read once, at the first call. Zero when unset or not such a number.
+std::chrono::milliseconds test_clock_offset();
+
+// The time retention's runs and its 00:00 UTC timer go by: now_millis() plus
+// test_clock_offset(), so exactly now_millis() when the hook is unset.
+TimePoint retention_now();
+
 }  // namespace deltatap

@@ -243,7 +243,11 @@ class Service final : public ApiBackend {
     recorder_.emplace(*store_, metrics_.ingest(), RecorderOptions{config_.storage.max_deltas});
     snapshots_.emplace(io_, config_.storage, *store_, journal_.get(), metrics_,
                        [this] { take_arrivals(std::numeric_limits<std::size_t>::max()); });
-    auto pruned = prune_expired(*store_, now_millis(), config_.retention.days);
+    if (auto offset = test_clock_offset(); offset.count() != 0) {
+      log_warning("Test hook: retention's clock is moved",
+                  {{"OFFSET_MS", std::to_string(offset.count())}});
+    }
+    auto pruned = prune_expired(*store_, retention_now(), config_.retention.days);
     if (pruned.ok()) metrics_.cleanup_deleted().inc(static_cast<std::uint64_t>(pruned->deltas));
     if (pruned.ok() && pruned->any()) write_now = true;
     if (config_.storage.enabled && write_now) {
@@ -494,11 +498,13 @@ class Service final : public ApiBackend {
   }
 
   void schedule_retention() {
-    retention_timer_.expires_after(next_midnight_utc(now_millis()) - now_millis());
+    // retention_now(): the wall clock, unless a test moved it (timestamp.h).
+    auto now = retention_now();
+    retention_timer_.expires_after(next_midnight_utc(now) - now);
     retention_timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec || stopping_) return;
       take_arrivals(std::numeric_limits<std::size_t>::max());
-      auto pruned = prune_expired(*store_, now_millis(), config_.retention.days);
+      auto pruned = prune_expired(*store_, retention_now(), config_.retention.days);
       if (!pruned.ok()) log_error("Retention cleanup failed", {{"ERROR", pruned.error()}});
       if (pruned.ok()) metrics_.cleanup_deleted().inc(static_cast<std::uint64_t>(pruned->deltas));
       if (pruned.ok() && pruned->any()) snapshots_->request("retention");

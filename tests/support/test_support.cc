@@ -361,4 +361,40 @@ bool wait_for_rows(Process& daemon, const fs::path& db, long expected,
       timeout);
 }
 
+std::vector<std::string> log_field_values(const std::string& log, const std::string& message,
+                                          const std::string& field) {
+  std::vector<std::string> values;
+  std::istringstream in(log);
+  const std::string key = " " + field + "=";
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(message) == std::string::npos) continue;
+    auto at = line.find(key);
+    if (at == std::string::npos) continue;
+    at += key.size();
+    std::size_t end = at;
+    if (end < line.size() && line[end] == '"') {
+      // A quoted value ends at the next quote that no backslash escapes.
+      for (++end; end < line.size() && line[end] != '"'; ++end) {
+        if (line[end] == '\\') ++end;
+      }
+      if (end < line.size()) ++end;
+    } else {
+      end = line.find(' ', at);
+      if (end == std::string::npos) end = line.size();
+    }
+    values.push_back(line.substr(at, end - at));
+  }
+  return values;
+}
+
+std::optional<long long> json_integer(const std::string& json, const std::string& key) {
+  auto at = json.find("\"" + key + "\":");
+  if (at == std::string::npos) return std::nullopt;
+  const char* start = json.c_str() + at + key.size() + 3;
+  char* end = nullptr;
+  long long value = std::strtoll(start, &end, 10);
+  if (end == start) return std::nullopt;
+  return value;
+}
+
 }  // namespace deltatap::testing

@@ -138,4 +138,14 @@ std::string count_of(const fs::path& db, const std::string& where = "1");
 bool wait_for_rows(Process& daemon, const fs::path& db, long expected,
                    std::chrono::milliseconds timeout = 60s);
 
+// The values of `field` (camelCase, as the text log writes it: `field=value`) on
+// the lines of `log` that hold `message`, in order. A quoted value is returned
+// with its quotes.
+std::vector<std::string> log_field_values(const std::string& log, const std::string& message,
+                                          const std::string& field);
+
+// The integer after `"key":` in a JSON text, the first time it appears (no
+// parser: for the flat answers of /api/stats, /api/cleanup, /api/snapshot).
+std::optional<long long> json_integer(const std::string& json, const std::string& key);
+
 }  // namespace deltatap::testing
