@@ -6,6 +6,12 @@
 // because deeper input is never a session and would only cost memory.
 //
 // Batch elements become deltas as they end, so memory follows the output, not the input.
+//
+// Why one file of ~860 lines: every rule a frame is held to (both wire formats,
+// exact-digit numbers, duplicate keys, depth, UTF-8, session ids, timestamps)
+// and check_delta(), which holds a replayed journal record to the same rules by
+// running it through the same handler, live here together, so that one read
+// shows what the stream may and may not put into the store.
 #include "ingest/parser.h"
 
 #include <rapidjson/error/en.h>
