@@ -48,33 +48,6 @@ boost::test_tools::assertion_result forks_a_child(boost::unit_test::test_unit_id
 #endif
 }
 
-// A database of `count` deltas with states of a realistic size, written with
-// the library (as tests/lanes_test.cc does): what a daemon that ran a while has.
-void write_store(const fs::path& path, int count) {
-  auto store = Store::open_empty();
-  BOOST_REQUIRE(store.ok());
-  std::string padding(420, 'x');
-  std::vector<Delta> batch;
-  for (int i = 0; i < count; ++i) {
-    Delta d;
-    d.session_id = "sess_old_" + std::to_string(i % 2000);
-    d.type = i < 2000 ? DeltaType::created : DeltaType::updated;
-    d.after = "{\"id\":\"" + d.session_id + "\",\"step\":" + std::to_string(i) + ",\"summary\":\"" +
-              padding + "\"}";
-    if (d.type == DeltaType::updated) d.before = d.after;
-    d.timestamp = "2026-11-20T10:00:00.000Z";
-    batch.push_back(std::move(d));
-    if (batch.size() == 5000) {
-      BOOST_REQUIRE((*store)->save_batch(batch, "2026-11-20T10:00:00.000Z").ok());
-      batch.clear();
-    }
-  }
-  if (!batch.empty()) BOOST_REQUIRE((*store)->save_batch(batch, "2026-11-20T10:00:00.000Z").ok());
-  fs::create_directories(path.parent_path());
-  fs::permissions(path.parent_path(), fs::perms::owner_all);
-  BOOST_REQUIRE((*store)->write_copy(path.string()).ok());
-}
-
 // A sample of the daemon's /metrics page; nullopt when it did not answer.
 std::optional<double> metric(int http_port, const std::string& name) {
   auto reply = http_request(http_port, "GET", "/metrics");
@@ -121,7 +94,7 @@ struct Daemon {
   std::optional<Process> process;
 
   Daemon() {
-    write_store(dir / "data/sessions.sqlite", kDeltas);
+    write_realistic_store(dir / "data/sessions.sqlite", kDeltas);
     // No backend: the daemon keeps trying to connect, which does not matter here.
     auto env = daemon_env("ws://127.0.0.1:" + std::to_string(free_port()) + "/ws", "");
     env["DELTATAP_HTTP"] = "127.0.0.1:" + std::to_string(http_port);

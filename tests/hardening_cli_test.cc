@@ -186,15 +186,8 @@ BOOST_AUTO_TEST_CASE(stream_text_reaches_the_terminal_escaped) {
                    "--script", (dir / "script.json").string(), "--ping-interval", "1"},
                   {},
                   dir.path()});
-  int ws_port = 0;
-  BOOST_REQUIRE_MESSAGE(wait_until([&] {
-                          auto out = server.stdout_text();
-                          auto nl = out.find('\n');
-                          if (nl == std::string::npos) return false;
-                          ws_port = std::stoi(out.substr(0, nl));
-                          return true;
-                        }),
-                        "frame_server.py did not start: " << server.stderr_text());
+  int ws_port = read_printed_port(server);
+  BOOST_REQUIRE_MESSAGE(ws_port > 0, "frame_server.py did not start: " << server.stderr_text());
   int http_port = free_port();
   auto env = daemon_env("ws://127.0.0.1:" + std::to_string(ws_port) + "/ws", "");
   env["DELTATAP_HTTP"] = "127.0.0.1:" + std::to_string(http_port);

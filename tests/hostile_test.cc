@@ -553,15 +553,8 @@ BOOST_AUTO_TEST_CASE(a_catalogue_of_hostile_frames_costs_exactly_those_frames) {
                    "--pong-timeout", "30", "--close-timeout", "60"},
                   {},
                   dir.path()});
-  int ws_port = 0;
-  BOOST_REQUIRE_MESSAGE(wait_until([&] {
-                          auto out = server.stdout_text();
-                          auto nl = out.find('\n');
-                          if (nl == std::string::npos) return false;
-                          ws_port = std::stoi(out.substr(0, nl));
-                          return true;
-                        }),
-                        "frame_server.py did not start: " << server.stderr_text());
+  int ws_port = read_printed_port(server);
+  BOOST_REQUIRE_MESSAGE(ws_port > 0, "frame_server.py did not start: " << server.stderr_text());
 
   write_file(dir / "deltatap.conf",
              "[stream]\n"

@@ -54,32 +54,6 @@ void check_each_sent_delta_stored_once(Sim& sim, const fs::path& db) {
   BOOST_TEST((stored == recorded), "the stored deltas differ from those sent");
 }
 
-// A database file of `count` deltas with states of a realistic size (~500
-// bytes), written through the library: what a daemon that ran for a while has.
-void write_store(const fs::path& path, int count) {
-  auto store = Store::open_empty();
-  BOOST_REQUIRE(store.ok());
-  std::string padding(420, 'x');
-  std::vector<Delta> batch;
-  for (int i = 0; i < count; ++i) {
-    Delta d;
-    d.session_id = "sess_old_" + std::to_string(i % 2000);
-    d.type = i < 2000 ? DeltaType::created : DeltaType::updated;
-    d.after = "{\"id\":\"" + d.session_id + "\",\"step\":" + std::to_string(i) + ",\"summary\":\"" +
-              padding + "\"}";
-    if (d.type == DeltaType::updated) d.before = d.after;
-    d.timestamp = "2026-11-20T10:00:00.000Z";
-    batch.push_back(std::move(d));
-    if (batch.size() == 5000) {
-      BOOST_REQUIRE((*store)->save_batch(batch, "2026-11-20T10:00:00.000Z").ok());
-      batch.clear();
-    }
-  }
-  if (!batch.empty()) BOOST_REQUIRE((*store)->save_batch(batch, "2026-11-20T10:00:00.000Z").ok());
-  fs::create_directories(path.parent_path());
-  BOOST_REQUIRE((*store)->write_copy(path.string()).ok());
-}
-
 }  // namespace
 
 // The failure the lanes remove: a store in memory, a live stream at the real
@@ -96,7 +70,7 @@ BOOST_AUTO_TEST_CASE(heavy_queries_never_cut_the_tap_off) {
   const int kSessionClients = kSanitized ? 2 : 4;
   const int kExportClients = kSanitized ? 1 : 2;
   TempDir dir;
-  write_store(dir / "data/sessions.sqlite", kInMemory);
+  write_realistic_store(dir / "data/sessions.sqlite", kInMemory);
   Sim sim(dir, "sim", {"--format", "delta", "--count", std::to_string(kStreamed), "--rate", kRate,
                        "--seed", "21", "--backpressure-bytes", "1048576", "--ping-interval", "2"});
   int http_port = free_port();

@@ -493,15 +493,8 @@ BOOST_AUTO_TEST_CASE(the_quarantine_evicts_its_oldest_rows) {
                    (dir / "script.json").string()},
                   {},
                   dir.path()});
-  int ws_port = 0;
-  BOOST_REQUIRE_MESSAGE(wait_until([&] {
-                          auto out = server.stdout_text();
-                          auto nl = out.find('\n');
-                          if (nl == std::string::npos) return false;
-                          ws_port = std::stoi(out.substr(0, nl));
-                          return true;
-                        }),
-                        "frame_server.py did not start: " << server.stderr_text());
+  int ws_port = read_printed_port(server);
+  BOOST_REQUIRE_MESSAGE(ws_port > 0, "frame_server.py did not start: " << server.stderr_text());
   Process daemon({deltatapd_argv(), daemon_env(url_on(ws_port), ""), dir.path()});
   BOOST_REQUIRE_MESSAGE(wait_until([&] { return server.stdout_text().find("\ndone\n") != std::string::npos; }, 20s),
                         server.stdout_text() << "\n" << daemon.stderr_text());

@@ -2,6 +2,7 @@
 
 #include "api/delta_json.h"
 #include "base/timestamp.h"
+#include "storage/store.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -395,6 +396,51 @@ std::optional<long long> json_integer(const std::string& json, const std::string
   long long value = std::strtoll(start, &end, 10);
   if (end == start) return std::nullopt;
   return value;
+}
+
+void write_realistic_store(const fs::path& path, int count) {
+  auto store = Store::open_empty();
+  if (!store.ok()) throw std::runtime_error("open_empty: " + store.error());
+  const std::string padding(420, 'x');
+  const std::string at = "2026-11-20T10:00:00.000Z";
+  std::vector<Delta> batch;
+  auto flush = [&] {
+    if (auto s = (*store)->save_batch(batch, at); !s.ok()) {
+      throw std::runtime_error("save_batch: " + s.error());
+    }
+    batch.clear();
+  };
+  for (int i = 0; i < count; ++i) {
+    Delta d;
+    d.session_id = "sess_old_" + std::to_string(i % 2000);
+    d.type = i < 2000 ? DeltaType::created : DeltaType::updated;
+    d.after = "{\"id\":\"" + d.session_id + "\",\"step\":" + std::to_string(i) +
+              ",\"summary\":\"" + padding + "\"}";
+    if (d.type == DeltaType::updated) d.before = d.after;
+    d.timestamp = at;
+    batch.push_back(std::move(d));
+    if (batch.size() == 5000) flush();
+  }
+  if (!batch.empty()) flush();
+  fs::create_directories(path.parent_path());
+  fs::permissions(path.parent_path(), fs::perms::owner_all);
+  if (auto s = (*store)->write_copy(path.string()); !s.ok()) {
+    throw std::runtime_error("write_copy: " + s.error());
+  }
+}
+
+int read_printed_port(const Process& server, std::chrono::milliseconds timeout) {
+  int port = 0;
+  wait_until(
+      [&] {
+        auto out = server.stdout_text();
+        auto nl = out.find('\n');
+        if (nl == std::string::npos) return false;
+        port = std::atoi(out.substr(0, nl).c_str());
+        return true;
+      },
+      timeout);
+  return port;
 }
 
 }  // namespace deltatap::testing

@@ -148,4 +148,14 @@ std::vector<std::string> log_field_values(const std::string& log, const std::str
 // parser: for the flat answers of /api/stats, /api/cleanup, /api/snapshot).
 std::optional<long long> json_integer(const std::string& json, const std::string& key);
 
+// A database file of `count` deltas with states of a realistic size (~500
+// bytes; 2,000 sessions named "sess_old_N", stored 2026-11-20), written through
+// the library into `path`, whose directory is made 0700: what a daemon that ran
+// for a while has. Throws std::runtime_error when the library fails.
+void write_realistic_store(const fs::path& path, int count);
+
+// The port a fixture server (tests/fixtures/*.py) prints as its first line of
+// stdout; 0 when none came within `timeout`.
+int read_printed_port(const Process& server, std::chrono::milliseconds timeout = 10s);
+
 }  // namespace deltatap::testing
