@@ -48,26 +48,6 @@ boost::test_tools::assertion_result forks_a_child(boost::unit_test::test_unit_id
 #endif
 }
 
-// A sample of the daemon's /metrics page; nullopt when it did not answer.
-std::optional<double> metric(int http_port, const std::string& name) {
-  auto reply = http_request(http_port, "GET", "/metrics");
-  if (reply.status != 200) return std::nullopt;
-  auto at = reply.body.find("\n" + name + " ");
-  if (at == std::string::npos) return std::nullopt;
-  return std::atof(reply.body.c_str() + at + name.size() + 2);
-}
-
-// The processes `pid`'s threads have forked and not yet reaped.
-std::set<pid_t> children_of(pid_t pid) {
-  std::set<pid_t> children;
-  std::error_code ignored;
-  for (auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ignored)) {
-    std::istringstream in(read_file(task.path() / "children"));
-    for (pid_t child; in >> child;) children.insert(child);
-  }
-  return children;
-}
-
 // Running or sleeping, as opposed to exited (a zombie) or gone.
 bool alive(pid_t pid) {
   auto stat = read_file("/proc/" + std::to_string(pid) + "/stat");
@@ -110,9 +90,9 @@ struct Daemon {
 
   pid_t pid() { return process->pid(); }
   double successes() {
-    return metric(http_port, "deltatap_snapshot_duration_seconds_count").value_or(-1);
+    return metric_sample(http_port, "deltatap_snapshot_duration_seconds_count").value_or(-1);
   }
-  double failures() { return metric(http_port, "deltatap_snapshot_failures_total").value_or(-1); }
+  double failures() { return metric_sample(http_port, "deltatap_snapshot_failures_total").value_or(-1); }
 };
 
 }  // namespace
@@ -153,7 +133,7 @@ BOOST_AUTO_TEST_CASE(snapshots_survive_signals_sent_to_the_whole_unit,
   }
   double snapshots = daemon.successes();
   BOOST_TEST(snapshots >= 2 * kRounds);
-  double seconds = metric(daemon.http_port, "deltatap_snapshot_duration_seconds_sum").value_or(0);
+  double seconds = metric_sample(daemon.http_port, "deltatap_snapshot_duration_seconds_sum").value_or(0);
   BOOST_TEST_MESSAGE(snapshots << " snapshots, " << seconds / snapshots << " s each");
   BOOST_TEST(!daemon.process->stderr_contains("Snapshot failed"), daemon.process->stderr_text());
   BOOST_TEST(daemon.process->running());

@@ -33,11 +33,9 @@ long summary_field(Sim& sim, const std::string& key) {
   return at == std::string::npos ? -1 : std::atol(out.c_str() + at + key.size() + 3);
 }
 
-// A sample of the daemon's /metrics page, e.g. "deltatap_websocket_reconnects_total".
+// A sample of the daemon's /metrics page, -1 when absent.
 double metric(int http_port, const std::string& name) {
-  auto page = http_request(http_port, "GET", "/metrics").body;
-  auto at = page.find("\n" + name + " ");
-  return at == std::string::npos ? -1 : std::atof(page.c_str() + at + name.size() + 2);
+  return metric_sample(http_port, name).value_or(-1);
 }
 
 std::map<std::string, std::string> env_with_http(const Sim& sim, int http_port) {

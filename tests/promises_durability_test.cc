@@ -95,16 +95,6 @@ boost::test_tools::assertion_result strace_can_trace(boost::unit_test::test_unit
   return true;
 }
 
-std::set<pid_t> children_of(pid_t pid) {
-  std::set<pid_t> children;
-  std::error_code ignored;
-  for (auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ignored)) {
-    std::istringstream in(read_file(task.path() / "children"));
-    for (pid_t child; in >> child;) children.insert(child);
-  }
-  return children;
-}
-
 // The daemon strace started. Not merely strace's first child: strace forks
 // short-lived children of its own at start to probe what ptrace can do.
 std::optional<pid_t> traced_daemon(Process& strace) {

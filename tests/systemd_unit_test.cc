@@ -379,25 +379,6 @@ boost::test_tools::assertion_result strace_can_trace_the_daemon(boost::unit_test
   return true;
 }
 
-// A sample of the daemon's /metrics page; nullopt when it did not answer.
-std::optional<double> metric(int http_port, const std::string& name) {
-  auto reply = http_request(http_port, "GET", "/metrics");
-  if (reply.status != 200) return std::nullopt;
-  auto at = reply.body.find("\n" + name + " ");
-  if (at == std::string::npos) return std::nullopt;
-  return std::atof(reply.body.c_str() + at + name.size() + 2);
-}
-
-std::set<pid_t> children_of(pid_t pid) {
-  std::set<pid_t> children;
-  std::error_code ignored;
-  for (auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ignored)) {
-    std::istringstream in(read_file(task.path() / "children"));
-    for (pid_t child; in >> child;) children.insert(child);
-  }
-  return children;
-}
-
 // Each system call in an `strace -f -qq` log, with the first line that made
 // it: "PID name(args) = result", "PID name(args <unfinished ...>" and
 // "PID <... name resumed>...". Signal lines ("--- SIGUSR1 ...") are not calls.
@@ -441,17 +422,17 @@ BOOST_AUTO_TEST_CASE(the_daemon_and_its_snapshot_child_make_only_allowed_system_
 
   // The stream: every delta the simulator sends is stored.
   BOOST_TEST_REQUIRE(sim.wait_sent(std::chrono::seconds(30)), sim.process().stderr_text());
-  auto stored = [&] { return metric(http_port, "deltatap_store_deltas").value_or(-1); };
+  auto stored = [&] { return metric_sample(http_port, "deltatap_store_deltas").value_or(-1); };
   BOOST_TEST_REQUIRE(wait_until([&] { return stored() == *sim.sent(); }, std::chrono::seconds(30)),
                      traced.stderr_text());
   BOOST_TEST(notify.received() > 0);
 
   // A snapshot, written by the forked child.
   auto snapshots = [&] {
-    return metric(http_port, "deltatap_snapshot_duration_seconds_count").value_or(-1);
+    return metric_sample(http_port, "deltatap_snapshot_duration_seconds_count").value_or(-1);
   };
   auto failures = [&] {
-    return metric(http_port, "deltatap_snapshot_failures_total").value_or(-1);
+    return metric_sample(http_port, "deltatap_snapshot_failures_total").value_or(-1);
   };
   double before = snapshots();
   BOOST_TEST_REQUIRE(before >= 0);

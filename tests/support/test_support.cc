@@ -443,4 +443,22 @@ int read_printed_port(const Process& server, std::chrono::milliseconds timeout) 
   return port;
 }
 
+std::optional<double> metric_sample(int http_port, const std::string& name) {
+  auto reply = http_request(http_port, "GET", "/metrics");
+  if (reply.status != 200) return std::nullopt;
+  auto at = reply.body.find("\n" + name + " ");
+  if (at == std::string::npos) return std::nullopt;
+  return std::atof(reply.body.c_str() + at + name.size() + 2);
+}
+
+std::set<pid_t> children_of(pid_t pid) {
+  std::set<pid_t> children;
+  std::error_code ignored;
+  for (auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ignored)) {
+    std::istringstream in(read_file(task.path() / "children"));
+    for (pid_t child; in >> child;) children.insert(child);
+  }
+  return children;
+}
+
 }  // namespace deltatap::testing

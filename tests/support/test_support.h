@@ -158,4 +158,11 @@ void write_realistic_store(const fs::path& path, int count);
 // stdout; 0 when none came within `timeout`.
 int read_printed_port(const Process& server, std::chrono::milliseconds timeout = 10s);
 
+// A sample of a daemon's /metrics page (an unlabelled one, e.g.
+// "deltatap_websocket_reconnects_total"); nullopt when it did not answer.
+std::optional<double> metric_sample(int http_port, const std::string& name);
+
+// The processes `pid`'s threads have forked and not yet reaped (/proc/PID/task/*/children).
+std::set<pid_t> children_of(pid_t pid);
+
 }  // namespace deltatap::testing
