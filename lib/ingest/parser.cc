@@ -7,11 +7,8 @@
 //
 // Batch elements become deltas as they end, so memory follows the output, not the input.
 //
-// Why one file of ~860 lines: every rule a frame is held to (both wire formats,
-// exact-digit numbers, duplicate keys, depth, UTF-8, session ids, timestamps)
-// and check_delta(), which holds a replayed journal record to the same rules by
-// running it through the same handler, live here together, so that one read
-// shows what the stream may and may not put into the store.
+// Beside it: exact_numbers.cc (numbers beyond double range kept digit for
+// digit) and delta_check.cc (a replayed journal record held to these rules).
 #include "ingest/parser.h"
 
 #include <rapidjson/error/en.h>
@@ -24,6 +21,8 @@
 #include <unordered_set>
 
 #include "base/json_text.h"
+#include "ingest/exact_numbers.h"
+#include "ingest/rejection_text.h"
 
 namespace deltatap {
 namespace {
@@ -76,15 +75,6 @@ struct Names {
 constexpr Names kFormatA{"sessionId", "type", "before", "after"};
 constexpr Names kFormatB{"id", "change", "previous", "current"};
 
-std::string quote_short(std::string_view text) {
-  constexpr std::size_t kShown = 64;
-  std::string out = "\"";
-  out.append(text.substr(0, kShown));
-  if (text.size() > kShown) out += "...";
-  out += "\"";
-  return out;
-}
-
 // Strings in a state are written back through the project's one escaper
 // (base/json_text.h). What reaches it here is always valid UTF-8 (the reader
 // validates the encoding; FrameHandler refuses lone surrogate escapes), so its
@@ -100,85 +90,6 @@ std::string scalar_json(const Scalar& scalar) {
   if (scalar.kind == Kind::null) return "null";
   return std::string(scalar.text);
 }
-
-Rejection make_rejection(std::string reason, std::string detail, std::string_view raw) {
-  if (raw.size() > kMaxRawBytes) {
-    std::size_t cut = kMaxRawBytes;
-    // Back off over UTF-8 continuation bytes so the kept text stays valid UTF-8.
-    for (int i = 0; i < 3 && cut > 0 && (static_cast<unsigned char>(raw[cut]) & 0xC0) == 0x80; ++i) {
-      --cut;
-    }
-    detail += " (raw text cut to " + std::to_string(cut) + " of " + std::to_string(raw.size()) +
-              " bytes)";
-    raw = raw.substr(0, cut);
-  }
-  return Rejection{std::move(reason), std::move(detail), std::string(raw)};
-}
-
-bool is_number_char(char c) {
-  return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
-}
-
-// Whether `token` is exactly a JSON number: -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?
-bool is_json_number(std::string_view token) {
-  std::size_t i = 0;
-  auto digits = [&] {
-    std::size_t start = i;
-    while (i < token.size() && token[i] >= '0' && token[i] <= '9') ++i;
-    return i - start;
-  };
-  if (i < token.size() && token[i] == '-') ++i;
-  if (i < token.size() && token[i] == '0') {
-    ++i;
-  } else if (digits() == 0) {
-    return false;
-  }
-  if (i < token.size() && token[i] == '.') {
-    ++i;
-    if (digits() == 0) return false;
-  }
-  if (i < token.size() && (token[i] == 'e' || token[i] == 'E')) {
-    ++i;
-    if (i < token.size() && (token[i] == '+' || token[i] == '-')) ++i;
-    if (digits() == 0) return false;
-  }
-  return i == token.size();
-}
-
-// RapidJSON 1.1.0 refuses numbers beyond double range (1e400, 400-digit integers) even
-// when asked for them as strings. Such numbers are valid JSON and must survive, so after
-// that refusal the work buffer gets every valid number token outside strings replaced
-// by a same-length "0e000..." stand-in, which the reader accepts; RawNumber reads the
-// real digits from the original at the same offset. Invalid tokens stay as they are, so
-// the reader still refuses what it should.
-void neutralise_numbers(std::string& buffer) {
-  std::size_t i = 0;
-  const std::size_t n = buffer.size();
-  while (i < n) {
-    char c = buffer[i];
-    if (c == '"') {
-      for (++i; i < n && buffer[i] != '"'; ++i) {
-        if (buffer[i] == '\\') ++i;
-      }
-      ++i;
-    } else if (c == '-' || (c >= '0' && c <= '9')) {
-      std::size_t start = i;
-      while (i < n && is_number_char(buffer[i])) ++i;
-      std::string_view token(buffer.data() + start, i - start);
-      if (token.size() >= 3 && is_json_number(token)) {
-        buffer[start] = '0';
-        buffer[start + 1] = 'e';
-        for (std::size_t k = start + 2; k < i; ++k) buffer[k] = '0';
-      }
-    } else {
-      ++i;
-    }
-  }
-}
-
-constexpr unsigned kParseFlags = rapidjson::kParseInsituFlag | rapidjson::kParseValidateEncodingFlag |
-                                 rapidjson::kParseIterativeFlag |
-                                 rapidjson::kParseNumbersAsStringsFlag;
 
 bool is_json_whitespace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
@@ -701,7 +612,7 @@ ParsedFrame parse_frame(std::string_view text, TimePoint received) {
       rapidjson::InsituStringStream stream(buffer.data());
       handler.emplace(text, buffer.data(), stream, sink, assume_batch);
       rapidjson::Reader reader;
-      result = reader.Parse<kParseFlags>(stream, *handler);
+      result = reader.Parse<kFrameParseFlags>(stream, *handler);
       if (result.Code() != rapidjson::kParseErrorNumberTooBig || neutralised) break;
       neutralised = true;
     }
@@ -756,104 +667,6 @@ ParsedFrame parse_frame(std::string_view text, TimePoint received) {
   }
   // The second pass always streams; this is not reached.
   return reject("invalid_batch", "batch could not be read");
-}
-
-namespace {
-
-// Whether `text` is one JSON value and nothing more (whitespace aside). For a
-// state that check_delta found not in the parser's compact form: spliced into a
-// frame, a text such as {"a":1},"b":{} would pass as a state and one more member.
-bool is_one_json_value(std::string_view text) {
-  constexpr std::size_t kPadding = 4;  // as in parse_frame
-  std::string buffer;
-  for (bool neutralised : {false, true}) {
-    buffer.assign(text);
-    buffer.append(kPadding, '\0');
-    if (neutralised) neutralise_numbers(buffer);
-    rapidjson::InsituStringStream stream(buffer.data());
-    rapidjson::BaseReaderHandler<> handler;
-    rapidjson::Reader reader;
-    auto result = reader.Parse<kParseFlags>(stream, handler);
-    if (!result.IsError()) return true;
-    if (result.Code() != rapidjson::kParseErrorNumberTooBig) return false;
-  }
-  return false;
-}
-
-// The offset of the first byte of `text` that does not start a UTF-8 character.
-std::optional<std::size_t> first_invalid_utf8(std::string_view text) {
-  for (std::size_t i = 0; i < text.size();) {
-    auto length = utf8_sequence_length(text, i);
-    if (length == 0) return i;
-    i += length;
-  }
-  return std::nullopt;
-}
-
-}  // namespace
-
-std::optional<Rejection> check_delta(const Delta& delta) {
-  // The delta as a format-A frame, so that parse_frame applies each of its
-  // rules itself rather than a copy of them here.
-  std::string frame = "{\"type\":";
-  append_json_string(frame, to_string(delta.type));
-  frame += ",\"sessionId\":";
-  append_json_string(frame, delta.session_id);
-  frame += ",\"timestamp\":";
-  append_json_string(frame, delta.timestamp);
-  const std::pair<const char*, const std::optional<std::string>*> states[] = {
-      {"before", &delta.before}, {"after", &delta.after}};
-  for (const auto& [name, state] : states) {
-    if (!*state) continue;
-    frame += ",\"";
-    frame += name;
-    frame += "\":";
-    frame += **state;
-  }
-  frame += '}';
-
-  // The escaper writes bytes that are not UTF-8 as U+FFFD, which would pass.
-  const std::pair<const char*, std::string_view> strings[] = {{"sessionId", delta.session_id},
-                                                              {"timestamp", delta.timestamp}};
-  for (const auto& [name, text] : strings) {
-    if (auto at = first_invalid_utf8(text)) {
-      return make_rejection("invalid_utf8",
-                            std::string(name) + " is not valid UTF-8 at byte " + std::to_string(*at),
-                            frame);
-    }
-  }
-
-  auto parsed = parse_frame(frame, TimePoint{});
-  if (!parsed.rejections.empty()) return std::move(parsed.rejections.front());
-  if (parsed.deltas.size() != 1) {
-    return make_rejection("invalid_json", "delta does not read back as one delta", frame);
-  }
-  const Delta& read = parsed.deltas.front();
-  if (read.session_id != delta.session_id) {
-    return make_rejection("invalid_session_id", "sessionId does not read back as written", frame);
-  }
-  if (read.timestamp != delta.timestamp) {
-    return make_rejection("invalid_timestamp",
-                          "timestamp " + quote_short(delta.timestamp) +
-                              " is not in the normalised form the store orders by (" +
-                              read.timestamp + ")",
-                          frame);
-  }
-  const std::optional<std::string>* read_states[] = {&read.before, &read.after};
-  for (std::size_t i = 0; i < 2; ++i) {
-    const auto& [name, state] = states[i];
-    if (!*state) continue;
-    // null reads as absent, yet it was given: states are objects.
-    if (!*read_states[i]) {
-      return make_rejection("invalid_state", std::string(name) + " is null, not an object", frame);
-    }
-    if (**read_states[i] != **state && !is_one_json_value(**state)) {
-      return make_rejection("invalid_state",
-                            std::string(name) + " is not one JSON object: more text follows it",
-                            frame);
-    }
-  }
-  return std::nullopt;
 }
 
 Rejection binary_frame_rejection(std::string_view data) {
