@@ -25,11 +25,26 @@ struct Delta {
   std::string timestamp;
 };
 
+// Where a stored delta comes from (design.md, "Fidelity"): what the backend
+// sent, or what deltatap inferred from it.
+enum class DeltaOrigin {
+  stream,     // as the backend broadcast it
+  resync,     // a re-announced `created` whose state had changed, stored as an `updated`
+  reconcile,  // brought in line with the backend's list of live sessions
+};
+
+std::string_view to_string(DeltaOrigin origin);
+std::optional<DeltaOrigin> parse_delta_origin(std::string_view text);
+
 // A delta as read back from the store.
 struct StoredDelta {
   std::int64_t id = 0;
   Delta delta;
   std::string created_at;  // same normalised form as timestamp
+  DeltaOrigin origin = DeltaOrigin::stream;
+  // Changes of this session before this delta were not observed: its before
+  // state is not the session's last stored state, or the session was unknown.
+  bool gap = false;
 };
 
 }  // namespace deltatap
