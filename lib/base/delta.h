@@ -47,4 +47,11 @@ struct StoredDelta {
   bool gap = false;
 };
 
+// One session in the backend's own list of live sessions (GET /api/sessions),
+// which reconciliation brings the ledger to (design.md, "Fidelity").
+struct LiveSession {
+  std::string session_id;
+  std::string state;  // compact JSON text, in the parser's form (exact digits)
+};
+
 }  // namespace deltatap
