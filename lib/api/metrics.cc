@@ -303,6 +303,7 @@ Metrics::Metrics() : snapshot_duration_(snapshot_buckets()), snapshot_pause_(que
   // Each known label at 0, in this order, before any event can add its own.
   for (auto reason : known_rejection_reasons()) ingest_.rejected.get(reason);
   for (int status : kHttpStatusCodes) http_requests_.get(std::to_string(status));
+  for (auto type : kTypes) ingest_.reconciled.get(to_string(type));
 }
 
 Metrics::~Metrics() = default;
@@ -335,6 +336,19 @@ std::string Metrics::render() const {
                 "Frames or batch entries sent to quarantine, by reason.");
   ingest_.rejected.for_each([&](const std::string& reason, std::uint64_t value) {
     append_sample(out, "messages_rejected_total", {{"reason", reason}}, value);
+  });
+
+  append_header(out, "gaps_total", "counter",
+                "Deltas stored with gap = 1: changes of their session before them were not observed.");
+  append_sample(out, "gaps_total", {}, ingest_.gaps.value());
+  append_header(out, "resync_echoes_total", "counter",
+                "Re-announced sessions (a created for a live session with its last state, a deleted "
+                "for an ended one) that stored nothing.");
+  append_sample(out, "resync_echoes_total", {}, ingest_.resync_echoes.value());
+  append_header(out, "reconciled_deltas_total", "counter",
+                "Deltas inferred from the backend's list of live sessions, by change.");
+  ingest_.reconciled.for_each([&](const std::string& change, std::uint64_t value) {
+    append_sample(out, "reconciled_deltas_total", {{"change", change}}, value);
   });
 
   append_header(out, "websocket_connected", "gauge",

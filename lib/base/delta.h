@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace deltatap {
 
@@ -52,6 +53,23 @@ struct StoredDelta {
 struct LiveSession {
   std::string session_id;
   std::string state;  // compact JSON text, in the parser's form (exact digits)
+};
+
+// The backend's list of live sessions as it arrived, with the ids set aside
+// for the deltas it may lead to (the store lane decides which; see
+// ingest/ledger_rules.h). The journal keeps it, so a replay decides the same.
+struct LiveSessionList {
+  std::int64_t first_id = 0;  // ids first_id .. first_id + id_count - 1 are its
+  std::int64_t id_count = 0;
+  std::string at;             // normalised arrival time: the inferred deltas' timestamp
+  std::vector<LiveSession> sessions;
+  // Sessions the stream changed while the list was on its way: the stream is
+  // the fresher witness for them, so the list neither changes nor ends them.
+  std::vector<std::string> keep;
+  // False when elements of the answer were refused: a session missing from an
+  // incomplete list may be one of those, so none is ended for missing.
+  bool complete = true;
+  std::int64_t last_id() const { return first_id + id_count - 1; }
 };
 
 }  // namespace deltatap

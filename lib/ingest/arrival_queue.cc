@@ -18,6 +18,12 @@ std::size_t Arrival::bytes() const {
   for (const auto& row : deltas) total += delta_bytes(row);
   for (const auto& r : rejections) total += sizeof(Rejection) + r.raw.size() + r.detail.size();
   if (event) total += event->url.size() + event->reason.size();
+  if (reconcile) {
+    for (const auto& session : reconcile->sessions) {
+      total += sizeof(LiveSession) + session.session_id.size() + session.state.size();
+    }
+    for (const auto& id : reconcile->keep) total += sizeof(std::string) + id.size();
+  }
   return total;
 }
 

@@ -39,6 +39,7 @@ struct Arrival {
   std::vector<StoredDelta> deltas;        // ids and created_at assigned, journaled
   std::vector<Rejection> rejections;      // for quarantine
   std::optional<StreamEvent> event;       // connected, disconnected, oversized...
+  std::optional<LiveSessionList> reconcile;  // the backend's live sessions, journaled
   std::string disconnect_reason;          // with a disconnected event: for /readyz
   std::size_t bytes() const;              // what it holds, roughly, for the bound
 };

@@ -21,6 +21,12 @@ struct IngestMetrics {
   Counter reconnects;               // attempts after the first (stream lane)
   Gauge queue_bytes;                // waiting between the lanes (the queue itself)
   Counter queue_full;               // times reading stopped on a full queue (stream lane)
+  // The ledger's rules (store lane): deltas stored with gap = 1, re-announced
+  // `created`/repeated `deleted` that stored nothing, and deltas inferred by
+  // reconciliation, by change (created, updated, deleted).
+  Counter gaps;
+  Counter resync_echoes;
+  LabelledCounters reconciled;
 };
 
 }  // namespace deltatap

@@ -7,30 +7,59 @@ namespace deltatap {
 using SteadyClock = std::chrono::steady_clock;
 
 Recorder::Recorder(Store& store, IngestMetrics& metrics, RecorderOptions options)
-    : store_(store), metrics_(metrics), options_(options) {}
+    : store_(store), metrics_(metrics), options_(options), rules_(store) {}
 
 Status Recorder::record(std::vector<Arrival>& arrivals) {
-  batch_.clear();
+  decision_ = LedgerDecision{};
+  Status result = ok_status();
   for (auto& arrival : arrivals) {
     for (auto& rejection : arrival.rejections) quarantine(rejection, arrival.received);
     if (arrival.event) record_event(*arrival.event);
-    for (auto& row : arrival.deltas) batch_.push_back(std::move(row));
+    Status judged = ok_status();
+    if (arrival.reconcile) {
+      // Judged against the ledger as stored: what came before it goes first.
+      if (auto s = store(decision_); !s.ok()) result = s;
+      judged = rules_.judge_list(*arrival.reconcile, decision_);
+    } else if (!arrival.deltas.empty()) {
+      judged = rules_.judge_frame(arrival.deltas, decision_);
+    }
+    if (!judged.ok()) {
+      // Only a broken in-memory database gets here; the journal keeps the arrival.
+      log_error("Judging arrivals against the ledger failed; the journal keeps them",
+                {{"ERROR", judged.error()}});
+      result = judged;
+    }
   }
-  if (batch_.empty()) return ok_status();
-  auto stored = store_.save_with_created_at(batch_);
+  if (auto s = store(decision_); !s.ok()) result = s;
+  if (result.ok()) apply_memory_guard();
+  return result;
+}
+
+// Stores what `decision` holds in one transaction and empties it.
+Status Recorder::store(LedgerDecision& decision) {
+  if (decision.empty()) return ok_status();
+  auto stored = store_.save_with_created_at(decision.rows, decision.ids_through);
+  rules_.forget_pending();
   if (!stored.ok()) {
-    // Only a broken in-memory database gets here; the journal keeps the batch.
     if (!last_error_) {
       log_error("Storing a batch failed; the journal keeps it for the next start",
-                {{"ERROR", stored.error()}, {"COUNT", std::to_string(batch_.size())}});
+                {{"ERROR", stored.error()}, {"COUNT", std::to_string(decision.rows.size())}});
     }
     last_error_ = stored.error();
+    decision = LedgerDecision{};
     return stored;
   }
   if (last_error_) log_info("Storing deltas works again");
   last_error_.reset();
-  for (const auto& row : batch_) metrics_.stored[IngestMetrics::index(row.delta.type)].inc();
-  apply_memory_guard();
+  for (const auto& row : decision.rows) metrics_.stored[IngestMetrics::index(row.delta.type)].inc();
+  for (const auto& event : decision.events) record_event(event);
+  metrics_.gaps.inc(static_cast<std::uint64_t>(decision.gaps));
+  metrics_.resync_echoes.inc(static_cast<std::uint64_t>(decision.echoes));
+  for (int k = 0; k < 3; ++k) {
+    metrics_.reconciled.get(to_string(static_cast<DeltaType>(k)))
+        .inc(static_cast<std::uint64_t>(decision.reconciled[k]));
+  }
+  decision = LedgerDecision{};
   return ok_status();
 }
 

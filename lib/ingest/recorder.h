@@ -1,8 +1,12 @@
 // Recorder: what the store lane does with what arrived (design.md, "Threads").
-// It stores the deltas of a run of arrivals in one transaction (their ids and
-// created_at were given on the stream lane, and the journal already has them),
-// quarantines rejected frames with a log line per reason at most once a minute,
-// records connection events, and applies the memory guard (max_deltas).
+// It judges a run of arrivals by the ledger's rules (ledger_rules.h: resync
+// echoes, gaps, reconciliation) and stores what they decide in one transaction
+// (ids and created_at were given on the stream lane, and the journal already
+// has what arrived; a list of live sessions is judged after what came before
+// it is stored), quarantines rejected frames with a log line per reason at
+// most once a minute, records connection events, and applies the memory guard
+// (max_deltas). Journal replay goes through record() too, so a restart
+// decides what the running daemon decided.
 //
 // Errors are values: a failed batch is reported and counted in last_error();
 // the deltas stay in the journal, so a restart replays them.
@@ -20,6 +24,7 @@
 #include "base/result.h"
 #include "ingest/arrival_queue.h"
 #include "ingest/ingest_metrics.h"
+#include "ingest/ledger_rules.h"
 #include "storage/store.h"
 
 namespace deltatap {
@@ -40,6 +45,7 @@ class Recorder {
   const std::optional<std::string>& last_error() const { return last_error_; }
 
  private:
+  Status store(LedgerDecision& decision);
   void quarantine(const Rejection& rejection, TimePoint received);
   void record_event(const StreamEvent& event);
   void apply_memory_guard();
@@ -47,7 +53,8 @@ class Recorder {
   Store& store_;
   IngestMetrics& metrics_;
   RecorderOptions options_;
-  std::vector<StoredDelta> batch_;  // reused: its capacity survives between batches
+  LedgerRules rules_;
+  LedgerDecision decision_;  // reused: its capacity survives between batches
   std::map<std::string, std::chrono::steady_clock::time_point> last_reject_log_;
   std::optional<std::string> last_error_;
 };

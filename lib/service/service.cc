@@ -78,6 +78,26 @@ std::optional<Rejection> check_journal_record(const StoredDelta& row) {
   return std::nullopt;
 }
 
+// As check_journal_record, for a journaled list of live sessions: its ids and
+// time, and each session as the `created` it may become. nullopt when it may
+// be replayed, else why not.
+std::optional<std::string> check_journaled_list(const LiveSessionList& list) {
+  if (list.first_id <= 0 || list.id_count < static_cast<std::int64_t>(list.sessions.size()) ||
+      list.last_id() >= kMaxReplayedId) {
+    return "its ids are out of range";
+  }
+  auto at = normalise_timestamp(list.at);
+  if (!at.ok() || *at != list.at) return "its time " + json_quoted(list.at) + " is not a normalised time";
+  for (const auto& session : list.sessions) {
+    if (auto rejection = check_delta(Delta{session.session_id, DeltaType::created, std::nullopt,
+                                           session.state, list.at})) {
+      return "session " + json_quoted(session.session_id) + ": " + rejection->reason + ": " +
+             rejection->detail;
+    }
+  }
+  return std::nullopt;
+}
+
 double seconds_since(SteadyClock::time_point start) {
   return std::chrono::duration<double>(SteadyClock::now() - start).count();
 }
@@ -239,8 +259,10 @@ class Service final : public ApiBackend {
       }
       store_ = std::move(empty.value());
     }
-    if (config_.storage.enabled && config_.storage.journal && !open_journal()) return false;
+    // Before the replay: it goes through the recorder, so that the ledger's
+    // rules decide on replay what they decided when the deltas arrived.
     recorder_.emplace(*store_, metrics_.ingest(), RecorderOptions{config_.storage.max_deltas});
+    if (config_.storage.enabled && config_.storage.journal && !open_journal()) return false;
     snapshots_.emplace(io_, config_.storage, *store_, journal_.get(), metrics_,
                        [this] { take_arrivals(std::numeric_limits<std::size_t>::max()); });
     if (auto offset = test_clock_offset(); offset.count() != 0) {
@@ -351,43 +373,69 @@ class Service final : public ApiBackend {
       log_warning("Not a journal segment deltatap wrote; left alone, not replayed",
                   {{"FILE", file.path}, {"DETAIL", file.why}});
     }
-    std::vector<StoredDelta> rows;
-    rows.reserve(replay->deltas.size());
-    std::size_t quarantined = 0;
+    std::size_t restored = 0, quarantined = 0;
     auto received = format_timestamp(now_millis());
-    for (auto& row : replay->deltas) {
-      auto rejection = check_journal_record(row);
-      if (!rejection) {
-        rows.push_back(std::move(row));
-        continue;
-      }
-      std::string detail = "journal record " + std::to_string(row.id) + ": " + rejection->reason +
-                           ": " + rejection->detail;
+    auto quarantine = [&](const std::string& detail, const std::string& raw) {
       if (quarantined++ == 0) {
         // One line for all of them: the count and the quarantine table say the rest.
         log_warning("Invalid journal records quarantined, not replayed",
                     {{"JOURNAL_PATH", path}, {"FIRST", detail}});
       }
       metrics_.ingest().rejected.get(kInvalidJournalRecord).inc();
-      if (auto s = store_->quarantine({received, kInvalidJournalRecord, detail, rejection->raw}); !s.ok()) {
+      if (auto s = store_->quarantine({received, kInvalidJournalRecord, detail, raw}); !s.ok()) {
         log_error("Quarantine insert failed", {{"ERROR", s.error()}});
       }
+    };
+    // The records become arrivals again, in journal order: a frame's deltas
+    // share their receive time, so consecutive ones with the same created_at
+    // are taken for one frame (the ledger's resync events count per frame).
+    std::vector<Arrival> arrivals;
+    std::size_t next_list = 0;
+    auto take_lists_before = [&](std::size_t delta_index) {
+      for (; next_list < replay->reconciles.size() &&
+             replay->reconciles[next_list].after_deltas <= delta_index;
+           ++next_list) {
+        auto& list = replay->reconciles[next_list].list;
+        if (auto why = check_journaled_list(list)) {
+          quarantine("journal list of live sessions " + std::to_string(list.first_id) + ": " + *why, "");
+          continue;
+        }
+        arrivals.emplace_back().reconcile = std::move(list);
+      }
+    };
+    for (std::size_t i = 0; i < replay->deltas.size(); ++i) {
+      take_lists_before(i);
+      auto& row = replay->deltas[i];
+      if (auto rejection = check_journal_record(row)) {
+        quarantine("journal record " + std::to_string(row.id) + ": " + rejection->reason + ": " +
+                       rejection->detail,
+                   rejection->raw);
+        continue;
+      }
+      bool same_frame = !arrivals.empty() && !arrivals.back().reconcile &&
+                        !arrivals.back().deltas.empty() &&
+                        arrivals.back().deltas.back().created_at == row.created_at;
+      if (!same_frame) arrivals.emplace_back();
+      arrivals.back().deltas.push_back(std::move(row));
+      ++restored;
     }
-    constexpr std::size_t kChunk = 10'000;
-    for (std::size_t i = 0; i < rows.size(); i += kChunk) {
-      auto chunk = std::span(rows).subspan(i, std::min(kChunk, rows.size() - i));
-      if (auto s = store_->save_with_created_at(chunk); !s.ok()) {
+    take_lists_before(replay->deltas.size());
+    constexpr std::size_t kChunk = 1'000;  // arrivals per transaction
+    for (std::size_t i = 0; i < arrivals.size(); i += kChunk) {
+      std::vector<Arrival> chunk(std::make_move_iterator(arrivals.begin() + i),
+                                 std::make_move_iterator(arrivals.begin() + std::min(i + kChunk, arrivals.size())));
+      if (auto s = recorder_->record(chunk); !s.ok()) {
         log_error("Journal replay failed", {{"ERROR", s.error()}});
         return false;
       }
     }
     // Quarantined records count too: the snapshot that replay asks for makes
     // the quarantine durable and lets the segments holding them be dropped.
-    replayed_ = rows.size() + quarantined;
+    replayed_ = restored + quarantined + replay->reconciles.size();
     if (replay->records > 0) {
       log_info("Journal replayed", {{"JOURNAL_PATH", path},
                                     {"RECORDS", std::to_string(replay->records)},
-                                    {"RESTORED", std::to_string(rows.size())},
+                                    {"RESTORED", std::to_string(restored)},
                                     {"QUARANTINED", std::to_string(quarantined)}});
     }
     auto journal = Journal::open(io_, path, [this](const JournalWrite& w) { on_journal_written(w); });

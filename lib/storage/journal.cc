@@ -42,6 +42,10 @@ constexpr std::uint64_t kMaxSegmentNumber = std::numeric_limits<std::uint64_t>::
 // Record: u32 payload length, u32 CRC-32 of the payload, then the payload:
 // i64 id, u8 type, u8 flags (1: before present, 2: after present), then
 // u32-length-prefixed strings: session_id, timestamp, created_at, [before], [after].
+// Type 3 is a list of live sessions instead: i64 first id, u8 3, u8 flags
+// (1: complete), then i64 id count, string at, u32 n, n pairs of strings
+// (session id, state), u32 k, k strings (sessions kept).
+constexpr std::uint8_t kLiveSessionListType = 3;
 constexpr std::size_t kHeaderBytes = 8;
 constexpr std::uint32_t kMaxPayload = 1u << 30;
 
@@ -86,10 +90,37 @@ class Reader {
   std::string_view bytes_;
 };
 
-bool decode(std::string_view payload, StoredDelta& row) {
+bool decode_list(Reader& in, std::int64_t first_id, std::uint8_t flags, LiveSessionList& list) {
+  list = LiveSessionList{};
+  list.first_id = first_id;
+  list.complete = (flags & 1) != 0;
+  std::uint32_t count = 0;
+  if (!in.get(list.id_count) || list.id_count < 0 || !in.get_string(list.at) || !in.get(count)) {
+    return false;
+  }
+  for (std::uint32_t i = 0; i < count; ++i) {
+    auto& session = list.sessions.emplace_back();
+    if (!in.get_string(session.session_id) || !in.get_string(session.state)) return false;
+  }
+  if (!in.get(count)) return false;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    if (!in.get_string(list.keep.emplace_back())) return false;
+  }
+  return in.done();
+}
+
+// A record holds a delta (`row`) or a list of live sessions (`list`, and then
+// `is_list`).
+bool decode(std::string_view payload, StoredDelta& row, LiveSessionList& list, bool& is_list) {
   Reader in(payload);
   std::uint8_t type = 0, flags = 0;
-  if (!in.get(row.id) || !in.get(type) || !in.get(flags) || type > 2) return false;
+  is_list = false;
+  if (!in.get(row.id) || !in.get(type) || !in.get(flags)) return false;
+  if (type == kLiveSessionListType) {
+    is_list = true;
+    return decode_list(in, row.id, flags, list);
+  }
+  if (type > 2) return false;
   row.delta.type = static_cast<DeltaType>(type);
   if (!in.get_string(row.delta.session_id) || !in.get_string(row.delta.timestamp) ||
       !in.get_string(row.created_at)) {
@@ -291,8 +322,10 @@ Result<JournalReplay> read_journal(const std::string& journal_path, std::int64_t
         intact = size <= kMaxPayload && rest.size() - kHeaderBytes >= size;
       }
       StoredDelta row;
+      LiveSessionList list;
+      bool is_list = false;
       std::string_view payload = intact ? rest.substr(kHeaderBytes, size) : std::string_view{};
-      intact = intact && crc_of(payload) == crc && decode(payload, row);
+      intact = intact && crc_of(payload) == crc && decode(payload, row, list, is_list);
       if (!intact) {
         ++replay.torn;
         replay.warnings.push_back(file + ": torn or corrupt record at byte " +
@@ -301,7 +334,13 @@ Result<JournalReplay> read_journal(const std::string& journal_path, std::int64_t
         break;
       }
       ++replay.records;
-      if (row.id > after_id) replay.deltas.push_back(std::move(row));
+      if (is_list) {
+        if (list.last_id() > after_id) {
+          replay.reconciles.push_back({replay.deltas.size(), std::move(list)});
+        }
+      } else if (row.id > after_id) {
+        replay.deltas.push_back(std::move(row));
+      }
       rest.remove_prefix(kHeaderBytes + size);
     }
   }
@@ -473,6 +512,28 @@ struct Journal::Impl {
     std::memcpy(out.data() + start, &size, 4);
     active_max_id = std::max(active_max_id, id);
   }
+
+  void append_list(const LiveSessionList& list) {
+    auto& out = buffer;
+    std::size_t start = out.size();
+    put<std::uint32_t>(out, 0);  // length and CRC filled in as for a delta
+    put<std::uint32_t>(out, 0);
+    put<std::int64_t>(out, list.first_id);
+    put<std::uint8_t>(out, kLiveSessionListType);
+    put<std::uint8_t>(out, list.complete ? 1 : 0);
+    put<std::int64_t>(out, list.id_count);
+    put_string(out, list.at);
+    put<std::uint32_t>(out, static_cast<std::uint32_t>(list.sessions.size()));
+    for (const auto& session : list.sessions) {
+      put_string(out, session.session_id);
+      put_string(out, session.state);
+    }
+    put<std::uint32_t>(out, static_cast<std::uint32_t>(list.keep.size()));
+    for (const auto& id : list.keep) put_string(out, id);
+    auto size = static_cast<std::uint32_t>(out.size() - start - kHeaderBytes);
+    std::memcpy(out.data() + start, &size, 4);
+    active_max_id = std::max(active_max_id, list.last_id());
+  }
 };
 
 Result<std::unique_ptr<Journal>> Journal::open(
@@ -510,6 +571,11 @@ void Journal::append(const Delta& delta, std::int64_t id, const std::string& cre
 void Journal::append(std::span<const StoredDelta> rows) {
   std::lock_guard lock(impl_->mutex);
   for (const auto& row : rows) impl_->append_record(row.delta, row.id, row.created_at);
+}
+
+void Journal::append(const LiveSessionList& list) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->append_list(list);
 }
 
 void Journal::flush() {

@@ -67,6 +67,13 @@ struct JournalReplay {
   // them: a CRC proves the bytes are the ones written, not that they are a
   // delta the parser would have let through. The caller validates them.
   std::vector<StoredDelta> deltas;
+  // The lists of live sessions (reconciliation answers) whose ids reach above
+  // `after_id`, each with the number of deltas in `deltas` that arrived before it.
+  struct Reconcile {
+    std::size_t after_deltas = 0;
+    LiveSessionList list;
+  };
+  std::vector<Reconcile> reconciles;
   std::uint64_t records = 0;        // all intact records read
   std::uint64_t torn = 0;           // segments whose tail was torn or corrupt
   std::vector<std::string> warnings;
@@ -95,6 +102,8 @@ class Journal {
   void append(const Delta& delta, std::int64_t id, const std::string& created_at);
   // As append() for each row, under one lock.
   void append(std::span<const StoredDelta> rows);
+  // A list of live sessions; its ids count as the journal's up to list.last_id().
+  void append(const LiveSessionList& list);
   // Hands the buffered records to the worker: write, then fdatasync.
   void flush();
   // Everything appended so far goes to a closed segment; returns its number.

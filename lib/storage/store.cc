@@ -1,11 +1,11 @@
-// Store, writing and reading rows: saving deltas, queries and cursors,
-// sessions, cleanup and eviction, the quarantine, stream events and counts.
+// Store, writing and reading rows: saving deltas, queries and cursors, the
+// ledger's rows, cleanup and eviction, the quarantine, stream events and counts.
 // How a database comes into being and goes to a file is store_open.cc.
 #include "storage/store.h"
 
 #include <sqlite3.h>
 
-#include "storage/session_summary.h"
+#include "storage/session_ledger.h"
 #include "storage/sqlite_statement.h"
 #include "storage/store_impl.h"
 
@@ -39,6 +39,8 @@ StoredDelta read_delta(sqlite3_stmt* stmt) {
   row.delta.after = column_optional(stmt, 4);
   row.delta.timestamp = column_text(stmt, 5);
   row.created_at = column_text(stmt, 6);
+  row.origin = parse_delta_origin(column_text(stmt, 7)).value_or(DeltaOrigin::stream);
+  row.gap = sqlite3_column_int(stmt, 8) != 0;
   return row;
 }
 
@@ -70,15 +72,15 @@ std::string format_cursor(const Cursor& cursor) {
 Result<sqlite3_stmt*> Store::Impl::insert_statement(std::size_t rows) {
   std::string sql =
       "INSERT OR IGNORE INTO session_deltas (id, session_id, delta_type, before_state, "
-      "after_state, timestamp, created_at) VALUES ";
-  for (std::size_t i = 0; i < rows; ++i) sql += i ? ",(?,?,?,?,?,?,?)" : "(?,?,?,?,?,?,?)";
+      "after_state, timestamp, created_at, origin, gap) VALUES ";
+  for (std::size_t i = 0; i < rows; ++i) sql += i ? ",(?,?,?,?,?,?,?,?,?)" : "(?,?,?,?,?,?,?,?,?)";
   return statement(sql);
 }
 
 // Inserts rows [0, count) in statements of kInsertRowCounts rows, largest
-// first. `row_at(i)` gives the i-th row's delta, created_at and id (0: a new
-// id). With `ids`, receives each row's id; rows with a given id may be
-// ignored as duplicates, so `ids` is for new rows only.
+// first. `row_at(i)` gives the i-th row as a StoredDelta (id 0: a new id).
+// With `ids`, receives each row's id; rows with a given id may be ignored as
+// duplicates, so `ids` is for new rows only.
 template <typename RowAt>
 Status Store::Impl::insert_rows(std::size_t count, RowAt row_at,
                                 std::vector<std::int64_t>* ids, std::int64_t* inserted) {
@@ -89,15 +91,22 @@ Status Store::Impl::insert_rows(std::size_t count, RowAt row_at,
       if (!stmt.ok()) return Error{stmt.error()};
       Use use(*stmt);
       for (std::size_t k = 0; k < rows; ++k) {
-        auto [delta, created_at, id] = row_at(done + k);
-        int first = static_cast<int>(7 * k);
-        if (id > 0) sqlite3_bind_int64(*use, first + 1, id); else sqlite3_bind_null(*use, first + 1);
+        const StoredDelta& row = row_at(done + k);
+        const Delta& delta = row.delta;
+        int first = static_cast<int>(9 * k);
+        if (row.id > 0) {
+          sqlite3_bind_int64(*use, first + 1, row.id);
+        } else {
+          sqlite3_bind_null(*use, first + 1);
+        }
         bind_text(*use, first + 2, delta.session_id);
         bind_text(*use, first + 3, to_string(delta.type));
         bind_optional(*use, first + 4, delta.before);
         bind_optional(*use, first + 5, delta.after);
         bind_text(*use, first + 6, delta.timestamp);
-        bind_text(*use, first + 7, created_at);
+        bind_text(*use, first + 7, row.created_at);
+        bind_text(*use, first + 8, to_string(row.origin));
+        sqlite3_bind_int(*use, first + 9, row.gap ? 1 : 0);
       }
       if (sqlite3_step(*use) != SQLITE_DONE) return Error{sqlite_error(db, "insert delta")};
       auto changes = sqlite3_changes64(db);
@@ -120,15 +129,15 @@ Status Store::Impl::insert_rows(std::size_t count, RowAt row_at,
   return ok_status();
 }
 
-// Deletes the deltas matching `where` and keeps the summary in step, in one
+// Deletes the deltas matching `where` and keeps the ledger in step, in one
 // transaction.
 Result<std::int64_t> Store::Impl::delete_where(const std::string& where,
                                                const std::function<void(sqlite3_stmt*)>& bind,
                                                const char* what) {
   if (auto s = exec("BEGIN"); !s.ok()) return Error{s.error()};
   auto result = [&]() -> Result<std::int64_t> {
-    if (has_summary) {
-      if (auto s = summaries.before_delete(db, where, bind); !s.ok()) return Error{s.error()};
+    if (has_ledger) {
+      if (auto s = ledger.before_delete(db, where, bind); !s.ok()) return Error{s.error()};
     }
     auto stmt = statement("DELETE FROM session_deltas WHERE " + where);
     if (!stmt.ok()) return Error{stmt.error()};
@@ -137,8 +146,8 @@ Result<std::int64_t> Store::Impl::delete_where(const std::string& where,
     if (sqlite3_step(*use) != SQLITE_DONE) return Error{sqlite_error(db, what)};
     std::int64_t deleted = sqlite3_changes64(db);
     delta_count -= deleted;
-    if (has_summary) {
-      if (auto s = summaries.after_delete(db); !s.ok()) return Error{s.error()};
+    if (has_ledger) {
+      if (auto s = ledger.after_delete(db); !s.ok()) return Error{s.error()};
     }
     return deleted;
   }();
@@ -146,16 +155,22 @@ Result<std::int64_t> Store::Impl::delete_where(const std::string& where,
   return result;
 }
 
-// The summary's share of a batch just inserted. When duplicates were ignored
-// (a replay of ids already held) it cannot tell which: recompute it all.
-template <typename RowAt>
-Status Store::Impl::summarise(std::size_t count, RowAt row_at, std::int64_t inserted) {
-  if (!has_summary || count == 0) return ok_status();
-  if (inserted != static_cast<std::int64_t>(count)) return summaries.rebuild(db);
-  std::vector<SessionSummaries::Added> added;
-  added.reserve(count);
-  for (std::size_t i = 0; i < count; ++i) added.push_back(row_at(i));
-  return summaries.add(db, added);
+// Every id up to `id` has been decided: AUTOINCREMENT's sequence (which
+// last_delta_id() reads) goes at least that far, even when the last of them
+// stored no row.
+Status Store::Impl::note_ids_through(std::int64_t id) {
+  if (id <= 0) return ok_status();
+  for (const char* sql :
+       {"INSERT INTO sqlite_sequence (name, seq) SELECT 'session_deltas', 0 "
+        "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'session_deltas')",
+        "UPDATE sqlite_sequence SET seq = MAX(seq, ?1) WHERE name = 'session_deltas'"}) {
+    auto stmt = statement(sql);
+    if (!stmt.ok()) return Error{stmt.error()};
+    Use use(*stmt);
+    if (sqlite3_bind_parameter_count(*use) > 0) sqlite3_bind_int64(*use, 1, id);
+    if (sqlite3_step(*use) != SQLITE_DONE) return Error{sqlite_error(db, "note ids")};
+  }
+  return ok_status();
 }
 
 // A batch of inserts, all or nothing. With no rollback journal, ROLLBACK is
@@ -171,7 +186,7 @@ Status Store::Impl::insert_batch(Body body) {
   if (!result.ok()) {
     (void)exec(("DELETE FROM session_deltas WHERE id > " + std::to_string(*highest)).c_str());
     delta_count = count_before;
-    if (has_summary) (void)summaries.rebuild(db);  // it may hold part of the batch
+    if (has_ledger) (void)ledger.rebuild(db);  // it may hold part of the batch
   }
   if (auto s = exec("COMMIT"); !s.ok() && result.ok()) {
     delta_count = count_before;
@@ -185,43 +200,40 @@ Status Store::save(const Delta& delta) { return save_batch({&delta, 1}); }
 Status Store::save_batch(std::span<const Delta> deltas, std::optional<std::string> created_at,
                          std::vector<std::int64_t>* ids) {
   std::string at = created_at ? *created_at : format_timestamp(now_millis());
-  // The summary orders a session's deltas by id too, so the ids are needed.
+  std::vector<StoredDelta> rows;
+  rows.reserve(deltas.size());
+  for (const auto& delta : deltas) rows.push_back(StoredDelta{0, delta, at});
   std::vector<std::int64_t> own_ids;
   auto& assigned = ids ? *ids : own_ids;
   assigned.clear();
-  auto status = impl_->insert_batch([&]() -> Status {
-    std::int64_t inserted = 0;
-    auto s = impl_->insert_rows(
-        deltas.size(),
-        [&](std::size_t i) {
-          return std::tuple<const Delta&, std::string_view, std::int64_t>(deltas[i], at, 0);
-        },
-        &assigned, &inserted);
-    if (!s.ok()) return s;
-    return impl_->summarise(
-        deltas.size(),
-        [&](std::size_t i) { return SessionSummaries::Added{&deltas[i], assigned[i]}; }, inserted);
-  });
+  auto status = impl_->save_rows(rows, 0, &assigned);
   if (!status.ok()) assigned.clear();
   return status;
 }
 
-Status Store::save_with_created_at(std::span<const StoredDelta> deltas) {
-  return impl_->insert_batch([&]() -> Status {
+Status Store::save_with_created_at(std::span<const StoredDelta> deltas, std::int64_t ids_through) {
+  return impl_->save_rows(deltas, ids_through, nullptr);
+}
+
+// With `ids` (every row without an id of its own), receives the ids assigned.
+Status Store::Impl::save_rows(std::span<const StoredDelta> deltas, std::int64_t ids_through,
+                              std::vector<std::int64_t>* ids) {
+  return insert_batch([&]() -> Status {
     std::int64_t inserted = 0;
-    auto s = impl_->insert_rows(
-        deltas.size(),
-        [&](std::size_t i) {
-          const auto& row = deltas[i];
-          return std::tuple<const Delta&, std::string_view, std::int64_t>(row.delta,
-                                                                          row.created_at, row.id);
-        },
-        nullptr, &inserted);
+    auto s = insert_rows(
+        deltas.size(), [&](std::size_t i) -> const StoredDelta& { return deltas[i]; }, ids,
+        &inserted);
     if (!s.ok()) return s;
-    return impl_->summarise(
-        deltas.size(),
-        [&](std::size_t i) { return SessionSummaries::Added{&deltas[i].delta, deltas[i].id}; },
-        inserted);
+    if (auto noted = note_ids_through(ids_through); !noted.ok()) return noted;
+    if (!has_ledger || deltas.empty()) return ok_status();
+    // Duplicates ignored (a replay of ids already held): which ones cannot be
+    // told, so the ledger is recomputed.
+    if (inserted != static_cast<std::int64_t>(deltas.size())) return ledger.rebuild(db);
+    if (!ids) return ledger.add(db, deltas);
+    // The ledger needs every row's id.
+    std::vector<StoredDelta> with_ids(deltas.begin(), deltas.end());
+    for (std::size_t i = 0; i < with_ids.size(); ++i) with_ids[i].id = (*ids)[i];
+    return ledger.add(db, with_ids);
   });
 }
 
@@ -283,26 +295,14 @@ Status Store::for_each_delta(const std::function<bool(const StoredDelta&)>& visi
 }
 
 Result<std::vector<SessionSummary>> Store::sessions() {
-  // A read-only file without the summary is scanned instead, for the same columns.
-  constexpr const char* kNewest =
-      "(SELECT %s FROM session_deltas n WHERE n.session_id = g.session_id "
-      "ORDER BY n.timestamp DESC, n.id DESC LIMIT 1)";
-  auto newest = [&](const char* column) {
-    std::string sql = kNewest;
-    return sql.replace(sql.find("%s"), 2, column);
-  };
-  std::string sql =
-      impl_->has_summary
-          ? "SELECT session_id, created, updated, deleted, first_seen, last_seen, last_type, "
-            "last_state FROM session_summary ORDER BY last_seen DESC, session_id"
-          : "SELECT session_id, SUM(delta_type = 'created'), SUM(delta_type = 'updated'), "
-            "SUM(delta_type = 'deleted'), MIN(timestamp), MAX(timestamp), " +
-                newest("n.delta_type") + ", " +
-                newest("CASE WHEN n.delta_type = 'deleted' THEN n.before_state "
-                       "ELSE n.after_state END") +
-                " FROM session_deltas g GROUP BY session_id "
-                "ORDER BY MAX(timestamp) DESC, session_id";
-  auto stmt = impl_->statement(sql);
+  // Every Store has a ledger that adds up (open_readonly loads a file whose
+  // ledger does not into memory and rebuilds it there).
+  auto stmt = impl_->statement(
+      "SELECT s.session_id, s.created, s.updated, s.deleted, s.gaps, s.inferred, s.first_seen, "
+      "s.last_seen, s.last_id, s.last_type, s.live, "
+      "CASE WHEN d.delta_type = 'deleted' THEN d.before_state ELSE d.after_state END "
+      "FROM sessions s LEFT JOIN session_deltas d ON d.id = s.last_id "
+      "ORDER BY s.last_seen DESC, s.session_id");
   if (!stmt.ok()) return Error{stmt.error()};
   std::vector<SessionSummary> result;
   Use use(*stmt);
@@ -313,10 +313,14 @@ Result<std::vector<SessionSummary>> Store::sessions() {
     row.created = sqlite3_column_int64(*use, 1);
     row.updated = sqlite3_column_int64(*use, 2);
     row.deleted = sqlite3_column_int64(*use, 3);
-    row.first_seen = column_text(*use, 4);
-    row.last_seen = column_text(*use, 5);
-    row.last_type = column_text(*use, 6);
-    row.last_state = column_optional(*use, 7);
+    row.gaps = sqlite3_column_int64(*use, 4);
+    row.inferred = sqlite3_column_int64(*use, 5);
+    row.first_seen = column_text(*use, 6);
+    row.last_seen = column_text(*use, 7);
+    row.last_id = sqlite3_column_int64(*use, 8);
+    row.last_type = column_text(*use, 9);
+    row.live = sqlite3_column_int(*use, 10) != 0;
+    row.last_state = column_optional(*use, 11);
     result.push_back(std::move(row));
   }
   if (rc != SQLITE_DONE) return Error{sqlite_error(impl_->db, "sessions")};
@@ -325,8 +329,7 @@ Result<std::vector<SessionSummary>> Store::sessions() {
 
 Result<std::vector<StoredDelta>> Store::session_history(const std::string& session_id) {
   auto stmt = impl_->statement(std::string("SELECT ") + kDeltaColumns +
-                               " FROM session_deltas WHERE session_id = ?1 "
-                               "ORDER BY timestamp, id");
+                               " FROM session_deltas WHERE session_id = ?1 ORDER BY id");
   if (!stmt.ok()) return Error{stmt.error()};
   Use use(*stmt);
   bind_text(*use, 1, session_id);
@@ -335,6 +338,47 @@ Result<std::vector<StoredDelta>> Store::session_history(const std::string& sessi
   while ((rc = sqlite3_step(*use)) == SQLITE_ROW) rows.push_back(read_delta(*use));
   if (rc != SQLITE_DONE) return Error{sqlite_error(impl_->db, "session history")};
   return rows;
+}
+
+Result<std::optional<LedgerEntry>> Store::ledger_entry(const std::string& session_id) {
+  auto stmt = impl_->statement(
+      "SELECT live, last_id, state_digest FROM sessions WHERE session_id = ?1");
+  if (!stmt.ok()) return Error{stmt.error()};
+  Use use(*stmt);
+  bind_text(*use, 1, session_id);
+  int rc = sqlite3_step(*use);
+  if (rc == SQLITE_DONE) return std::optional<LedgerEntry>();
+  if (rc != SQLITE_ROW) return Error{sqlite_error(impl_->db, "ledger")};
+  LedgerEntry entry;
+  entry.live = sqlite3_column_int(*use, 0) != 0;
+  entry.last_id = sqlite3_column_int64(*use, 1);
+  if (sqlite3_column_type(*use, 2) != SQLITE_NULL) {
+    entry.state_digest = static_cast<std::uint64_t>(sqlite3_column_int64(*use, 2));
+  }
+  return std::optional<LedgerEntry>(entry);
+}
+
+Result<std::optional<StoredDelta>> Store::delta_by_id(std::int64_t delta_id) {
+  auto stmt = impl_->statement(std::string("SELECT ") + kDeltaColumns +
+                               " FROM session_deltas WHERE id = ?1");
+  if (!stmt.ok()) return Error{stmt.error()};
+  Use use(*stmt);
+  sqlite3_bind_int64(*use, 1, delta_id);
+  int rc = sqlite3_step(*use);
+  if (rc == SQLITE_DONE) return std::optional<StoredDelta>();
+  if (rc != SQLITE_ROW) return Error{sqlite_error(impl_->db, "delta")};
+  return std::optional<StoredDelta>(read_delta(*use));
+}
+
+Result<std::vector<std::string>> Store::live_sessions() {
+  auto stmt = impl_->statement("SELECT session_id FROM sessions WHERE live ORDER BY session_id");
+  if (!stmt.ok()) return Error{stmt.error()};
+  Use use(*stmt);
+  std::vector<std::string> ids;
+  int rc;
+  while ((rc = sqlite3_step(*use)) == SQLITE_ROW) ids.push_back(column_text(*use, 0));
+  if (rc != SQLITE_DONE) return Error{sqlite_error(impl_->db, "live sessions")};
+  return ids;
 }
 
 Result<std::int64_t> Store::cleanup(TimePoint older_than) {
@@ -448,11 +492,7 @@ StoreCounts Store::counts() {
   counts.deltas = impl_->delta_count;
   counts.rejected = impl_->rejected_count;
   counts.rejected_evicted = impl_->rejected_evicted;
-  counts.sessions =
-      impl_->scalar(impl_->has_summary
-                        ? "SELECT COUNT(*) FROM session_summary"
-                        : "SELECT COUNT(*) FROM (SELECT DISTINCT session_id FROM session_deltas)")
-          .value_or(0);
+  counts.sessions = impl_->scalar("SELECT COUNT(*) FROM sessions").value_or(0);
   counts.stream_events = impl_->scalar("SELECT COUNT(*) FROM stream_events").value_or(0);
   counts.memory_bytes = memory_bytes();
   counts.oldest = impl_->scalar_text("SELECT MIN(timestamp) FROM session_deltas");

@@ -1,13 +1,15 @@
 // Store: the session-delta history in an in-memory SQLite database.
 //
 // The schema is the domain document's session_deltas table and indexes, plus an
-// index on (session_id, timestamp), the rejected_messages quarantine and the
-// stream_events audit of the connection. Times are stored normalised (timestamp.h)
-// so that string order is time order. PRAGMA user_version holds the schema
-// version; a database written with the document's own schema (version 0) is
-// migrated on load without losing a row.
+// index on (session_id, timestamp), the columns `origin` and `gap` (design.md,
+// "Fidelity"; both have defaults, so the document's own INSERT still works),
+// the `sessions` ledger (session_ledger.h), the rejected_messages quarantine and
+// the stream_events audit of the connection. Times are stored normalised
+// (timestamp.h) so that string order is time order. PRAGMA user_version holds
+// the schema version; files of versions 0 (the document's schema) and 1 are
+// migrated on load without losing a row (schema_versions.h rolls back).
 //
-// A Store is used from one thread only (the daemon's io_context thread).
+// A Store is used from one thread only (the daemon's store lane).
 // Files are read by load_file() and open_readonly() and written by write_copy();
 // making a written copy durable and atomic is snapshot.h's job.
 #pragma once
@@ -29,7 +31,7 @@ struct sqlite3;
 
 namespace deltatap {
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 inline constexpr int kDefaultQueryLimit = 100;
 inline constexpr int kMaxQueryLimit = 1000;
 inline constexpr std::size_t kMaxRejectedRawBytes = 64 * 1024;
@@ -74,13 +76,24 @@ struct DeltaPage {
   std::optional<std::string> next;
 };
 
-// A row of GET /api/sessions.
+// A row of GET /api/sessions: the session's ledger row.
 struct SessionSummary {
   std::string session_id;
   std::int64_t created = 0, updated = 0, deleted = 0;
-  std::string first_seen, last_seen;  // by delta timestamp
+  std::int64_t gaps = 0;      // deltas stored with gap = 1
+  std::int64_t inferred = 0;  // deltas of origin resync or reconcile
+  std::string first_seen, last_seen;  // timestamps of its first and last delta (by id)
+  std::int64_t last_id = 0;
   std::string last_type;
-  std::optional<std::string> last_state;  // after_state of the newest delta (before for deleted)
+  bool live = false;  // its last delta is not a deletion
+  std::optional<std::string> last_state;  // after_state of the last delta (before for deleted)
+};
+
+// What the ledger's rules need to know of one session (ingest/ledger_rules.h).
+struct LedgerEntry {
+  bool live = false;
+  std::int64_t last_id = 0;
+  std::optional<std::uint64_t> state_digest;  // base/digest.h of the last state's text
 };
 
 struct Rejected {
@@ -134,15 +147,26 @@ class Store {
   Status save(const Delta& delta);
   Status save_batch(std::span<const Delta> deltas, std::optional<std::string> created_at = {},
                     std::vector<std::int64_t>* ids = nullptr);
-  // As save_batch, but each delta keeps the given created_at (journal replay, tests).
-  Status save_with_created_at(std::span<const StoredDelta> deltas);
+  // As save_batch, but each delta keeps the given id (0: a new one), created_at,
+  // origin and gap (the store lane, journal replay, tests). `ids_through`:
+  // every id up to it has been decided, stored or not (a resync echo stores
+  // nothing), so last_delta_id() is at least it and a replay skips them.
+  Status save_with_created_at(std::span<const StoredDelta> deltas, std::int64_t ids_through = 0);
 
   Result<DeltaPage> get_deltas(const DeltaQuery& query);
   // Every delta, oldest first, handed to `visit` one at a time (export); stops when
   // visit returns false.
   Status for_each_delta(const std::function<bool(const StoredDelta&)>& visit);
+  // The ledger, most recently seen first.
   Result<std::vector<SessionSummary>> sessions();
-  Result<std::vector<StoredDelta>> session_history(const std::string& session_id);  // oldest first
+  // One session's deltas in arrival order (by id).
+  Result<std::vector<StoredDelta>> session_history(const std::string& session_id);
+  // The ledger's row for a session; nullopt when the ledger does not know it.
+  Result<std::optional<LedgerEntry>> ledger_entry(const std::string& session_id);
+  // One delta by its id; nullopt when there is none.
+  Result<std::optional<StoredDelta>> delta_by_id(std::int64_t delta_id);
+  // The ids of the sessions the ledger holds as live, sorted.
+  Result<std::vector<std::string>> live_sessions();
 
   // Deletes deltas whose created_at is before `older_than`; returns how many.
   Result<std::int64_t> cleanup(TimePoint older_than);

@@ -13,11 +13,12 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "base/result.h"
-#include "storage/session_summary.h"
+#include "storage/session_ledger.h"
 #include "storage/sqlite_statement.h"
 #include "storage/store.h"
 
@@ -25,6 +26,9 @@ namespace deltatap {
 
 // The migration copies these columns and the queries read them, in this order.
 inline constexpr const char* kDeltaColumns =
+    "id, session_id, delta_type, before_state, after_state, timestamp, created_at, origin, gap";
+// The columns of version 1, which the migrations copy.
+inline constexpr const char* kVersion1Columns =
     "id, session_id, delta_type, before_state, after_state, timestamp, created_at";
 
 struct Store::Impl {
@@ -33,14 +37,14 @@ struct Store::Impl {
   std::int64_t delta_count = 0;
   std::int64_t rejected_count = 0;
   std::int64_t rejected_evicted = 0;
-  SessionSummaries summaries;
-  bool has_summary = false;  // false only for a read-only file without a usable one
+  SessionLedger ledger;
+  bool has_ledger = false;  // false only for a read-only file without a usable one
 
   ~Impl() {
     // Every prepared statement goes first: sqlite3_close leaves the connection
     // open (and its memory held) while one remains.
     statements.clear();
-    summaries = SessionSummaries();
+    ledger = SessionLedger();
     sqlite3_close(db);
   }
 
@@ -90,6 +94,7 @@ struct Store::Impl {
   Status migrate();
   Status create_schema();
   Status migrate_from_version_0();
+  Status migrate_from_version_1();
   Status finish_open();
   Status refresh_counts();
 
@@ -101,8 +106,9 @@ struct Store::Impl {
   Result<std::int64_t> delete_where(const std::string& where,
                                     const std::function<void(sqlite3_stmt*)>& bind,
                                     const char* what);
-  template <typename RowAt>
-  Status summarise(std::size_t count, RowAt row_at, std::int64_t inserted);
+  Status note_ids_through(std::int64_t id);
+  Status save_rows(std::span<const StoredDelta> deltas, std::int64_t ids_through,
+                   std::vector<std::int64_t>* ids);
   template <typename Body>
   Status insert_batch(Body body);
 };

@@ -5,7 +5,7 @@
 
 #include <sqlite3.h>
 
-#include "storage/session_summary.h"
+#include "storage/session_ledger.h"
 #include "storage/sqlite_statement.h"
 #include "storage/store_impl.h"
 
@@ -28,7 +28,9 @@ CREATE TABLE IF NOT EXISTS session_deltas (
   before_state TEXT,
   after_state TEXT,
   timestamp TEXT NOT NULL,
-  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+  origin TEXT NOT NULL DEFAULT 'stream' CHECK(origin IN ('stream', 'resync', 'reconcile')),
+  gap INTEGER NOT NULL DEFAULT 0 CHECK(gap IN (0, 1))
 );)sql";
 
 constexpr const char* kCreateIndexesAndTables = R"sql(
@@ -157,7 +159,7 @@ Status Store::Impl::register_functions() {
                               normalise_sql_function, nullptr, nullptr) != SQLITE_OK) {
     return Error{sqlite_error(db, "register function")};
   }
-  return ok_status();
+  return SessionLedger::register_functions(db);
 }
 
 // Brings any known version up to kSchemaVersion.
@@ -170,7 +172,9 @@ Status Store::Impl::migrate() {
       scalar("SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='session_deltas'");
   if (!has_table.ok()) return Error{has_table.error()};
   if (auto s = exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-  Status result = *has_table ? migrate_from_version_0() : create_schema();
+  Status result = !*has_table     ? create_schema()
+                  : *version == 0 ? migrate_from_version_0()
+                                  : migrate_from_version_1();
   if (result.ok()) {
     result = exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
   }
@@ -185,22 +189,40 @@ Status Store::Impl::create_schema() {
 }
 
 // The document's table: created_at defaults to datetime('now') and times are
-// stored as received. Rebuild it with the new default and normalised times.
+// stored as received. Rebuild it with the new columns and default and
+// normalised times. Every delta becomes origin `stream`, gap 0: nothing was
+// inferred before deltatap.
 Status Store::Impl::migrate_from_version_0() {
   // The statement cache may hold statements on the old table.
   statements.clear();
   std::string create_new = kCreateDeltas;
   create_new.replace(create_new.find("session_deltas"), std::strlen("session_deltas"),
-                     "session_deltas_v1");
-  std::string copy = std::string("INSERT INTO session_deltas_v1 (") + kDeltaColumns +
+                     "session_deltas_v2");
+  std::string copy = std::string("INSERT INTO session_deltas_v2 (") + kVersion1Columns +
                      ") SELECT id, session_id, delta_type, before_state, after_state, "
                      "deltatap_normalise(timestamp), deltatap_normalise(created_at) "
                      "FROM session_deltas";
   for (const std::string& sql :
        {create_new, copy, std::string("DROP TABLE session_deltas"),
-        std::string("ALTER TABLE session_deltas_v1 RENAME TO session_deltas"),
+        std::string("ALTER TABLE session_deltas_v2 RENAME TO session_deltas"),
         std::string(kCreateIndexesAndTables)}) {
     if (auto s = exec(sql.c_str()); !s.ok()) return s;
+  }
+  return ok_status();
+}
+
+// Version 1 had the times normalised already: the two columns are added in
+// place (their defaults fill every row), and v1's session_summary gives way to
+// the ledger, which finish_open() builds from the history.
+Status Store::Impl::migrate_from_version_1() {
+  statements.clear();
+  for (const char* sql :
+       {"ALTER TABLE session_deltas ADD COLUMN origin TEXT NOT NULL DEFAULT 'stream' "
+        "CHECK(origin IN ('stream', 'resync', 'reconcile'))",
+        "ALTER TABLE session_deltas ADD COLUMN gap INTEGER NOT NULL DEFAULT 0 "
+        "CHECK(gap IN (0, 1))",
+        "DROP TABLE IF EXISTS session_summary", kCreateIndexesAndTables}) {
+    if (auto s = exec(sql); !s.ok()) return s;
   }
   return ok_status();
 }
@@ -213,8 +235,8 @@ Status Store::Impl::finish_open() {
   if (auto s = migrate(); !s.ok()) return s;
   if (auto s = exec("PRAGMA journal_mode = OFF"); !s.ok()) return s;
   if (auto s = refresh_counts(); !s.ok()) return s;
-  if (auto s = summaries.ensure(db, delta_count); !s.ok()) return s;
-  has_summary = true;
+  if (auto s = ledger.ensure(db, delta_count); !s.ok()) return s;
+  has_ledger = true;
   return ok_status();
 }
 
@@ -289,19 +311,19 @@ Result<std::unique_ptr<Store>> Store::open_readonly(const std::string& path) {
   }
   auto version = impl->scalar("PRAGMA user_version");
   if (!version.ok()) return Error{path + ": " + version.error()};
-  if (*version == 0) {
-    // Migrating needs a writable copy; the file itself stays as it is.
-    return load_file(path);
-  }
-  if (auto s = impl->register_functions(); !s.ok()) return Error{s.error()};
   if (*version > kSchemaVersion) return Error{path + ": " + newer_version_error(*version)};
+  if (auto s = impl->register_functions(); !s.ok()) return Error{s.error()};
   if (auto s = impl->refresh_counts(); !s.ok()) return Error{path + ": " + s.error()};
-  // A summary that does not add up (the file was changed by an older deltatap)
-  // is not used: the history is scanned instead.
-  if (SessionSummaries::present(impl->db)) {
-    auto total = impl->scalar("SELECT COALESCE(SUM(created + updated + deleted), 0) FROM session_summary");
-    impl->has_summary = total.ok() && *total == impl->delta_count;
+  // An older version, or a ledger that does not add up (rows written by some
+  // other program): migrating and rebuilding need a writable copy, so the file
+  // is loaded into memory and changed there, and stays as it is.
+  bool usable = *version == kSchemaVersion && SessionLedger::present(impl->db);
+  if (usable) {
+    auto total = impl->scalar("SELECT COALESCE(SUM(created + updated + deleted), 0) FROM sessions");
+    usable = total.ok() && *total == impl->delta_count;
   }
+  if (!usable) return load_file(path);
+  impl->has_ledger = true;
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
