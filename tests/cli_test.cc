@@ -255,11 +255,11 @@ BOOST_FIXTURE_TEST_CASE(csv_and_ndjson_read_back_equal_the_file, Fixture) {
   BOOST_REQUIRE_MESSAGE(read.exit_code == 0, read.err);
   auto records = parse(read.out);
   auto sql = query_db(file, "SELECT id, delta_type, session_id, timestamp, created_at, "
-                            "COALESCE(before_state, ''), COALESCE(after_state, '') "
+                            "COALESCE(before_state, ''), COALESCE(after_state, ''), origin, gap "
                             "FROM session_deltas ORDER BY timestamp DESC, id DESC");
   BOOST_REQUIRE(records.Size() == sql.size());
   for (std::size_t i = 0; i < sql.size(); ++i) {
-    for (std::size_t c = 0; c < 7; ++c) BOOST_TEST(records[i][c].GetString() == sql[i][c]);
+    for (std::size_t c = 0; c < 9; ++c) BOOST_TEST(records[i][c].GetString() == sql[i][c]);
   }
 }
 
@@ -367,6 +367,225 @@ BOOST_FIXTURE_TEST_CASE(timeline_shows_field_level_changes, Fixture) {
   BOOST_TEST(unknown.err.find("no deltas stored for session") != std::string::npos);
 }
 
+namespace {
+
+// A session across a backend restart, as the ledger stores it (design.md,
+// "Fidelity"), ids in arrival order: a created at 12:00:00.500 (format B's
+// receive time) then an update stamped 12:00:00 (format A's whole second), one
+// more update; the tap away, so the next update starts from a state never seen
+// (gap); the restarted backend re-announces the session with a changed state
+// (resync); reconciliation finds it gone (reconcile). Then a session first seen
+// mid-way (a gap on its first delta), and one whose id talks to terminals.
+const std::string kFidelityCreatedAt = "2025-11-10T12:10:00.000Z";
+const std::string kHostileGapSession = "evil\x1b]0;x\x07";
+
+std::unique_ptr<Store> fidelity_store() {
+  auto opened = Store::open_empty();
+  BOOST_REQUIRE(opened.ok());
+  auto store = std::move(opened.value());
+  auto row = [](std::int64_t id, std::string session, DeltaType type,
+                std::optional<std::string> before, std::optional<std::string> after,
+                std::string timestamp, DeltaOrigin origin, bool gap) {
+    StoredDelta r = stored(std::move(session), type, std::move(timestamp), std::move(before),
+                           std::move(after), kFidelityCreatedAt);
+    r.id = id;
+    r.origin = origin;
+    r.gap = gap;
+    return r;
+  };
+  const std::string pending = R"({"planStatus":"pending"})";
+  const std::string running = R"({"planStatus":"in_progress"})";
+  const std::string waiting = R"({"planStatus":"awaiting_approval"})";
+  const std::string approved = R"({"planStatus":"approved"})";
+  const std::string done = R"({"planStatus":"succeeded"})";
+  const std::string summed = R"({"planStatus":"succeeded","summary":"Fix the flaky test"})";
+  std::vector<StoredDelta> rows = {
+      row(1, "sess_r", DeltaType::created, {}, pending, "2025-11-10T12:00:00.500Z",
+          DeltaOrigin::stream, false),
+      row(2, "sess_r", DeltaType::updated, pending, running, "2025-11-10T12:00:00.000Z",
+          DeltaOrigin::stream, false),
+      row(3, "sess_r", DeltaType::updated, running, waiting, "2025-11-10T12:00:05.000Z",
+          DeltaOrigin::stream, false),
+      row(4, "sess_r", DeltaType::updated, approved, done, "2025-11-10T12:07:40.000Z",
+          DeltaOrigin::stream, true),
+      row(5, "sess_r", DeltaType::updated, done, summed, "2025-11-10T12:07:41.000Z",
+          DeltaOrigin::resync, false),
+      row(6, "sess_r", DeltaType::deleted, summed, {}, "2025-11-10T12:07:42.000Z",
+          DeltaOrigin::reconcile, false),
+      row(7, "sess_u", DeltaType::updated, approved, done, "2025-11-10T12:07:40.000Z",
+          DeltaOrigin::stream, true),
+      row(8, kHostileGapSession, DeltaType::updated, approved, done, "2025-11-10T12:07:43.000Z",
+          DeltaOrigin::stream, true),
+  };
+  BOOST_REQUIRE(store->save_with_created_at(rows).ok());
+  return store;
+}
+
+struct FidelityFixture {
+  FidelityFixture()
+      : store(fidelity_store()), file(write_store(*store, dir / "fidelity.sqlite")) {}
+  TempDir dir;
+  std::unique_ptr<Store> store;
+  fs::path file;
+};
+
+// The line of `table` whose first cell is `id`.
+std::string table_row(const std::string& table, const std::string& id) {
+  for (const auto& line : lines(table)) {
+    if (line.rfind(id + " ", 0) == 0) return line;
+  }
+  BOOST_TEST_FAIL("no row " << id << " in:\n" << table);
+  return "";
+}
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_CASE(timeline_tells_gaps_inferred_steps_and_arrival_order, FidelityFixture) {
+  auto result = cli({"--db", file.string(), "--utc", "timeline", "sess_r"});
+  BOOST_REQUIRE_MESSAGE(result.exit_code == 0, result.err);
+  // In id order although #2's time is before #1's: it is marked, not moved.
+  // The gap is said between the last step seen and the first one after it;
+  // each inferred step says what it is.
+  const std::string expected =
+      "Session sess_r: 6 deltas, 2025-11-10T12:00:00.500Z to 2025-11-10T12:07:42.000Z; "
+      "1 gap, 2 inferred\n"
+      "2025-11-10T12:00:00.500Z  created  #1\n"
+      "    + planStatus: pending\n"
+      "2025-11-10T12:00:00.000Z  updated  #2  (timestamp earlier than the previous step)\n"
+      "    planStatus: pending → in_progress\n"
+      "2025-11-10T12:00:05.000Z  updated  #3\n"
+      "    planStatus: in_progress → awaiting_approval\n"
+      "-- changes between 2025-11-10T12:00:05.000Z and 2025-11-10T12:07:40.000Z were not "
+      "observed\n"
+      "2025-11-10T12:07:40.000Z  updated  #4\n"
+      "    planStatus: approved → succeeded\n"
+      "2025-11-10T12:07:41.000Z  updated  #5  inferred: re-announced after a backend restart\n"
+      "    + summary: Fix the flaky test\n"
+      "2025-11-10T12:07:42.000Z  deleted  #6  inferred: reconciled with the backend's live "
+      "sessions\n"
+      "    (session deleted)\n";
+  BOOST_TEST(result.out == expected);
+
+  // A session first seen mid-way: what came before its first delta is unknown.
+  auto unknown = cli({"--db", file.string(), "--utc", "timeline", "sess_u"});
+  BOOST_REQUIRE_MESSAGE(unknown.exit_code == 0, unknown.err);
+  BOOST_TEST(unknown.out ==
+             "Session sess_u: 1 delta, 2025-11-10T12:07:40.000Z to 2025-11-10T12:07:40.000Z; "
+             "1 gap\n"
+             "-- changes before 2025-11-10T12:07:40.000Z were not observed\n"
+             "2025-11-10T12:07:40.000Z  updated  #7\n"
+             "    planStatus: approved → succeeded\n");
+
+  // The same steps in the same order as JSON, each with its origin and gap.
+  auto json = cli({"--db", file.string(), "timeline", "sess_r", "--format", "json"});
+  BOOST_REQUIRE_MESSAGE(json.exit_code == 0, json.err);
+  auto doc = parse(json.out);
+  const std::vector<std::pair<std::string, bool>> want = {
+      {"stream", false}, {"stream", false}, {"stream", false},
+      {"stream", true},  {"resync", false}, {"reconcile", false}};
+  BOOST_REQUIRE(doc["deltas"].Size() == want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    const auto& d = doc["deltas"][static_cast<rapidjson::SizeType>(i)];
+    BOOST_TEST(d["id"].GetInt64() == static_cast<std::int64_t>(i + 1));
+    BOOST_TEST(d["origin"].GetString() == want[i].first, "step " << i + 1);
+    BOOST_TEST(d["gap"].GetBool() == want[i].second, "step " << i + 1);
+  }
+
+  // Stream text stays escaped in the new lines too; with colour, the marks
+  // are painted with the CLI's own SGR codes only.
+  auto hostile = cli({"--db", file.string(), "--utc", "timeline", "--", kHostileGapSession});
+  BOOST_REQUIRE_MESSAGE(hostile.exit_code == 0, hostile.err);
+  BOOST_TEST(hostile.out.find('\x1b') == std::string::npos, hostile.out);
+  BOOST_TEST(hostile.out.find('\x07') == std::string::npos, hostile.out);
+  BOOST_TEST(hostile.out.find("Session evil\\x1b]0;x\\x07: 1 delta") == 0u, hostile.out);
+  BOOST_TEST(hostile.out.find("\n-- changes before 2025-11-10T12:07:43.000Z were not observed\n") !=
+             std::string::npos, hostile.out);
+  auto coloured = cli({"--db", file.string(), "--utc", "--color", "always", "timeline", "sess_r"});
+  BOOST_TEST(coloured.out.find("\x1b[35minferred: reconciled with the backend's live sessions\x1b[0m") !=
+             std::string::npos, coloured.out);
+  BOOST_TEST(coloured.out.find("\x1b[1;31m-- changes between ") != std::string::npos, coloured.out);
+}
+
+BOOST_FIXTURE_TEST_CASE(query_and_exports_show_origin_and_gap, FidelityFixture) {
+  // The table: ORIGIN empty for the stream's deltas, named for inferred ones;
+  // GAP says gap. Rows are newest first by time, as ever.
+  auto table = cli({"--db", file.string(), "--utc", "query", "--session", "sess_r"});
+  BOOST_REQUIRE_MESSAGE(table.exit_code == 0, table.err);
+  auto header = lines(table.out).at(0);
+  BOOST_TEST(header.find("ID  TIME") == 0u, header);
+  auto origin_at = header.find("ORIGIN");
+  auto gap_at = header.find("GAP");
+  BOOST_TEST_REQUIRE(origin_at != std::string::npos, header);
+  BOOST_TEST_REQUIRE(gap_at != std::string::npos, header);
+  BOOST_TEST(table_row(table.out, "6").substr(origin_at, 9) == "reconcile");
+  BOOST_TEST(table_row(table.out, "5").substr(origin_at, 9) == "resync   ");
+  BOOST_TEST(table_row(table.out, "4").substr(origin_at, 9) == "         ");
+  BOOST_TEST(table_row(table.out, "4").substr(gap_at, 3) == "gap");
+  for (const std::string id : {"1", "2", "3", "5", "6"}) {
+    BOOST_TEST(table_row(table.out, id).substr(gap_at, 3) == "   ", "row " << id);
+  }
+  for (const std::string id : {"1", "2", "3"}) {
+    BOOST_TEST(table_row(table.out, id).substr(origin_at, 9) == "         ", "row " << id);
+  }
+
+  // json (the API's answer) and ndjson: both fields on every delta.
+  auto json = cli({"--db", file.string(), "query", "--format", "json"});
+  BOOST_REQUIRE_MESSAGE(json.exit_code == 0, json.err);
+  auto doc = parse(json.out);
+  BOOST_REQUIRE(doc["deltas"].Size() == 8u);
+  const std::map<std::int64_t, std::pair<std::string, bool>> want = {
+      {1, {"stream", false}}, {2, {"stream", false}},    {3, {"stream", false}},
+      {4, {"stream", true}},  {5, {"resync", false}},    {6, {"reconcile", false}},
+      {7, {"stream", true}},  {8, {"stream", true}}};
+  for (const auto& d : doc["deltas"].GetArray()) {
+    auto id = d["id"].GetInt64();
+    BOOST_TEST(d["origin"].GetString() == want.at(id).first, "id " << id);
+    BOOST_TEST(d["gap"].GetBool() == want.at(id).second, "id " << id);
+  }
+  auto ndjson = cli({"--db", file.string(), "query", "--format", "ndjson"});
+  for (const auto& line : lines(ndjson.out)) {
+    auto d = parse(line);
+    auto id = d["id"].GetInt64();
+    BOOST_TEST(d["origin"].GetString() == want.at(id).first, "id " << id);
+    BOOST_TEST(d["gap"].GetBool() == want.at(id).second, "id " << id);
+  }
+
+  // CSV, from query and from export: two columns appended, byte for byte.
+  const std::string header_line = "id,type,sessionId,timestamp,createdAt,before,after,origin,gap\r\n";
+  const std::string gap_row = "4,updated,sess_r,2025-11-10T12:07:40.000Z," + kFidelityCreatedAt +
+                              ",\"{\"\"planStatus\"\":\"\"approved\"\"}\","
+                              "\"{\"\"planStatus\"\":\"\"succeeded\"\"}\",stream,1\r\n";
+  const std::string reconcile_row =
+      "6,deleted,sess_r,2025-11-10T12:07:42.000Z," + kFidelityCreatedAt +
+      ",\"{\"\"planStatus\"\":\"\"succeeded\"\",\"\"summary\"\":\"\"Fix the flaky test\"\"}\","
+      ",reconcile,0\r\n";
+  auto csv = cli({"--db", file.string(), "query", "--session", "sess_r", "--format", "csv"});
+  auto exported = cli({"--db", file.string(), "export", "--format", "csv"});
+  for (const auto* out : {&csv.out, &exported.out}) {
+    BOOST_TEST(out->rfind(header_line, 0) == 0u, *out);
+    BOOST_TEST(out->find("\r\n" + gap_row) != std::string::npos, *out);
+    BOOST_TEST(out->find("\r\n" + reconcile_row) != std::string::npos, *out);
+  }
+
+  // The daemon says the same as the file.
+  LiveDaemon daemon(file);
+  for (const auto& command : std::vector<std::vector<std::string>>{
+           {"--utc", "query"}, {"query", "--format", "json"}, {"--utc", "timeline", "sess_r"},
+           {"timeline", "sess_r", "--format", "json"}, {"export", "--format", "csv"}}) {
+    std::vector<std::string> offline = {"--db", file.string()};
+    std::vector<std::string> live = {"--url", daemon.url};
+    offline.insert(offline.end(), command.begin(), command.end());
+    live.insert(live.end(), command.begin(), command.end());
+    auto a = cli(offline);
+    auto b = cli(live);
+    BOOST_TEST_CONTEXT(command.at(0) << " " << command.at(1)) {
+      BOOST_TEST(a.exit_code == 0, a.err);
+      BOOST_TEST(b.exit_code == 0, b.err);
+      BOOST_TEST(a.out == b.out);
+    }
+  }
+}
+
 BOOST_FIXTURE_TEST_CASE(live_answers_equal_the_file, Fixture) {
   LiveDaemon daemon(file);
   const std::vector<std::vector<std::string>> commands = {
@@ -445,7 +664,8 @@ BOOST_FIXTURE_TEST_CASE(check_reports_integrity_and_schema_version, Fixture) {
   auto good = cli({"--db", file.string(), "check"});
   BOOST_TEST(good.exit_code == 0, good.err);
   BOOST_TEST(good.out.find("integrity:      ok") != std::string::npos);
-  BOOST_TEST(good.out.find("schema version: 1 (current)") != std::string::npos);
+  BOOST_TEST(good.out.find("schema version: " + std::to_string(kSchemaVersion) + " (current)") !=
+             std::string::npos, good.out);
 
   // The domain document's own schema: readable, reported as version 0.
   auto v0 = dir / "v0.sqlite";

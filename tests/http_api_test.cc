@@ -559,6 +559,8 @@ BOOST_AUTO_TEST_CASE(export_streams_chunked_in_all_three_formats) {
     BOOST_TEST(r[4].GetString() == d.created_at);
     BOOST_TEST(r[5].GetString() == d.delta.before.value_or(""));
     BOOST_TEST(r[6].GetString() == d.delta.after.value_or(""));
+    BOOST_TEST(r[7].GetString() == std::string(to_string(d.origin)));
+    BOOST_TEST(r[8].GetString() == std::string(d.gap ? "1" : "0"));
   }
 }
 
@@ -567,7 +569,115 @@ BOOST_AUTO_TEST_CASE(empty_exports_are_well_formed) {
   BOOST_TEST(parse(get(server.port, "/api/export").body).Size() == 0u);
   BOOST_TEST(get(server.port, "/api/export?format=ndjson").body.empty());
   BOOST_TEST(get(server.port, "/api/export?format=csv").body ==
-             "id,type,sessionId,timestamp,createdAt,before,after\r\n");
+             "id,type,sessionId,timestamp,createdAt,before,after,origin,gap\r\n");
+}
+
+namespace {
+
+// One session across a backend restart, as the ledger stores it (design.md,
+// "Fidelity"): a created and an update the stream sent, an update after changes
+// nobody observed (gap), a re-announcement with a changed state (resync), a
+// deletion inferred from the backend's list (reconcile); and a session whose id
+// a spreadsheet would run, to show the new columns keep the CSV rule.
+void fill_fidelity(Store& store) {
+  auto row = [](std::int64_t id, std::string session, DeltaType type,
+                std::optional<std::string> before, std::optional<std::string> after, int second,
+                DeltaOrigin origin, bool gap) {
+    StoredDelta r;
+    r.id = id;
+    r.delta.session_id = std::move(session);
+    r.delta.type = type;
+    r.delta.before = std::move(before);
+    r.delta.after = std::move(after);
+    r.delta.timestamp = ts(second);
+    r.created_at = "2025-11-10T12:10:00.000Z";
+    r.origin = origin;
+    r.gap = gap;
+    return r;
+  };
+  const std::string pending = R"({"planStatus":"pending"})";
+  const std::string running = R"({"planStatus":"in_progress"})";
+  const std::string waiting = R"({"planStatus":"awaiting_approval"})";
+  const std::string done = R"({"planStatus":"succeeded"})";
+  std::vector<StoredDelta> rows = {
+      row(1, "s", DeltaType::created, {}, pending, 0, DeltaOrigin::stream, false),
+      row(2, "s", DeltaType::updated, waiting, running, 1, DeltaOrigin::stream, true),
+      row(3, "s", DeltaType::updated, running, done, 2, DeltaOrigin::resync, false),
+      row(4, "s", DeltaType::deleted, done, {}, 3, DeltaOrigin::reconcile, false),
+      row(5, "=x", DeltaType::updated, pending, running, 4, DeltaOrigin::reconcile, true),
+  };
+  BOOST_REQUIRE(store.save_with_created_at(rows).ok());
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(every_delta_answer_carries_origin_and_gap) {
+  Server server({"127.0.0.1:0", ""}, {}, fill_fidelity);
+  const std::map<std::int64_t, std::pair<std::string, bool>> expected = {
+      {1, {"stream", false}},   {2, {"stream", true}},    {3, {"resync", false}},
+      {4, {"reconcile", false}}, {5, {"reconcile", true}}};
+  auto check = [&](const std::string& what, const rapidjson::Value& deltas, std::size_t count) {
+    BOOST_TEST_CONTEXT(what) {
+      BOOST_TEST_REQUIRE(deltas.IsArray());
+      BOOST_TEST(deltas.Size() == count);
+      for (const auto& d : deltas.GetArray()) {
+        auto want = expected.at(d["id"].GetInt64());
+        BOOST_TEST_REQUIRE(d.HasMember("origin"), "id " << d["id"].GetInt64());
+        BOOST_TEST_REQUIRE(d.HasMember("gap"), "id " << d["id"].GetInt64());
+        BOOST_TEST(d["origin"].GetString() == want.first, "id " << d["id"].GetInt64());
+        BOOST_TEST(d["gap"].IsBool());
+        BOOST_TEST(d["gap"].GetBool() == want.second, "id " << d["id"].GetInt64());
+      }
+    }
+  };
+  auto all = get(server.port, "/api/deltas");
+  BOOST_TEST(all.status == 200);
+  check("/api/deltas", parse(all.body)["deltas"], 5);
+  // The two fields come last, after createdAt, so every earlier field keeps its
+  // place; gap is a JSON boolean.
+  BOOST_TEST(all.body.find(R"({"id":4,"type":"deleted","sessionId":"s",)"
+                           R"("before":{"planStatus":"succeeded"},)"
+                           R"("timestamp":"2025-11-10T12:00:03.000Z",)"
+                           R"("createdAt":"2025-11-10T12:10:00.000Z",)"
+                           R"("origin":"reconcile","gap":false})") != std::string::npos,
+             all.body);
+  BOOST_TEST(all.body.find(R"("createdAt":"2025-11-10T12:10:00.000Z","origin":"stream","gap":true})") !=
+                 std::string::npos,
+             all.body);
+  check("/api/deltas/s", parse(get(server.port, "/api/deltas/s").body)["deltas"], 4);
+  check("/api/deltas?sessionId=s", parse(get(server.port, "/api/deltas?sessionId=s").body)["deltas"], 4);
+
+  check("/api/export", parse(get(server.port, "/api/export").body), 5);
+  auto ndjson = get(server.port, "/api/export?format=ndjson").body;
+  // One object a line: joined into an array, they are checked alike.
+  std::string array = "[";
+  std::size_t at = 0;
+  while (at < ndjson.size()) {
+    std::size_t end = ndjson.find('\n', at);
+    BOOST_TEST_REQUIRE(end != std::string::npos, "an unterminated line");
+    array += (at ? "," : "") + ndjson.substr(at, end - at);
+    at = end + 1;
+  }
+  check("/api/export?format=ndjson", parse(array + "]"), 5);
+
+  // CSV: origin and gap (0/1) appended, so the older columns keep their
+  // positions; records end in CRLF; the formula rule holds as before.
+  const std::string created = "2025-11-10T12:10:00.000Z";
+  const std::string expected_csv =
+      "id,type,sessionId,timestamp,createdAt,before,after,origin,gap\r\n"
+      "5,updated,'=x,2025-11-10T12:00:04.000Z," + created +
+      ",\"{\"\"planStatus\"\":\"\"pending\"\"}\",\"{\"\"planStatus\"\":\"\"in_progress\"\"}\",reconcile,1\r\n"
+      "4,deleted,s,2025-11-10T12:00:03.000Z," + created +
+      ",\"{\"\"planStatus\"\":\"\"succeeded\"\"}\",,reconcile,0\r\n"
+      "3,updated,s,2025-11-10T12:00:02.000Z," + created +
+      ",\"{\"\"planStatus\"\":\"\"in_progress\"\"}\",\"{\"\"planStatus\"\":\"\"succeeded\"\"}\",resync,0\r\n"
+      "2,updated,s,2025-11-10T12:00:01.000Z," + created +
+      ",\"{\"\"planStatus\"\":\"\"awaiting_approval\"\"}\",\"{\"\"planStatus\"\":\"\"in_progress\"\"}\",stream,1\r\n"
+      "1,created,s,2025-11-10T12:00:00.000Z," + created +
+      ",,\"{\"\"planStatus\"\":\"\"pending\"\"}\",stream,0\r\n";
+  BOOST_TEST(get(server.port, "/api/export?format=csv").body == expected_csv);
+  auto raw = get(server.port, "/api/export?format=csv&csv=raw").body;
+  BOOST_TEST(raw.find("\r\n5,updated,=x,2025-11-10T12:00:04.000Z,") != std::string::npos, raw);
 }
 
 BOOST_AUTO_TEST_CASE(http_1_0_export_ends_with_the_connection) {

@@ -209,6 +209,18 @@ Result<StoredDelta> delta_from_valid(std::string_view text) {
   row.created_at = std::move(created_at.value());
   row.delta.before = optional_state(*members, "before");
   row.delta.after = optional_state(*members, "after");
+  // Absent from an older daemon's answer: what it stored came from the stream.
+  if (member_raw(*members, "origin")) {
+    auto origin_text = member_string(*members, "origin");
+    if (!origin_text.ok()) return Error{origin_text.error()};
+    auto origin = parse_delta_origin(*origin_text);
+    if (!origin) return Error{"unknown delta origin " + json_quoted(*origin_text)};
+    row.origin = *origin;
+  }
+  if (auto gap = member_raw(*members, "gap")) {
+    if (*gap != "true" && *gap != "false") return Error{"\"gap\" is not true or false"};
+    row.gap = *gap == "true";
+  }
   return row;
 }
 
@@ -283,7 +295,9 @@ void append_delta_json(std::string& out, const StoredDelta& row) {
   append_json_string(out, row.delta.timestamp);
   out += ",\"createdAt\":";
   append_json_string(out, row.created_at);
-  out += '}';
+  out += ",\"origin\":";
+  append_json_string(out, to_string(row.origin));
+  out += row.gap ? ",\"gap\":true}" : ",\"gap\":false}";
 }
 
 void append_delta_csv(std::string& out, const StoredDelta& row, CsvCells cells) {
@@ -300,7 +314,9 @@ void append_delta_csv(std::string& out, const StoredDelta& row, CsvCells cells) 
   if (row.delta.before) append_csv_field(out, *row.delta.before, cells);
   out += ',';
   if (row.delta.after) append_csv_field(out, *row.delta.after, cells);
-  out += "\r\n";
+  out += ',';
+  append_csv_field(out, to_string(row.origin), cells);
+  out += row.gap ? ",1\r\n" : ",0\r\n";
 }
 
 std::string delta_page_json(const DeltaPage& page) {

@@ -3,9 +3,14 @@
 //
 // A delta is the domain document's SessionDelta
 //   {"id":N,"type":...,"sessionId":...,"before":{...},"after":{...},
-//    "timestamp":...,"createdAt":...}
+//    "timestamp":...,"createdAt":...,"origin":"stream","gap":false}
 // with "before" omitted for created and "after" for deleted, as the document's
-// JSON.stringify of an undefined field would. The states are copied from the
+// JSON.stringify of an undefined field would. "origin" and "gap" (design.md,
+// "Fidelity") come last, so every earlier field keeps its place: origin is
+// "stream" for what the backend sent, "resync" or "reconcile" for what deltatap
+// inferred; gap is true when changes of the session before this delta were not
+// observed. Read back, a delta without them (an older daemon) is a stream delta
+// without a gap; present, they must be one of those values. The states are copied from the
 // stored JSON text, never re-serialised, so numbers keep every digit and strings
 // their unicode. A stored state that is not valid JSON (possible only in a file
 // some other program wrote) is emitted as a JSON string, so the output is always
@@ -13,6 +18,9 @@
 //
 // CSV follows RFC 4180: a header line, CRLF line ends, a field quoted when it
 // holds a comma, quote, CR or LF, quotes doubled. Absent states are empty fields.
+// The columns are the JSON fields in the same order, origin and gap last (gap as
+// 0 or 1, as the table stores it), so the columns of older exports keep their
+// positions.
 // A cell that a spreadsheet would run as a formula (it starts with = + - @, tab
 // or CR: a session id such as =cmd|' /C calc'!A0) gets a leading ' by default
 // (OWASP's rule against CSV injection), so the spreadsheet shows it as text;
@@ -52,7 +60,7 @@ void append_delta_json(std::string& out, const StoredDelta& row);
 void append_delta_csv(std::string& out, const StoredDelta& row,
                       CsvCells cells = CsvCells::neutralised);
 inline constexpr std::string_view kDeltaCsvHeader =
-    "id,type,sessionId,timestamp,createdAt,before,after\r\n";
+    "id,type,sessionId,timestamp,createdAt,before,after,origin,gap\r\n";
 
 // {"deltas":[...],"next":"CURSOR"|null}
 std::string delta_page_json(const DeltaPage& page);

@@ -14,6 +14,8 @@ namespace deltatap::cli {
 // query_commands.cc
 int cmd_query(Context& ctx);
 int cmd_sessions(Context& ctx);
+
+// timeline_command.cc
 int cmd_timeline(Context& ctx);  // ctx.inv.positionals[0] is the session id
 
 // export_command.cc

@@ -34,6 +34,13 @@ struct Style {
   }
 };
 
+// The colours of what design.md's "Fidelity" asks to stand out, in the query
+// table and the timeline: a delta deltatap inferred (magenta), a gap in what
+// was observed (bold red), a timestamp running backwards (cyan).
+inline constexpr std::string_view kInferredColour = "35";
+inline constexpr std::string_view kGapColour = "1;31";
+inline constexpr std::string_view kBackwardsColour = "36";
+
 // A stored (normalised UTC) time as the user asked to see it: unchanged with
 // --utc, else in local time with milliseconds and the offset
 // ("2025-11-10T13:00:00.000+01:00"). `stored` comes back unchanged when it is

@@ -1,6 +1,5 @@
 #include "cli/commands.h"
 
-#include <algorithm>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -9,12 +8,10 @@
 
 #include "api/delta_json.h"
 #include "base/delta.h"
-#include "base/json_text.h"
 #include "cli/human_text.h"
 #include "cli/source.h"
 #include "cli/state_diff.h"
 #include "cli/table.h"
-#include "storage/store.h"
 
 namespace deltatap::cli {
 
@@ -49,15 +46,22 @@ void print_deltas(const Context& ctx, const std::vector<StoredDelta>& deltas,
     out += kDeltaCsvHeader;
     for (const auto& row : deltas) append_delta_csv(out, row);
   } else {
+    // ORIGIN and GAP are empty for the ordinary case (what the backend sent,
+    // following on from the last stored state), so that an inferred delta or a
+    // gap is what the eye finds in those columns.
     Table table;
-    table.headers = {"ID", "TIME", "TYPE", "SESSION", "CHANGED"};
+    table.headers = {"ID", "TIME", "TYPE", "ORIGIN", "GAP", "SESSION", "CHANGED"};
     for (const auto& row : deltas) {
       table.rows.push_back({std::to_string(row.id), show_time(row.delta.timestamp, ctx.style),
-                            std::string(to_string(row.delta.type)), row.delta.session_id,
-                            changed_fields(row)});
+                            std::string(to_string(row.delta.type)),
+                            row.origin == DeltaOrigin::stream ? ""
+                                                              : std::string(to_string(row.origin)),
+                            row.gap ? "gap" : "", row.delta.session_id, changed_fields(row)});
     }
     table.colour = [&](std::size_t r, std::size_t c) -> std::string_view {
-      return c == 2 ? ctx.style.type_colour(table.rows[r][2]) : "";
+      if (c == 2) return ctx.style.type_colour(table.rows[r][2]);
+      if (table.rows[r][c].empty()) return "";
+      return c == 3 ? kInferredColour : c == 4 ? kGapColour : "";
     };
     table.print(ctx.io.out, ctx.style);
     return;
@@ -139,123 +143,6 @@ int cmd_sessions(Context& ctx) {
     table.print(ctx.io.out, ctx.style);
     if (rows->empty()) ctx.io.err << "(no sessions stored)\n";
     return kExitOk;
-  }
-  ctx.io.out << out;
-  return kExitOk;
-}
-
-int cmd_timeline(Context& ctx) {
-  int code = kExitOk;
-  auto format = check_format(ctx, {"text", "json"}, "text", code);
-  if (!format) return code;
-  const std::string& session = ctx.inv.positionals.at(0);
-  // The whole history, page by page (newest first), then oldest first.
-  std::vector<StoredDelta> history;
-  std::optional<std::string> cursor;
-  do {
-    std::vector<std::pair<std::string, std::string>> params = {
-        {"limit", std::to_string(kMaxQueryLimit)}};
-    if (cursor) params.emplace_back("before", *cursor);
-    auto answer =
-        get_ok(ctx, "GET", with_params("/api/deltas/" + percent_encode(session), params), code);
-    if (!answer) return code;
-    auto page = parse_delta_page_json(answer->body);
-    if (!page.ok()) return fail(ctx, "unreadable answer: " + page.error());
-    for (auto& row : page->deltas) history.push_back(std::move(row));
-    cursor = page->next;
-  } while (cursor);
-  std::reverse(history.begin(), history.end());
-  // json_quoted escapes C0 controls, escape_controls what it leaves (DEL, C1).
-  if (history.empty()) {
-    return fail(ctx, "no deltas stored for session " + escape_controls(json_quoted(session)));
-  }
-
-  std::string out;
-  if (*format == "json") {
-    out = "{\"sessionId\":";
-    append_json_string(out, session);
-    out += ",\"deltas\":[";
-    for (std::size_t i = 0; i < history.size(); ++i) {
-      const auto& row = history[i];
-      DeltaChanges changes;
-      compute_changes(row, changes);
-      if (i) out += ',';
-      out += "{\"id\":" + std::to_string(row.id) + ",\"type\":";
-      append_json_string(out, to_string(row.delta.type));
-      out += ",\"timestamp\":";
-      append_json_string(out, row.delta.timestamp);
-      out += ",\"createdAt\":";
-      append_json_string(out, row.created_at);
-      out += ",\"changes\":[";
-      for (std::size_t k = 0; k < changes.changes.size(); ++k) {
-        const auto& change = changes.changes[k];
-        if (k) out += ',';
-        out += "{\"op\":";
-        append_json_string(out, change.op == Change::Op::changed ? "changed"
-                                : change.op == Change::Op::added ? "added"
-                                                                 : "removed");
-        out += ",\"path\":";
-        append_json_string(out, change.path);
-        if (change.before) {
-          out += ",\"before\":";
-          append_compact(out, *change.before);
-        }
-        if (change.after) {
-          out += ",\"after\":";
-          append_compact(out, *change.after);
-        }
-        out += '}';
-      }
-      out += "]}";
-    }
-    out += "]}\n";
-    ctx.io.out << out;
-    return kExitOk;
-  }
-
-  // Every piece of stream text (the id, times, paths, values) goes through
-  // escape_controls(): this text is for a terminal.
-  const Style& style = ctx.style;
-  auto when = [&](const std::string& stored) { return escape_controls(show_time(stored, style)); };
-  auto value = [](const JsonNode* node, std::size_t width) {
-    return clip(escape_controls(show_value(*node)), width);
-  };
-  out += style.paint("Session " + escape_controls(session), "1") + ": " +
-         std::to_string(history.size()) + (history.size() == 1 ? " delta" : " deltas") + ", " +
-         when(history.front().delta.timestamp) + " to " + when(history.back().delta.timestamp) +
-         "\n";
-  for (const auto& row : history) {
-    std::string type(to_string(row.delta.type));
-    out += when(row.delta.timestamp) + "  " +
-           style.paint(type, style.type_colour(type)) +
-           std::string(8 - type.size(), ' ') + style.paint("#" + std::to_string(row.id), "2") +
-           "\n";
-    DeltaChanges changes;
-    compute_changes(row, changes);
-    if (changes.unreadable) {
-      out += "    (a state " + changes.problem + ")\n";
-      continue;
-    }
-    if (row.delta.type == DeltaType::deleted) {
-      out += "    (session deleted)\n";
-      continue;
-    }
-    if (changes.changes.empty()) out += "    (no field changed)\n";
-    for (const auto& change : changes.changes) {
-      std::string path = escape_controls(change.path);
-      switch (change.op) {
-        case Change::Op::changed:
-          out += "    " + path + ": " + value(change.before, 100) + " → " +
-                 value(change.after, 100) + "\n";
-          break;
-        case Change::Op::added:
-          out += "    " + style.paint("+ " + path, "32") + ": " + value(change.after, 160) + "\n";
-          break;
-        case Change::Op::removed:
-          out += "    " + style.paint("- " + path, "31") + ": " + value(change.before, 160) + "\n";
-          break;
-      }
-    }
   }
   ctx.io.out << out;
   return kExitOk;
