@@ -244,6 +244,19 @@ Result<SessionSummary> session_from_valid(std::string_view text) {
     if (!value.ok()) return Error{value.error()};
     *field = std::move(value.value());
   }
+  // The ledger's columns; absent from an older daemon's answer.
+  if (auto live = member_raw(*members, "live")) {
+    if (*live != "true" && *live != "false") return Error{"\"live\" is not true or false"};
+    row.live = *live == "true";
+  } else {
+    row.live = row.last_type != "deleted";
+  }
+  for (auto [key, field] : {std::pair{"gaps", &row.gaps}, std::pair{"inferred", &row.inferred}}) {
+    if (!member_raw(*members, key)) continue;
+    auto count = member_integer(*members, key);
+    if (!count.ok()) return Error{count.error()};
+    *field = *count;
+  }
   row.last_state = optional_state(*members, "lastState");
   return row;
 }
@@ -345,6 +358,9 @@ void append_session_json(std::string& out, const SessionSummary& row) {
   append_json_string(out, row.last_seen);
   out += ",\"lastType\":";
   append_json_string(out, row.last_type);
+  out += row.live ? ",\"live\":true" : ",\"live\":false";
+  out += ",\"gaps\":" + std::to_string(row.gaps);
+  out += ",\"inferred\":" + std::to_string(row.inferred);
   out += ",\"lastState\":";
   if (row.last_state) append_state(out, *row.last_state); else out += "null";
   out += '}';
@@ -364,7 +380,8 @@ void append_session_csv(std::string& out, const SessionSummary& row, CsvCells ce
   append_csv_field(out, row.last_type, cells);
   out += ',';
   if (row.last_state) append_csv_field(out, *row.last_state, cells);
-  out += "\r\n";
+  out += row.live ? ",1," : ",0,";
+  out += std::to_string(row.gaps) + "," + std::to_string(row.inferred) + "\r\n";
 }
 
 std::string sessions_json(const std::vector<SessionSummary>& rows) {

@@ -69,7 +69,7 @@ void append_session_json(std::string& out, const SessionSummary& row);
 void append_session_csv(std::string& out, const SessionSummary& row,
                         CsvCells cells = CsvCells::neutralised);
 inline constexpr std::string_view kSessionCsvHeader =
-    "sessionId,created,updated,deleted,firstSeen,lastSeen,lastType,lastState\r\n";
+    "sessionId,created,updated,deleted,firstSeen,lastSeen,lastType,lastState,live,gaps,inferred\r\n";
 // {"sessions":[...]}
 std::string sessions_json(const std::vector<SessionSummary>& rows);
 

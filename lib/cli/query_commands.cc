@@ -128,14 +128,17 @@ int cmd_sessions(Context& ctx) {
     for (const auto& row : *rows) append_session_csv(out, row);
   } else {
     Table table;
+    // LIVE: the ledger's word (its last delta is not a deletion); GAPS and
+    // INFERRED: how much of its history was not seen or was deduced.
     table.headers = {"SESSION", "CREATED", "UPDATED", "DELETED", "FIRST SEEN", "LAST SEEN",
-                     "LAST", "STATUS"};
+                     "LAST", "STATUS", "LIVE", "GAPS", "INFERRED"};
     for (const auto& row : *rows) {
       table.rows.push_back({row.session_id, std::to_string(row.created),
                             std::to_string(row.updated), std::to_string(row.deleted),
                             show_time(row.first_seen, ctx.style),
                             show_time(row.last_seen, ctx.style), row.last_type,
-                            plan_status(row.last_state)});
+                            plan_status(row.last_state), row.live ? "yes" : "no",
+                            std::to_string(row.gaps), std::to_string(row.inferred)});
     }
     table.colour = [&](std::size_t r, std::size_t c) -> std::string_view {
       return c == 6 ? ctx.style.type_colour(table.rows[r][6]) : "";
