@@ -478,6 +478,7 @@ BOOST_AUTO_TEST_CASE(check_config_text_hides_secrets_and_shows_every_key) {
   BOOST_TEST(text.find("enabled = on") != std::string::npos, text);
   BOOST_TEST(text.find(conf.path.string()) != std::string::npos, text);
   for (auto key : {"url =", "token_file =", "ca_file =", "insecure_skip_verify =", "connect_timeout = 10s",
+                   "reconcile = on", "reconcile_url =",
                    "idle_timeout = 90s", "backoff_initial = 500ms", "backoff_max = 30s",
                    "max_message_bytes = 16MiB", "snapshot_interval = 1m", "journal = on",
                    "journal_fsync_interval = 100ms", "days = 30", "listen = 127.0.0.1:9477",
@@ -541,7 +542,7 @@ BOOST_AUTO_TEST_CASE(shipped_configuration_parses_and_documents_the_defaults) {
   std::string text = read_file(shipped);
   for (auto word : {"url", "token", "token_file", "header", "ca_file", "insecure_skip_verify",
                     "connect_timeout", "idle_timeout", "backoff_initial", "backoff_max",
-                    "max_message_bytes", "enabled", "path", "snapshot_interval", "journal",
+                    "max_message_bytes", "reconcile", "reconcile_url", "enabled", "path", "snapshot_interval", "journal",
                     "journal_fsync_interval", "days", "listen", "level", "format", "DELTATAP_URL",
                     "DELTATAP_TOKEN", "CREDENTIALS_DIRECTORY", "PERSIST", "DB_PATH", "SNAPSHOT_INTERVAL",
                     "RETENTION_DAYS", "DELTATAP_HTTP", "DELTATAP_LOG_LEVEL", "DELTATAP_LOG_FORMAT"}) {
@@ -600,4 +601,73 @@ BOOST_AUTO_TEST_CASE(paths_must_name_a_file) {
   auto good = ca((dir / "ca.pem").string());
   BOOST_TEST_REQUIRE(good.ok(), why(good));
   BOOST_TEST(good->stream.ca_file == (dir / "ca.pem").string());
+}
+
+// Reconciliation (design.md, "Fidelity"): on by default, its URL derived from
+// the stream's unless given, both shown by --check-config, bad values refused
+// as every key's are.
+BOOST_AUTO_TEST_CASE(reconcile_keys_default_show_and_refuse) {
+  auto defaults = load({});
+  BOOST_TEST_REQUIRE(defaults.ok(), why(defaults));
+  BOOST_TEST(defaults->stream.reconcile);
+  BOOST_TEST(defaults->stream.reconcile_url == "");
+  std::string text = describe_config(*defaults);
+  BOOST_TEST(text.find("\nreconcile = on\n") != std::string::npos, text);
+  BOOST_TEST(text.find("\nreconcile_url =\n") != std::string::npos, text);
+  BOOST_TEST(text.find("# reconcile_url empty: derived from url, http://127.0.0.1:3001/api/sessions\n") !=
+                 std::string::npos,
+             text);
+
+  ConfFile conf("[stream]\nurl = wss://b.example/ws\nreconcile = off\n"
+                "reconcile_url = https://b.example/cr/api/sessions?key=q-secret-1\n");
+  auto config = load(conf.args());
+  BOOST_TEST_REQUIRE(config.ok(), why(config));
+  BOOST_TEST(!config->stream.reconcile);
+  BOOST_TEST(config->stream.reconcile_url == "https://b.example/cr/api/sessions?key=q-secret-1");
+  std::string shown = describe_config(*config);
+  BOOST_TEST(shown.find("\nreconcile = off\n") != std::string::npos, shown);
+  BOOST_TEST(shown.find("\nreconcile_url = https://b.example/cr/api/sessions?key=(hidden)\n") !=
+                 std::string::npos,
+             shown);
+  BOOST_TEST(shown.find("q-secret") == std::string::npos, shown);
+  BOOST_TEST(shown.find("derived from url") == std::string::npos, shown);
+
+  auto file_value = [](const std::string& line) {
+    return load(ConfFile("[stream]\n" + line + "\n").args());
+  };
+  expect_refused(file_value("reconcile = maybe"),
+                 {":2:", "[stream] reconcile", "\"maybe\"", "on, off, true, false, yes, no, 1 or 0"});
+  expect_refused(file_value("reconcile_url = ws://b.example/api/sessions"),
+                 {":2:", "[stream] reconcile_url", "\"ws://b.example/api/sessions\"", "http:// or https://",
+                  "http or https"});
+  expect_refused(file_value("reconcile_url = http://b.example/api#top"),
+                 {"[stream] reconcile_url", "fragment"});
+  expect_refused(file_value("reconcile_url = http://b.example:99999/api"),
+                 {"[stream] reconcile_url", "99999"});
+  expect_refused(file_value("reconcile_url = /api/sessions"), {"[stream] reconcile_url", "\"/api/sessions\""});
+  auto userinfo = file_value("reconcile_url = https://u:p-secret-2@b.example/api?k=q-secret-3");
+  expect_refused(userinfo, {"[stream] reconcile_url", "\"https://(hidden)@b.example/api?k=(hidden)\"",
+                            "user info"});
+  for (auto secret : {"p-secret", "q-secret"}) {
+    BOOST_TEST(userinfo.error().find(secret) == std::string::npos, userinfo.error());
+  }
+  // Empty is the default: derived again.
+  auto empty = file_value("reconcile_url =");
+  BOOST_TEST_REQUIRE(empty.ok(), why(empty));
+  BOOST_TEST(empty->stream.reconcile_url == "");
+
+  // The daemon itself: --check-config shows both, a bad value exits 2 naming it.
+  TempDir dir;
+  std::map<std::string, std::string> env = {{"DELTATAP_URL", "\x01unset"},
+                                            {"DELTATAP_TOKEN", "\x01unset"},
+                                            {"CREDENTIALS_DIRECTORY", "\x01unset"}};
+  write_file(dir / "good.conf", "[stream]\nurl = ws://[::1]:3001/ws\n");
+  auto good = run_command(deltatapd_argv({"--config", (dir / "good.conf").string(), "--check-config"}), env);
+  BOOST_TEST(good.exit_code == 0, good.err);
+  BOOST_TEST(good.out.find("\nreconcile = on\n") != std::string::npos, good.out);
+  BOOST_TEST(good.out.find("derived from url, http://[::1]:3001/api/sessions\n") != std::string::npos, good.out);
+  write_file(dir / "bad.conf", "[stream]\nreconcile = maybe\n");
+  auto bad = run_command(deltatapd_argv({"--config", (dir / "bad.conf").string(), "--check-config"}), env);
+  BOOST_TEST(bad.exit_code == 2, bad.out);
+  BOOST_TEST(bad.err.find("[stream] reconcile: \"maybe\" is not a boolean") != std::string::npos, bad.err);
 }

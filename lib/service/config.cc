@@ -230,6 +230,13 @@ std::string describe_config(const Config& config) {
   line(out, "backoff_max", format_duration(config.stream.backoff_max));
   line(out, "max_message_bytes", format_size(config.stream.max_message_bytes));
   line(out, "buffer", format_size(config.stream.buffer_bytes));
+  line(out, "reconcile", onoff(config.stream.reconcile));
+  if (config.stream.reconcile_url.empty()) {
+    auto derived = reconcile_url_for(config.stream.url);
+    out << "# reconcile_url empty: derived from url, "
+        << (derived ? redact_url(*derived) : std::string("(none: url is not usable)")) << "\n";
+  }
+  line(out, "reconcile_url", redact_url(config.stream.reconcile_url));
 
   out << "\n[storage]\n";
   line(out, "enabled", onoff(config.storage.enabled));

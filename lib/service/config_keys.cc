@@ -87,6 +87,9 @@ constexpr std::string_view kFormatExpected =
     "journal, text, json, or auto (journal under systemd, else text)";
 constexpr std::string_view kUrlExpected =
     "a ws:// or wss:// URL with a host, e.g. ws://127.0.0.1:3001/ws";
+constexpr std::string_view kReconcileUrlExpected =
+    "an http:// or https:// URL with a host, e.g. https://backend.example/api/sessions, or empty "
+    "to derive it from url";
 constexpr std::string_view kPathExpected =
     "a path that is not empty or only white space, e.g. data/sessions.sqlite";
 constexpr std::string_view kCaFileExpected =
@@ -162,6 +165,22 @@ Status check_url(std::string_view value, const Origin& origin) {
                              : parsed.error();
     return invalid(origin, redact_url(value), "a WebSocket URL",
                    std::string(kUrlExpected) + "; " + detail);
+  }
+  return ok_status();
+}
+
+// The fetch's own rules (stream/stream_options.h), as check_url applies the
+// client's; empty means derived from [stream] url, which check_url has vetted.
+Status check_reconcile_url(std::string_view value, const Origin& origin) {
+  if (value.empty()) return ok_status();
+  auto parsed = parse_reconcile_url(value);
+  if (!parsed.ok()) {
+    std::string detail = has_url_user_info(value)
+                             ? "user info (name:password@) is not allowed in the URL: the fetch "
+                               "sends [stream] token as a bearer token"
+                             : parsed.error();
+    return invalid(origin, redact_url(value), "an HTTP URL",
+                   std::string(kReconcileUrlExpected) + "; " + detail);
   }
   return ok_status();
 }
@@ -263,7 +282,7 @@ Status assign(Result<T> parsed, T& target) {
   return ok_status();
 }
 
-const std::array<KeySpec, 23> kKeys = {{
+const std::array<KeySpec, 25> kKeys = {{
     {"stream", "url", kUrlExpected,
      "The backend's WebSocket broadcast, which deltatapd connects to, and reconnects to with "
      "backoff when the connection ends",
@@ -351,6 +370,23 @@ const std::array<KeySpec, 23> kKeys = {{
      "cut the tap off",
      [](Config& c, std::string_view v, const Origin& o) {
        return assign(parse_size(v, o), c.stream.buffer_bytes);
+     }},
+    {"stream", "reconcile", kBoolExpected,
+     "After every connect and reconnect, ask the backend for its live sessions (GET reconcile_url "
+     "with the token as \"Authorization: Bearer <token>\", the extra headers and the TLS settings "
+     "of the stream) and bring the stored history in line with them: what was missed while away "
+     "is stored as inferred deltas. A backend that answers 404 is not asked again until the next "
+     "start. Off never asks",
+     [](Config& c, std::string_view v, const Origin& o) {
+       return assign(parse_bool(v, o), c.stream.reconcile);
+     }},
+    {"stream", "reconcile_url", kReconcileUrlExpected,
+     "Where reconciliation asks. Empty: the backend's /api/sessions on the host and port of url "
+     "(ws:// becomes http://, wss:// https://; the path and query of url are not kept)",
+     [](Config& c, std::string_view v, const Origin& o) -> Status {
+       if (auto s = check_reconcile_url(v, o); !s) return s;
+       c.stream.reconcile_url = std::string(v);
+       return ok_status();
      }},
     {"storage", "enabled", kBoolExpected,
      "Store deltas in files: snapshots and the journal. Off keeps the in-memory store for queries "

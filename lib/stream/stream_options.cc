@@ -37,19 +37,28 @@ bool is_handshake_header(std::string_view lower_name) {
   return std::find(kOwned.begin(), kOwned.end(), lower_name) != kOwned.end();
 }
 
-}  // namespace
+// What distinguishes the two kinds of URL deltatap dials; every other rule is
+// shared, so the stream and the reconciliation fetch accept the same hosts.
+struct UrlRules {
+  std::string_view plain;   // scheme without TLS
+  std::string_view secure;  // scheme with TLS
+  std::string_view what;    // for messages: "a WebSocket URL"
+};
+constexpr UrlRules kStreamRules{"ws", "wss", "a WebSocket URL"};
+constexpr UrlRules kReconcileRules{"http", "https", "a reconcile URL"};
 
-Result<StreamUrl> parse_stream_url(std::string_view text) {
+Result<StreamUrl> parse_url(std::string_view text, const UrlRules& rules) {
   auto parsed = boost::urls::parse_uri(text);
   if (!parsed) return Error{"not a URL (" + parsed.error().message() + ")"};
   boost::urls::url_view url = *parsed;
 
   StreamUrl out;
   std::string scheme = lower(url.scheme());
-  if (scheme == "wss") {
+  if (scheme == rules.secure) {
     out.tls = true;
-  } else if (scheme != "ws") {
-    return Error{"the scheme must be ws or wss, not " + std::string(url.scheme())};
+  } else if (scheme != rules.plain) {
+    return Error{"the scheme must be " + std::string(rules.plain) + " or " +
+                 std::string(rules.secure) + ", not " + std::string(url.scheme())};
   }
   if (!url.has_authority() || url.encoded_host().empty()) return Error{"the URL names no host"};
   // An '@' before the query is user info, or reads as such: "ws://u:p/w@h/ws"
@@ -62,7 +71,7 @@ Result<StreamUrl> parse_stream_url(std::string_view text) {
   if (!url.encoded_path().empty() && url.encoded_path().front() != '/') {
     return Error{"the path after the host must start with /"};
   }
-  if (url.has_fragment()) return Error{"a WebSocket URL cannot have a fragment"};
+  if (url.has_fragment()) return Error{std::string(rules.what) + " cannot have a fragment"};
 
   std::string bracketed;
   switch (url.host_type()) {
@@ -104,6 +113,22 @@ Result<StreamUrl> parse_stream_url(std::string_view text) {
   // The query may carry credentials for some deployments: never shown.
   out.display = scheme + "://" + out.host_header + path + (url.has_query() ? "?..." : "");
   return out;
+}
+
+}  // namespace
+
+Result<StreamUrl> parse_stream_url(std::string_view text) { return parse_url(text, kStreamRules); }
+
+Result<StreamUrl> parse_reconcile_url(std::string_view text) {
+  return parse_url(text, kReconcileRules);
+}
+
+Result<std::string> reconcile_url_for(std::string_view stream_url) {
+  auto url = parse_stream_url(stream_url);
+  if (!url) return Error{url.error()};
+  // host_header keeps IPv6 brackets and leaves out a default port, and the
+  // default ports agree (ws and http 80, wss and https 443).
+  return std::string(url->tls ? "https" : "http") + "://" + url->host_header + "/api/sessions";
 }
 
 Result<StreamHeader> parse_stream_header(std::string_view line) {

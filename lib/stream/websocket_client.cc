@@ -28,6 +28,7 @@
 
 #include "base/json_text.h"
 #include "base/logging.h"
+#include "stream/tls_context.h"
 
 namespace deltatap {
 
@@ -51,12 +52,6 @@ constexpr bool kIsTls = std::is_same_v<std::remove_cvref_t<Ws>, TlsWs>;
 // A read buffer that grew for one big message gives the memory back afterwards,
 // so a single 16 MiB frame does not stay resident for the life of the connection.
 constexpr std::size_t kKeptBufferBytes = 1u << 20;
-
-bool is_ip_address(const std::string& host) {
-  error_code ec;
-  net::ip::make_address(host, ec);
-  return !ec;
-}
 
 using HeaderList = std::vector<StreamHeader>;
 
@@ -524,48 +519,14 @@ class WebSocketClient::Impl : public std::enable_shared_from_this<Impl> {
     return timeouts;
   }
 
+  // The context and the peer checks are the ones every TLS connection of
+  // deltatap makes (stream/tls_context.h).
   Status prepare_tls(Link& link, const StreamUrl& url) {
-    auto context = std::make_shared<ssl::context>(ssl::context::tls_client);
-    error_code ec;
-    context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                             ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                             ssl::context::no_tlsv1_1,
-                         ec);
-    if (options_.insecure_skip_verify) {
-      context->set_verify_mode(ssl::verify_none, ec);
-    } else {
-      context->set_default_verify_paths(ec);
-      if (ec) return Error{"cannot load the system CA store: " + ec.message()};
-      if (!options_.ca_file.empty()) {
-        context->load_verify_file(options_.ca_file, ec);
-        if (ec) return Error{"cannot load ca_file " + options_.ca_file + ": " + ec.message()};
-      }
-      context->set_verify_mode(ssl::verify_peer, ec);
-    }
-    if (ec) return Error{ec.message()};
-
-    link.tls_context = context;
-    auto& ws = link.ws.emplace<TlsWs>(io_.get_executor(), *context);
-    SSL* handle = ws.next_layer().native_handle();
-    // OpenSSL checks the name (or address) during verification itself, and says
-    // which check failed.
-    if (is_ip_address(url.host)) {
-      if (!options_.insecure_skip_verify &&
-          X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(handle), url.host.c_str()) != 1) {
-        return Error{"cannot set the address to verify"};
-      }
-    } else {
-      if (SSL_set_tlsext_host_name(handle, url.host.c_str()) != 1) {
-        return Error{"cannot set the server name (SNI)"};
-      }
-      if (!options_.insecure_skip_verify) {
-        SSL_set_hostflags(handle, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        if (SSL_set1_host(handle, url.host.c_str()) != 1) {
-          return Error{"cannot set the host name to verify"};
-        }
-      }
-    }
-    return ok_status();
+    auto context = make_tls_client_context(options_.ca_file, options_.insecure_skip_verify);
+    if (!context) return Error{context.error()};
+    link.tls_context = std::move(context.value());
+    auto& ws = link.ws.emplace<TlsWs>(io_.get_executor(), *link.tls_context);
+    return set_tls_peer(ws.next_layer().native_handle(), url.host, options_.insecure_skip_verify);
   }
 
   Disconnect step_failure(Link& link, std::string_view step, error_code ec) {
