@@ -304,6 +304,10 @@ Metrics::Metrics() : snapshot_duration_(snapshot_buckets()), snapshot_pause_(que
   for (auto reason : known_rejection_reasons()) ingest_.rejected.get(reason);
   for (int status : kHttpStatusCodes) http_requests_.get(std::to_string(status));
   for (auto type : kTypes) ingest_.reconciled.get(to_string(type));
+  for (auto cause : {"unreachable", "timed_out", "http_status", "too_large", "tls", "bad_body",
+                     "not_found"}) {
+    ingest_.reconcile_failures.get(cause);
+  }
 }
 
 Metrics::~Metrics() = default;
@@ -349,6 +353,13 @@ std::string Metrics::render() const {
                 "Deltas inferred from the backend's list of live sessions, by change.");
   ingest_.reconciled.for_each([&](const std::string& change, std::uint64_t value) {
     append_sample(out, "reconciled_deltas_total", {{"change", change}}, value);
+  });
+
+  append_header(out, "reconcile_failures_total", "counter",
+                "Fetches of the backend's live sessions that failed, by cause (not_found turns "
+                "reconciliation off until the next start).");
+  ingest_.reconcile_failures.for_each([&](const std::string& cause, std::uint64_t value) {
+    append_sample(out, "reconcile_failures_total", {{"cause", cause}}, value);
   });
 
   append_header(out, "websocket_connected", "gauge",

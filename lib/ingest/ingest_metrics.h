@@ -27,6 +27,8 @@ struct IngestMetrics {
   Counter gaps;
   Counter resync_echoes;
   LabelledCounters reconciled;
+  // Fetches of the backend's live sessions that failed, by cause (stream lane).
+  LabelledCounters reconcile_failures;
 };
 
 }  // namespace deltatap

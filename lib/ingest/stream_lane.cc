@@ -21,12 +21,23 @@ StreamLane::StreamLane(StreamLaneOptions options, ArrivalQueue& queue, Journal* 
       work_(asio::make_work_guard(io_)),
       journal_timer_(io_),
       next_id_(options_.last_id + 1) {
+  reconciler_ = std::make_unique<Reconciler>(
+      io_, options_.stream, std::move(options_.live_sessions), metrics_,
+      [this](std::int64_t count) {
+        auto first = next_id_;
+        next_id_ += count;
+        return first;
+      },
+      [this](LiveSessionList list, std::vector<Rejection> rejections) {
+        on_live_sessions(std::move(list), std::move(rejections));
+      });
   StreamEvents events;
   events.on_connected = [this](const std::string& url) {
     Arrival arrival;
     arrival.received = now_millis();
     arrival.event = StreamEvent{format_timestamp(arrival.received), "connected", url, 0, ""};
     push(std::move(arrival));
+    reconciler_->on_connected();
   };
   events.on_text = [this](std::string_view text, TimePoint received) { on_text(text, received); };
   events.on_binary = [this](std::string_view data, TimePoint received) {
@@ -36,6 +47,7 @@ StreamLane::StreamLane(StreamLaneOptions options, ArrivalQueue& queue, Journal* 
     push(std::move(arrival));
   };
   events.on_disconnected = [this](const Disconnect& d) {
+    reconciler_->on_disconnected();
     if (!stopping_) metrics_.reconnects.inc();
     std::string reason = d.reason.empty() ? d.error : d.reason;
     if (d.http_status) reason = "HTTP " + std::to_string(d.http_status) + " " + reason;
@@ -61,6 +73,7 @@ StreamLane::StreamLane(StreamLaneOptions options, ArrivalQueue& queue, Journal* 
 
 StreamLane::~StreamLane() {
   asio::post(io_, [this] {
+    reconciler_.reset();  // its fetch and timer belong to this thread too
     client_.reset();  // destroyed on its own thread, as the client requires
     journal_timer_.cancel();
     work_.reset();
@@ -82,6 +95,7 @@ void StreamLane::start() {
 void StreamLane::stop(std::function<void()> done) {
   asio::post(io_, [this, done = std::move(done)]() mutable {
     stopping_ = true;
+    reconciler_->stop();
     client_->stop([this, done = std::move(done)] {
       journal_timer_.cancel();
       if (journal_) journal_->flush();
@@ -93,6 +107,7 @@ void StreamLane::stop(std::function<void()> done) {
 void StreamLane::reconfigure(const StreamOptions& options) {
   asio::post(io_, [this, options] {
     options_.stream = options;
+    reconciler_->reconfigure(options);
     client_->reconfigure(options);
   });
 }
@@ -127,7 +142,18 @@ void StreamLane::on_text(std::string_view text, TimePoint received) {
     }
     // Before the hand-off: whatever the store lane does next, the journal has it.
     if (journal_) journal_->append(arrival.deltas);
+    reconciler_->on_deltas(arrival.deltas);
   }
+  push(std::move(arrival));
+}
+
+void StreamLane::on_live_sessions(LiveSessionList list, std::vector<Rejection> rejections) {
+  if (stopping_) return;
+  Arrival arrival;
+  arrival.received = now_millis();
+  arrival.rejections = std::move(rejections);
+  if (journal_) journal_->append(list);
+  arrival.reconcile = std::move(list);
   push(std::move(arrival));
 }
 

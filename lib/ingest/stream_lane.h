@@ -6,7 +6,9 @@
 // id and its created_at (the receive time), append the deltas to the journal's
 // buffer (memory only; the journal's worker writes and syncs), and push the
 // result onto the ArrivalQueue for the store lane. Connection events travel the
-// same queue, so the store lane records them in arrival order. Pings are
+// same queue, so the store lane records them in arrival order, and so do the
+// backend's lists of live sessions, fetched after every connect (reconciler.h)
+// and journaled like frames. Pings are
 // answered and closes noticed here, whatever the store lane is doing.
 //
 // It never touches SQLite. It stops reading only when the queue is full (and
@@ -23,7 +25,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -31,6 +35,7 @@
 
 #include "ingest/arrival_queue.h"
 #include "ingest/ingest_metrics.h"
+#include "ingest/reconciler.h"
 #include "storage/journal.h"
 #include "stream/stream_options.h"
 #include "stream/websocket_client.h"
@@ -40,6 +45,7 @@ namespace deltatap {
 struct StreamLaneOptions {
   StreamOptions stream;
   std::int64_t last_id = 0;  // the store's highest id: the first delta gets last_id + 1
+  std::vector<std::string> live_sessions;  // the ledger's, for the reconciler (reconciler.h)
   std::chrono::milliseconds journal_fsync_interval{100};
   bool log_each_delta = false;  // a debug line per delta (log level debug)
 };
@@ -71,6 +77,7 @@ class StreamLane {
  private:
   void on_text(std::string_view text, TimePoint received);
   void push(Arrival arrival);
+  void on_live_sessions(LiveSessionList list, std::vector<Rejection> rejections);
   void schedule_journal_flush();
   std::string display_url() const;  // the URL as it may be logged and stored
 
@@ -85,6 +92,7 @@ class StreamLane {
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   boost::asio::steady_timer journal_timer_;
   std::unique_ptr<WebSocketClient> client_;
+  std::unique_ptr<Reconciler> reconciler_;
   std::int64_t next_id_;  // stream lane only
   bool stopping_ = false;  // stream lane only
   std::thread thread_;
