@@ -1,14 +1,20 @@
 // deltatap-sim as a process on a real loopback socket, read by a real WebSocket
 // client (tests/fixtures/ws_client.py, Python's websockets package): what the
 // summary line says, what --record wrote and what the client got must agree;
-// auth, reconnects, pings, determinism and backpressure behave like the backend.
+// auth, reconnects, pings, determinism and backpressure behave like the backend,
+// and so do its habits on demand: restarts that re-announce every live session,
+// --lossy streams, and GET /api/sessions on the WebSocket's port.
 #define BOOST_TEST_MODULE simulator
 #include <boost/test/unit_test.hpp>
 
 #include <signal.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -68,6 +74,7 @@ class SimProcess {
   }
 
   Process& process() { return *process_; }
+  int port() const { return port_; }
   std::string url(const std::string& path = "/ws") const {
     return "ws://127.0.0.1:" + std::to_string(port_) + path;
   }
@@ -133,6 +140,129 @@ std::int64_t sum_by_type(const rapidjson::Value& object) {
   const auto& by_type = object["by_type"];
   return int_field(by_type, "created") + int_field(by_type, "updated") +
          int_field(by_type, "deleted");
+}
+
+// Any JSON value (parse_json wants an object).
+rapidjson::Document parse_any(const std::string& text) {
+  rapidjson::Document doc;
+  doc.Parse(text.c_str());
+  BOOST_TEST_REQUIRE(!doc.HasParseError(), "not JSON: " << text);
+  return doc;
+}
+
+const rapidjson::Value& member(const rapidjson::Value& object, const char* name) {
+  BOOST_TEST_REQUIRE(object.IsObject());
+  auto it = object.FindMember(name);
+  BOOST_TEST_REQUIRE((it != object.MemberEnd()), "no " << name);
+  return it->value;
+}
+
+bool json_content_type(const HttpResponse& response) {
+  std::string headers = response.headers;
+  for (auto& c : headers) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return headers.find("\r\ncontent-type: application/json") != std::string::npos;
+}
+
+// A JSON error answer: the status, the type, an "error" member.
+void expect_json_error(const HttpResponse& response, int status, const std::string& what) {
+  BOOST_TEST(response.status == status, what << ": " << response.status << " " << response.body);
+  BOOST_TEST(json_content_type(response), what << ": " << response.headers);
+  if (response.status == status) {
+    BOOST_TEST(string_field(parse_json(response.body), "error") != "<none>", response.body);
+  }
+}
+
+// Session states by id, compared as JSON values: key order and spacing do
+// not matter, numbers keep their digits (rapidjson reads integers exactly).
+class States {
+ public:
+  void set(const std::string& id, const rapidjson::Value& state) {
+    values_.insert_or_assign(id, rapidjson::Value(state, allocator_));
+  }
+  void erase(const std::string& id) { values_.erase(id); }
+  bool has(const std::string& id) const { return values_.count(id) > 0; }
+  std::size_t size() const { return values_.size(); }
+
+  // "" when `other` holds the same ids with equal states; else what differs.
+  std::string difference(const States& other) const {
+    for (const auto& [id, state] : values_) {
+      auto it = other.values_.find(id);
+      if (it == other.values_.end()) return id + " is only on the left";
+      if (!(state == it->second)) return id + " has another state on the right";
+    }
+    for (const auto& entry : other.values_) {
+      if (!has(entry.first)) return entry.first + " is only on the right";
+    }
+    return "";
+  }
+
+ private:
+  rapidjson::MemoryPoolAllocator<> allocator_;
+  std::map<std::string, rapidjson::Value> values_;
+};
+
+// The sessions of a GET /api/sessions body: {"sessions":[...]} or, with
+// `bare_array`, [...]; each an object with its "id", each id once.
+void read_sessions_answer(const std::string& body, bool bare_array, States& out) {
+  auto doc = parse_any(body);
+  const rapidjson::Value& list = bare_array ? static_cast<const rapidjson::Value&>(doc)
+                                            : member(doc, "sessions");
+  BOOST_TEST_REQUIRE(list.IsArray(), body);
+  for (const auto& state : list.GetArray()) {
+    BOOST_TEST_REQUIRE(state.IsObject());
+    std::string id = string_field(state, "id");
+    BOOST_TEST_REQUIRE(id != "<none>", "a session without an id");
+    BOOST_TEST(!out.has(id), id << " listed twice");
+    out.set(id, state);
+  }
+}
+
+// What a --deltas line (the --record shape) does to the live sessions.
+void apply(States& live, const rapidjson::Value& delta) {
+  std::string type = string_field(delta, "type");
+  if (type == "deleted") {
+    live.erase(string_field(delta, "sessionId"));
+  } else {
+    live.set(string_field(delta, "sessionId"), member(delta, "after"));
+  }
+}
+
+// Where in `history` the lines from `lines[from]` on stand as one unbroken
+// stretch; nullopt when they are not one (or there are none).
+std::optional<std::size_t> stretch_at(const std::vector<std::string>& history,
+                                      const std::map<std::string, std::size_t>& position,
+                                      const std::vector<std::string>& lines, std::size_t from) {
+  if (from >= lines.size()) return std::nullopt;
+  auto start = position.find(lines[from]);
+  if (start == position.end()) return std::nullopt;
+  if (start->second + (lines.size() - from) > history.size()) return std::nullopt;
+  for (std::size_t i = from; i < lines.size(); ++i) {
+    if (history[start->second + (i - from)] != lines[i]) return std::nullopt;
+  }
+  return start->second;
+}
+
+// The first frame a client gets from a simulator without --lossy, in the batch
+// formats: its first poll, every live session as created. Equal to `expected`?
+void expect_first_poll(SimProcess& sim, const fs::path& frames, std::vector<std::string> flags,
+                       const States& expected) {
+  std::vector<std::string> argv{"--url", sim.url(), "--expect", "1", "--frames", frames.string()};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  auto got = run_client(argv);
+  BOOST_TEST_REQUIRE(int_field(got, "deltas") >= 1);
+  auto frame = parse_json(lines_of(read_file(frames)).at(0));
+  BOOST_TEST_REQUIRE(string_field(frame, "type") == "session_update");
+  const auto& batch = member(frame, "delta");
+  BOOST_TEST_REQUIRE(batch.IsArray());
+  States polled;
+  for (const auto& d : batch.GetArray()) {
+    BOOST_TEST(string_field(d, "change") == "created");
+    std::string id = string_field(d, "id");
+    BOOST_TEST(!polled.has(id), id << " reported twice");
+    polled.set(id, member(d, "current"));
+  }
+  auto differs = expected.difference(polled);
+  BOOST_TEST(differs.empty(), "/api/sessions (left) and the first poll (right): " << differs);
 }
 
 }  // namespace
@@ -345,6 +475,12 @@ BOOST_AUTO_TEST_CASE(bad_flags_exit_2_and_help_exits_0) {
       {{"--start-time", "2025-02-30T00:00:00Z"}, "--start-time"},
       {{"--count"}, "needs a value"},
       {{"--bogus"}, "unknown option --bogus"},
+      {{"--lossy"}, "--lossy needs --rate above 0"},
+      {{"--rate", "0", "--lossy"}, "--lossy needs --rate above 0"},
+      {{"--lossy=yes", "--rate", "5"}, "--lossy takes no value"},
+      {{"--restart-every", "10x"}, "--restart-every"},
+      {{"--restart-every", "50ms"}, "--restart-every"},
+      {{"--sessions-shape", "tree"}, "--sessions-shape"},
   };
   for (const auto& c : cases) {
     std::vector<std::string> argv{sim};
@@ -357,6 +493,11 @@ BOOST_AUTO_TEST_CASE(bad_flags_exit_2_and_help_exits_0) {
   auto help = run_command({sim, "--help"});
   BOOST_TEST(help.exit_code == 0);
   BOOST_TEST(help.out.find("--ping-interval") != std::string::npos);
+  for (const std::string word : {"--restart-every", "--lossy", "--sessions-shape", "restarts",
+                                 "restart_disconnects", "reannounced", "unseen_deltas",
+                                 "live_sessions", "/api/sessions"}) {
+    BOOST_TEST(help.out.find(word) != std::string::npos, word << " not in --help");
+  }
 
   // A port that is taken is a runtime error, not a usage error.
   SimProcess holder({});
@@ -366,4 +507,247 @@ BOOST_AUTO_TEST_CASE(bad_flags_exit_2_and_help_exits_0) {
   BOOST_TEST(busy.exit_code == 1, busy.err);
   BOOST_TEST(busy.err.find("cannot listen") != std::string::npos, busy.err);
   BOOST_TEST(holder.stop() == 0);
+}
+
+// GET /api/sessions on the WebSocket's port, with the backend's auth: without
+// the bearer token 401, with it every live session's current state, which is
+// what the first poll of the next client reports (without --lossy nothing
+// changes upstream while nobody listens).
+BOOST_AUTO_TEST_CASE(api_sessions_needs_the_token_and_lists_the_live_sessions) {
+  TempDir dir;
+  SimProcess sim({"--token", "s3cret", "--format", "session_update", "--seed", "11"});
+  auto first = run_client({"--url", sim.url(), "--token", "s3cret", "--expect", "200"});
+  BOOST_TEST_REQUIRE(int_field(first, "deltas") >= 200);
+
+  const std::string right = "Authorization: Bearer s3cret";
+  expect_json_error(http_request(sim.port(), "GET", "/api/sessions"), 401, "no token");
+  expect_json_error(http_request(sim.port(), "GET", "/api/sessions", {"Authorization: Bearer nope"}),
+                    401, "wrong token");
+  expect_json_error(http_request(sim.port(), "GET", "/api/sessions", {"Authorization: Basic czNjcmV0"}),
+                    401, "another scheme");
+  // The WebSocket's way of passing the token is not the HTTP API's.
+  expect_json_error(
+      http_request(sim.port(), "GET", "/api/sessions", {"Sec-WebSocket-Protocol: bearer.s3cret"}),
+      401, "the token as a subprotocol");
+  expect_json_error(http_request(sim.port(), "POST", "/api/sessions", {right}), 405, "POST");
+  expect_json_error(http_request(sim.port(), "GET", "/api/deltas", {right}), 404, "another path");
+  expect_json_error(http_request(sim.port(), "GET", "/ws", {right}), 404, "/ws without an upgrade");
+  expect_json_error(
+      http_request(sim.port(), "GET", "/api/sessions", {right, "X-Filler: " + std::string(10000, 'x')}),
+      431, "headers over the limit");
+
+  // The scheme in any case; a query string changes nothing.
+  auto answer = http_request(sim.port(), "GET", "/api/sessions?limit=1", {"Authorization: bearer s3cret"});
+  BOOST_TEST_REQUIRE(answer.status == 200, answer.body);
+  BOOST_TEST(json_content_type(answer), answer.headers);
+  States listed;
+  read_sessions_answer(answer.body, false, listed);
+  BOOST_TEST_REQUIRE(listed.size() > 0u);
+  expect_first_poll(sim, dir / "frames.txt", {"--token", "s3cret"}, listed);
+
+  // The summary's live_sessions is the model's count, as the API lists it.
+  auto last = http_request(sim.port(), "GET", "/api/sessions", {right});
+  BOOST_TEST_REQUIRE(last.status == 200, last.body);
+  States final_listed;
+  read_sessions_answer(last.body, false, final_listed);
+  BOOST_TEST(sim.stop() == 0);
+  BOOST_TEST(int_field(sim.summary(), "live_sessions") ==
+             static_cast<std::int64_t>(final_listed.size()));
+}
+
+BOOST_AUTO_TEST_CASE(api_sessions_as_a_bare_array_and_open_without_a_token) {
+  TempDir dir;
+  SimProcess sim({"--sessions-shape", "array", "--format", "mixed", "--seed", "12"});
+  auto first = run_client({"--url", sim.url(), "--expect", "200"});
+  BOOST_TEST_REQUIRE(int_field(first, "deltas") >= 200);
+
+  auto answer = http_request(sim.port(), "GET", "/api/sessions");
+  BOOST_TEST_REQUIRE(answer.status == 200, answer.body);
+  BOOST_TEST(json_content_type(answer), answer.headers);
+  BOOST_TEST_REQUIRE(parse_any(answer.body).IsArray(), answer.body);
+  States listed;
+  read_sessions_answer(answer.body, true, listed);
+  BOOST_TEST_REQUIRE(listed.size() > 0u);
+  expect_first_poll(sim, dir / "frames.txt", {}, listed);
+  expect_json_error(http_request(sim.port(), "GET", "/"), 404, "/");
+  BOOST_TEST(sim.stop() == 0);
+}
+
+// --restart-every: every client is closed with 1012 "service restart" and,
+// once a client is back, the first poll reports every live session as
+// created, in the state it had: one batch in format B, a frame per session
+// in format A. Without --lossy nothing changes upstream while nobody
+// listens, so /api/sessions says beforehand what must come.
+BOOST_AUTO_TEST_CASE(restart_closes_every_client_and_reannounces_every_live_session) {
+  for (const std::string format : {"session_update", "delta"}) {
+    BOOST_TEST_CONTEXT("--format " << format) {
+      TempDir dir;
+      SimProcess sim({"--restart-every", "2s", "--rate", "100", "--format", format, "--seed", "4"});
+      // It reads until the server closes it: the restart. (A restart that
+      // falls in its handshake leaves it without a connection: again.)
+      auto first = run_client({"--url", sim.url(), "--timeout", "60"});
+      for (int attempt = 1; attempt < 3 && string_field(first, "status") != "ok"; ++attempt) {
+        first = run_client({"--url", sim.url(), "--timeout", "60"});
+      }
+      BOOST_TEST_REQUIRE(string_field(first, "status") == "ok");
+      BOOST_TEST(int_field(first, "close_code") == 1012);
+      BOOST_TEST(string_field(first, "close_reason") == "service restart");
+
+      // The next restart may cut the next client off too: then again.
+      bool complete = false;
+      std::size_t expected = 0;
+      for (int attempt = 0; attempt < 5 && !complete; ++attempt) {
+        auto answer = http_request(sim.port(), "GET", "/api/sessions");
+        if (answer.status != 200) continue;  // dropped by a restart
+        States listed;
+        read_sessions_answer(answer.body, false, listed);
+        BOOST_TEST_REQUIRE(listed.size() > 0u);
+        expected = listed.size();
+        auto n = std::to_string(expected);
+        auto frames = dir / ("frames" + std::to_string(attempt) + ".txt");
+        auto deltas = dir / ("deltas" + std::to_string(attempt) + ".txt");
+        auto next = run_client({"--url", sim.url(), "--expect", n, "--timeout", "30", "--frames",
+                                frames.string(), "--deltas", deltas.string()});
+        if (int_field(next, "deltas") < static_cast<std::int64_t>(expected)) continue;
+        complete = true;
+
+        auto got = lines_of(read_file(deltas));
+        States announced;
+        for (std::size_t i = 0; i < expected; ++i) {
+          auto d = parse_json(got.at(i));
+          BOOST_TEST(string_field(d, "type") == "created", got[i]);
+          BOOST_TEST(member(d, "before").IsNull());
+          std::string id = string_field(d, "sessionId");
+          BOOST_TEST(!announced.has(id), id << " announced twice");
+          announced.set(id, member(d, "after"));
+        }
+        auto differs = listed.difference(announced);
+        BOOST_TEST(differs.empty(), "/api/sessions (left) and the re-announce (right): " << differs);
+
+        auto frame_lines = lines_of(read_file(frames));
+        if (format == "delta") {
+          BOOST_TEST_REQUIRE(frame_lines.size() >= expected);
+          for (std::size_t i = 0; i < expected; ++i) {
+            auto frame = parse_json(frame_lines[i]);
+            BOOST_TEST(string_field(frame, "type") == "created", frame_lines[i]);
+            BOOST_TEST(member(frame, "timestamp").IsString(), frame_lines[i]);
+          }
+        } else {
+          auto frame = parse_json(frame_lines.at(0));
+          BOOST_TEST(string_field(frame, "type") == "session_update");
+          BOOST_TEST(member(frame, "delta").Size() == expected);
+        }
+      }
+      BOOST_TEST(complete, "every client after the restart was cut off by the next one");
+      BOOST_TEST(sim.process().stderr_contains("simulated restart"));
+      BOOST_TEST(sim.stop() == 0);
+      auto summary = sim.summary();
+      BOOST_TEST(int_field(summary, "restarts") >= 1);
+      BOOST_TEST(int_field(summary, "restart_disconnects") >= 1);
+      BOOST_TEST(int_field(summary, "reannounced") >= static_cast<std::int64_t>(expected));
+    }
+  }
+}
+
+// --lossy: the sessions change while nobody listens, and what happens then
+// reaches nobody; a client gets what happens after it connects, after the
+// first poll since the start. A seed and a start time name one history,
+// however the clients come and go, so a run without --lossy that sends it all
+// shows which stretch each client got.
+BOOST_AUTO_TEST_CASE(lossy_a_client_that_was_away_misses_what_happened_meanwhile) {
+  TempDir dir;
+  const std::vector<std::string> history_flags{"--format", "delta", "--seed", "21",
+                                               "--start-time", "2025-11-10T12:00:00Z"};
+  std::vector<std::string> flags{"--lossy", "--rate", "200"};
+  flags.insert(flags.end(), history_flags.begin(), history_flags.end());
+  SimProcess sim(flags);
+  auto first = run_client({"--url", sim.url(), "--expect", "40", "--deltas",
+                           (dir / "first.txt").string()});
+  BOOST_TEST_REQUIRE(int_field(first, "deltas") >= 40);
+  // Nobody listens now, and the sessions change all the same.
+  auto away = http_request(sim.port(), "GET", "/api/sessions");
+  BOOST_TEST_REQUIRE(away.status == 200, away.body);
+  BOOST_TEST_REQUIRE(wait_until([&] {
+                       auto now = http_request(sim.port(), "GET", "/api/sessions");
+                       return now.status == 200 && now.body != away.body;
+                     }),
+                     "the sessions did not change while no client was connected");
+  auto second = run_client({"--url", sim.url(), "--expect", "40", "--deltas",
+                            (dir / "second.txt").string()});
+  BOOST_TEST_REQUIRE(int_field(second, "deltas") >= 40);
+  BOOST_TEST(sim.stop() == 0);
+  auto summary = sim.summary();
+  auto sent = int_field(summary, "sent");
+  auto reannounced = int_field(summary, "reannounced");
+  auto unseen = int_field(summary, "unseen_deltas");
+  BOOST_TEST(unseen > 0);
+  BOOST_TEST(int_field(summary, "restarts") == 0);
+  auto got1 = lines_of(read_file(dir / "first.txt"));
+  auto got2 = lines_of(read_file(dir / "second.txt"));
+  BOOST_TEST(sent == static_cast<std::int64_t>(got1.size() + got2.size()));
+
+  // All that happened upstream, from a run that sends every delta of it.
+  auto total = sent - reannounced + unseen;
+  std::vector<std::string> all_flags{"--count", std::to_string(total), "--record",
+                                     (dir / "all.jsonl").string()};
+  all_flags.insert(all_flags.end(), history_flags.begin(), history_flags.end());
+  SimProcess everything(all_flags);
+  auto all = run_client({"--url", everything.url(), "--expect", std::to_string(total),
+                         "--timeout", "60"});
+  BOOST_TEST_REQUIRE(int_field(all, "deltas") == total);
+  BOOST_TEST(everything.stop() == 0);
+  auto history = canonical_record(dir / "all.jsonl");
+  BOOST_TEST_REQUIRE(history.size() == static_cast<std::size_t>(total));
+  std::map<std::string, std::size_t> position;
+  for (std::size_t i = 0; i < history.size(); ++i) {
+    BOOST_TEST_REQUIRE(position.emplace(history[i], i).second, "a delta twice: " << history[i]);
+  }
+
+  // The first client: the first poll since the start, the sessions live when it
+  // connected in their states then; then the history from there, unbroken.
+  auto polled = static_cast<std::size_t>(reannounced);
+  BOOST_TEST_REQUIRE(polled < got1.size());
+  auto from1 = stretch_at(history, position, got1, polled);
+  BOOST_TEST_REQUIRE(from1.has_value(), "the first client's deltas after its first poll are "
+                                        "not a stretch of the history");
+  States live;
+  for (std::size_t i = 0; i < *from1; ++i) apply(live, parse_json(history[i]));
+  States announced;
+  for (std::size_t i = 0; i < polled; ++i) {
+    auto d = parse_json(got1[i]);
+    BOOST_TEST(string_field(d, "type") == "created", got1[i]);
+    std::string id = string_field(d, "sessionId");
+    BOOST_TEST(!announced.has(id), id << " announced twice");
+    announced.set(id, member(d, "after"));
+  }
+  auto differs = live.difference(announced);
+  BOOST_TEST(differs.empty(), "live at the connect (left) and the first poll (right): " << differs);
+  std::size_t end1 = *from1 + (got1.size() - polled);
+
+  // The second client: only what happened once it was connected. No first
+  // poll, no replay: what happened while it was away is gone for it.
+  auto from2 = stretch_at(history, position, got2, 0);
+  BOOST_TEST_REQUIRE(from2.has_value(), "the second client's deltas are not a stretch of the history");
+  BOOST_TEST(*from2 > end1, "the second client got what happened while nobody listened");
+  BOOST_TEST(unseen >= static_cast<std::int64_t>(*from2 - end1));
+}
+
+// With --lossy, --count is used up with nobody connected: the summary comes
+// without a client, every delta unseen.
+BOOST_AUTO_TEST_CASE(lossy_count_is_used_up_with_nobody_listening) {
+  SimProcess sim({"--lossy", "--rate", "1000", "--count", "100"});
+  auto summary = sim.summary();
+  BOOST_TEST(int_field(summary, "sent") == 0);
+  BOOST_TEST(int_field(summary, "unseen_deltas") == 100);
+  BOOST_TEST(int_field(summary, "connections") == 0);
+  auto live = int_field(summary, "live_sessions");
+  BOOST_TEST(live > 0);
+  // Nothing changes once --count is done: /api/sessions lists those sessions.
+  auto answer = http_request(sim.port(), "GET", "/api/sessions");
+  BOOST_TEST_REQUIRE(answer.status == 200, answer.body);
+  States listed;
+  read_sessions_answer(answer.body, false, listed);
+  BOOST_TEST(static_cast<std::int64_t>(listed.size()) == live);
+  BOOST_TEST(sim.stop() == 0);
+  BOOST_TEST(sim.stdout_lines().size() == 1u, "stdout: " << sim.process().stdout_text());
 }

@@ -5,6 +5,8 @@
 // the World is polled (the pace, simulator.h), what goes in each frame, who
 // gets it and who is cut off for backpressure, and it settles every frame
 // once all of its connections are done with it ("Counting" in simulator.h).
+// It also plays the backend's restarts (--restart-every) and, with --lossy,
+// polls the World with nobody listening (simulator.h).
 //
 // Threads: construct it, open() it and read port() on one thread before
 // run(); run() serves on the thread that calls it, and everything else (stop()
@@ -74,6 +76,8 @@ class Server {
 
   const SimulatorOptions& options() const { return options_; }
   asio::io_context& io() { return io_; }
+  // The sessions upstream, as they are now (for GET /api/sessions).
+  const World& world() const { return world_; }
 
   // A connection past authentication, in its WebSocket handshake: kept alive
   // here until on_finished().
@@ -99,13 +103,19 @@ class Server {
   std::string_view format_name() const;
   void accept();
   std::uint64_t budget() const;
+  std::uint64_t counted() const;
   void send_first_poll(const std::shared_ptr<WsSession>& session);
+  void reannounce();
+  void broadcast(const std::shared_ptr<Frame>& frame);
+  void arm_restart();
+  void restart();
   Plan plan_frame();
   void maybe_generate();
   void schedule_pace(SteadyClock::time_point when);
   void emit(Kind kind, int n);
   void check_backpressure();
   void settle(Frame& frame);
+  void check_count_done();
   void print_summary();
 
   SimulatorOptions options_;
@@ -116,6 +126,7 @@ class Server {
   asio::steady_timer accept_retry_;
   asio::signal_set signals_;
   asio::steady_timer pace_timer_;
+  asio::steady_timer restart_timer_;
   World world_;
   std::string listening_;
 
@@ -133,6 +144,13 @@ class Server {
   std::uint64_t by_type_[3] = {0, 0, 0};
   std::uint64_t frames_ = 0;
   std::uint64_t connections_ = 0;
+  // The backend's diff cache is empty (it started or restarted): the next
+  // poll with a client connected re-announces every live session.
+  bool reannounce_pending_ = false;
+  std::uint64_t restarts_ = 0;
+  std::uint64_t restart_disconnects_ = 0;  // clients closed by restarts
+  std::uint64_t reannounced_ = 0;          // first-poll deltas delivered, part of sent_
+  std::uint64_t unseen_ = 0;               // changes upstream that reached no client
 };
 
 }  // namespace deltatap::sim

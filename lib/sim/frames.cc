@@ -188,4 +188,16 @@ std::string render_record(const OutDelta& d) {
   return out;
 }
 
+std::string render_live_sessions(const World& world, bool bare_array) {
+  std::string out = bare_array ? "[" : "{\"sessions\":[";
+  bool first = true;
+  world.for_each_live([&](const Session& s) {
+    if (!first) out += ',';
+    first = false;
+    out += s.json;
+  });
+  out += bare_array ? "]" : "]}";
+  return out;
+}
+
 }  // namespace deltatap::sim

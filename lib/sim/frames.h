@@ -54,6 +54,9 @@ struct Frame {
   std::vector<OutDelta> deltas;
   int pending_writes = 0;
   bool delivered = false;
+  // A first poll's report of live sessions, not a change upstream: when it
+  // reaches nobody, nothing was missed (it is not in unseen_deltas).
+  bool reannounce = false;
 };
 
 // One format A text frame: {"type","sessionId","before"?,"after"?,"timestamp"?}.
@@ -65,5 +68,10 @@ std::string render_format_b(const std::vector<OutDelta>& deltas);
 
 // One --record line, newline included: every field present, null when absent.
 std::string render_record(const OutDelta& d);
+
+// The body of GET /api/sessions: every live session's state text (Session::
+// json, byte for byte) in slot order, as {"sessions":[...]} or, for `bare_array`,
+// as [...].
+std::string render_live_sessions(const World& world, bool bare_array);
 
 }  // namespace deltatap::sim

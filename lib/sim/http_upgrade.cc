@@ -9,6 +9,7 @@
 #include "base/logging.h"
 #include "sim/broadcast_server.h"
 #include "sim/client_connection.h"
+#include "sim/http_api.h"
 
 namespace deltatap::sim {
 
@@ -42,22 +43,17 @@ std::vector<std::string> offered_protocols(const http::request<http::string_body
   return offered;
 }
 
-// Compares without an early exit, so timing says nothing about the token.
-bool same_secret(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
 }  // namespace
 
 HttpSession::HttpSession(Server& server, tcp::socket socket)
     : server_(server), stream_(std::move(socket)), remote_(remote_of(stream_.socket())) {}
 
 void HttpSession::start() {
+  parser_.emplace();
+  parser_->header_limit(kMaxHeaderBytes);
+  parser_->body_limit(kMaxBodyBytes);
   stream_.expires_after(10s);
-  http::async_read(stream_, buffer_, request_,
+  http::async_read(stream_, buffer_, *parser_,
                    [self = shared_from_this()](beast::error_code ec, std::size_t) {
                      self->on_read(ec);
                    });
@@ -69,6 +65,18 @@ void HttpSession::abort() {
 }
 
 void HttpSession::on_read(beast::error_code ec) {
+  if (ec == http::error::header_limit || ec == http::error::body_limit) {
+    bool header = ec == http::error::header_limit;
+    log_info("HTTP request too large; refused",
+             {{"REMOTE", remote_}, {"ERROR", ec.message()}});
+    answer(json_error(header ? http::status::request_header_fields_too_large
+                             : http::status::payload_too_large,
+                      11, header ? "request header fields too large" : "payload too large",
+                      header ? "the request line and headers may hold " +
+                                   std::to_string(kMaxHeaderBytes) + " bytes"
+                             : "the body may hold " + std::to_string(kMaxBodyBytes) + " bytes"));
+    return;
+  }
   if (ec) {
     if (ec != http::error::end_of_stream && ec != asio::error::operation_aborted) {
       log_debug("bad or incomplete HTTP request", {{"REMOTE", remote_}, {"ERROR", ec.message()}});
@@ -76,9 +84,19 @@ void HttpSession::on_read(beast::error_code ec) {
     abort();
     return;
   }
+  request_ = parser_->release();
+  parser_.reset();
   std::string path(request_.target());
   if (!websocket::is_upgrade(request_)) {
-    reject(http::status::upgrade_required, "not a WebSocket upgrade request");
+    auto response = answer_plain_request(request_, server_.options(), server_.world());
+    auto status = response.result_int();
+    log(status == 200 ? LogLevel::debug : LogLevel::info,
+        status == 200 ? "HTTP request answered" : "HTTP request refused",
+        {{"REMOTE", remote_},
+         {"METHOD", std::string(request_.method_string())},
+         {"PATH", path},
+         {"STATUS", std::to_string(status)}});
+    answer(std::move(response));
     return;
   }
   const auto& options = server_.options();
@@ -119,22 +137,50 @@ void HttpSession::reject(http::status status, std::string_view why) {
   log_info("upgrade refused", {{"REMOTE", remote_},
                                {"STATUS", std::to_string(static_cast<int>(status))},
                                {"REASON", std::string(why)}});
-  auto response = std::make_shared<http::response<http::string_body>>(status, request_.version());
-  response->set(http::field::server, kServerName);
-  response->set(http::field::content_type, "text/plain; charset=utf-8");
+  http::response<http::string_body> response(status, request_.version());
+  response.set(http::field::server, kServerName);
+  response.set(http::field::content_type, "text/plain; charset=utf-8");
   if (status == http::status::upgrade_required) {
-    response->set(http::field::upgrade, "websocket");
-    response->set(http::field::sec_websocket_version, "13");
+    response.set(http::field::upgrade, "websocket");
+    response.set(http::field::sec_websocket_version, "13");
   }
-  response->keep_alive(false);
-  response->body() = std::string(why) + "\n";
-  response->prepare_payload();
-  http::async_write(stream_, *response,
-                    [self = shared_from_this(), response](beast::error_code, std::size_t) {
+  response.keep_alive(false);
+  response.body() = std::string(why) + "\n";
+  response.prepare_payload();
+  answer(std::move(response));
+}
+
+void HttpSession::answer(http::response<http::string_body> response) {
+  auto message = std::make_shared<http::response<http::string_body>>(std::move(response));
+  message->keep_alive(false);
+  stream_.expires_after(10s);  // a client that reads nothing does not keep the socket
+  http::async_write(stream_, *message,
+                    [self = shared_from_this(), message](beast::error_code ec, std::size_t) {
                       boost::system::error_code ignored;
                       self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-                      self->abort();
+                      if (ec) {
+                        self->abort();
+                        return;
+                      }
+                      self->stream_.expires_after(kLinger);
+                      self->linger();
                     });
+}
+
+// Closing a socket with bytes unread resets the connection, and a reset can
+// destroy the answer before the client has read it (a request refused for
+// its size is the usual case). So read and drop what the client still sends
+// until it closes, kLinger and kMaxLingerBytes at most, then close.
+void HttpSession::linger() {
+  stream_.async_read_some(asio::buffer(discard_),
+                          [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                            self->lingered_ += n;
+                            if (ec || self->lingered_ > kMaxLingerBytes) {
+                              self->abort();
+                              return;
+                            }
+                            self->linger();
+                          });
 }
 
 }  // namespace deltatap::sim

@@ -47,6 +47,17 @@ std::string World::wire_time() {
   return render_time(clock_ms_, -300, 0, 0);
 }
 
+std::string World::poll_time() {
+  if (wall_clock_) clock_ms_ = std::max(clock_ms_, wall_ms());
+  return render_time(clock_ms_, 0, 3, 0);
+}
+
+int World::live_count() const {
+  int live = 0;
+  for (const auto& slot : slots_) live += slot ? 1 : 0;
+  return live;
+}
+
 std::optional<Session> World::create() {
   Session s;
   s.id = next_id();

@@ -116,6 +116,15 @@ class World {
   // naming the clock's instant (to the precision shown).
   std::string wire_time();
 
+  // The time of a poll that changes nothing (the re-announce after a start
+  // or restart), in milliseconds and "Z": the simulated clock as it stands, or
+  // the wall clock (which the clock then keeps to, never going backwards).
+  // Draws nothing from the generator, so polls do not change the history.
+  std::string poll_time();
+
+  // Live sessions now.
+  int live_count() const;
+
   // Calls visit(const Session&) for every live session, in slot order.
   template <typename F>
   void for_each_live(F&& visit) const {

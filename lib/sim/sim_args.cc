@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "base/address.h"
+#include "base/duration.h"
 #include "base/json_text.h"
 #include "base/logging.h"
 #include "base/timestamp.h"
@@ -61,9 +62,21 @@ const char kSimulatorUsage[] =
     R"(Usage: deltatap-sim [OPTIONS]
 A simulated Jules Control Room backend: a WebSocket server that broadcasts
 realistic session deltas to every connected client, for demos, tests and
-benchmarks. Logs go to stderr; stdout carries one JSON summary line,
-{"sent":N,"by_type":{...},"frames":F,"connections":C}, printed when --count
-deltas have been sent (or at exit when that never happened).
+benchmarks. On the same port it answers GET /api/sessions, as the backend does,
+with every live session's current state (each with its "id"), in the shape
+--sessions-shape names; with --token the request needs "Authorization: Bearer
+T" (else 401). Any other plain HTTP request gets 404, with a JSON error.
+
+Logs go to stderr; stdout carries one JSON summary line, printed when --count
+deltas are done (or at exit when that never happened), with these keys: sent
+(deltas that reached at least one client), by_type (sent, by type), frames
+(the frames that carried them), connections (WebSocket clients accepted),
+restarts (simulated restarts, --restart-every), restart_disconnects (clients
+those restarts closed), reannounced (created deltas of first polls, which
+report live sessions again; part of sent), unseen_deltas (deltas made upstream
+that reached no client: made while nobody was connected, with --lossy, or
+broadcast only to clients that left before taking them; not part of sent) and
+live_sessions (live sessions upstream when the line was printed).
 
   --listen IP:PORT        where to listen (default 127.0.0.1:3001; an IPv6 address
                           in brackets, [::1]:3001); port 0 picks a free port,
@@ -75,7 +88,8 @@ deltas have been sent (or at exit when that never happened).
   --format F              delta (format A, one delta per frame), session_update
                           (format B batches; the default) or mixed
   --count N               deltas to send in all, across every connection and
-                          reconnection; 0 = no limit (default)
+                          reconnection; 0 = no limit (default). With --lossy, the
+                          deltas that reached nobody count too
   --rate N[/s]            deltas per second; 0 = as fast as the clients take them
                           (default)
   --sessions K            live sessions in the pool (default 10)
@@ -91,11 +105,43 @@ deltas have been sent (or at exit when that never happened).
                           bytes are buffered for it (default 1048576)
   --record FILE           append every delta sent, one JSON line each:
                           {"type","sessionId","before","after","timestamp"}
+  --restart-every D       restart, as the backend can, every D (a duration such as
+                          500ms, 3s or 5m; 0 = never, the default): close every
+                          client with 1012 "service restart"; the first poll once
+                          a client is back reports every live session as created,
+                          in its current state (format A: a frame each, else one
+                          batch). The sessions keep their state: they live
+                          upstream. No restarts once --count deltas are done
+  --lossy                 lose what happens while no client listens, as the
+                          backend does: the sessions keep changing at --rate
+                          (which must be above 0) with nobody connected, and a
+                          client gets only what happens after it connects (the
+                          first client since the start or a restart also gets the
+                          first poll, which re-announces the live sessions).
+                          Without it the sessions wait for a client, and a client
+                          that reconnects gets the rest, after a first poll of its
+                          own in the batch formats
+  --sessions-shape S      the body of GET /api/sessions: list, {"sessions":[...]}
+                          (default), or array, a bare [...]
   --log-level L           debug, info, warning or error (default info)
   --help                  print this text
 
 Exit status: 0 after SIGTERM or SIGINT, 1 on a runtime error, 2 on bad options.
 )";
+
+Status check_simulator_options(const SimulatorOptions& options) {
+  if (options.lossy && !(options.rate > 0)) {
+    return Error{"--lossy needs --rate above 0: with --rate 0 the clients set the pace, and "
+                 "with no client there would be none"};
+  }
+  if (options.restart_every.count() < 0 ||
+      (options.restart_every.count() > 0 && options.restart_every < kMinRestartEvery)) {
+    return Error{"--restart-every: " + format_duration(options.restart_every) +
+                 " is not valid; expected 0 (never) or at least " +
+                 format_duration(kMinRestartEvery)};
+  }
+  return ok_status();
+}
 
 Result<SimulatorOptions> parse_simulator_args(const std::vector<std::string>& args) {
   SimulatorOptions options;
@@ -108,6 +154,11 @@ Result<SimulatorOptions> parse_simulator_args(const std::vector<std::string>& ar
     }
     if (flag == "--help" || flag == "-h") {
       options.help = true;
+      continue;
+    }
+    if (flag == "--lossy") {
+      if (inline_value) return Error{"--lossy takes no value"};
+      options.lossy = true;
       continue;
     }
     auto value_of = [&]() -> Result<std::string> {
@@ -124,6 +175,7 @@ Result<SimulatorOptions> parse_simulator_args(const std::vector<std::string>& ar
         "--listen", "--path",           "--token",           "--format",   "--count",
         "--rate",   "--sessions",       "--batch",           "--seed",     "--start-time",
         "--ping-interval", "--backpressure-bytes", "--record", "--log-level",
+        "--restart-every", "--sessions-shape",
     };
     if (std::find(std::begin(kKnown), std::end(kKnown), flag) == std::end(kKnown)) {
       return Error{"unknown option " + flag};
@@ -194,6 +246,25 @@ Result<SimulatorOptions> parse_simulator_args(const std::vector<std::string>& ar
     } else if (flag == "--record") {
       if (value.empty()) return bad(value, "a file name");
       options.record = value;
+    } else if (flag == "--restart-every") {
+      if (value == "0") {
+        options.restart_every = std::chrono::milliseconds(0);
+      } else {
+        auto every = parse_duration(value);
+        if (!every.ok()) return Error{flag + ": " + every.error() + "; 0 means never"};
+        if (*every < kMinRestartEvery) {
+          return bad(value, "0 (never) or at least " + format_duration(kMinRestartEvery));
+        }
+        options.restart_every = *every;
+      }
+    } else if (flag == "--sessions-shape") {
+      if (value == "list") {
+        options.sessions_shape = SimSessionsShape::list;
+      } else if (value == "array") {
+        options.sessions_shape = SimSessionsShape::array;
+      } else {
+        return bad(value, "list or array");
+      }
     } else if (flag == "--log-level") {
       if (value == "debug") {
         options.log_level = LogLevel::debug;
@@ -207,6 +278,10 @@ Result<SimulatorOptions> parse_simulator_args(const std::vector<std::string>& ar
         return bad(value, "debug, info, warning or error");
       }
     }
+  }
+  // After every flag: these rules join two of them, in any order.
+  if (auto checked = check_simulator_options(options); !checked.ok()) {
+    return Error{checked.error()};
   }
   return options;
 }

@@ -4,6 +4,7 @@
 //   frames            the JSON text of states, frames and --record lines
 //   broadcast_server  the server: pace, broadcast, counting, backpressure cuts
 //   http_upgrade      a connection up to its upgrade: authentication
+//   http_api          plain HTTP on the same port: GET /api/sessions
 //   client_connection an upgraded client: its queue, pings and close
 #include "sim/simulator.h"
 
@@ -32,6 +33,9 @@ Result<std::unique_ptr<Simulator>> Simulator::create(SimulatorOptions options,
   // The check parse_simulator_args() made, again: `options` may be built in code.
   auto where = parse_listen_address(options.listen);
   if (!where.ok()) return Error{"--listen: " + where.error()};
+  if (auto checked = check_simulator_options(options); !checked.ok()) {
+    return Error{checked.error()};
+  }
   std::optional<std::int64_t> start_ms;
   if (options.start_time) {
     auto start = parse_timestamp(*options.start_time);

@@ -18,6 +18,31 @@
 // client (its only reader left) is not counted, so a client that reconnects
 // gets the rest of --count, never a repeat of what was already sent.
 //
+// The real backend's habits, on demand (issue 14):
+//   - `restart_every`: at each interval the backend "restarts". Every client
+//     is closed with 1012 "service restart" (upgrades and plain requests in
+//     progress are dropped), and its diff cache starts empty: the first poll
+//     after a client connects again reports every live session as `created`,
+//     in its current state (format A: one frame per session, timestamped with
+//     the clock; otherwise one batch), to every client connected by then. The
+//     sessions live upstream, so they keep their state across the restart.
+//     Restarts stop once --count is done, so the summary stays true.
+//   - `lossy`: what happens upstream while nobody listens is gone. The
+//     sessions keep changing at the rate (one is required) with no client
+//     connected, and a delta that reached no client uses up --count like a
+//     sent one (it is in the summary's unseen_deltas). A client that connects
+//     gets only what happens from then on, except for the re-announce of the
+//     first poll after a (re)start: the process starting counts as one. No
+//     per-client first poll otherwise.
+// Without them, behaviour is the above exactly: the sessions wait while
+// nobody listens, and a delta that reached no client is given back to --count.
+//
+// Plain HTTP on the same port (http_api.h): GET /api/sessions answers every
+// live session's current state, {"sessions":[...]} or a bare array
+// (`sessions_shape`); with a token, "Authorization: Bearer TOKEN" is
+// required (401 otherwise). Any other request that is not an upgrade: 404
+// (405 for /api/sessions with another method than GET).
+//
 // Pace: with --rate 0 a frame goes out when some client has taken the last
 // one and its kernel queue has mostly drained, so nobody is cut off for
 // reading at full speed; with a rate, frames go out on time and a client
@@ -45,6 +70,12 @@ enum class SimFormat {
   mixed,           // either, chosen frame by frame
 };
 
+// The body of GET /api/sessions.
+enum class SimSessionsShape {
+  list,   // {"sessions":[...]}, the Jules API's list shape
+  array,  // a bare [...]
+};
+
 struct SimulatorOptions {
   // IP:PORT or [IPv6]:PORT, base/address.h's syntax; port 0 picks a free port.
   std::string listen = "127.0.0.1:3001";
@@ -63,6 +94,9 @@ struct SimulatorOptions {
   std::uint64_t backpressure_bytes = 1u << 20;
   std::chrono::milliseconds close_timeout{10'000};  // closing handshake limit
   std::string record;                     // "" records nothing
+  std::chrono::milliseconds restart_every{0};  // a simulated restart; 0 = never
+  bool lossy = false;                     // sessions change while nobody listens
+  SimSessionsShape sessions_shape = SimSessionsShape::list;
   LogLevel log_level = LogLevel::info;
   bool help = false;                      // --help: print the usage, exit 0
 };
@@ -70,6 +104,15 @@ struct SimulatorOptions {
 // Parses the flags (without argv[0]); the error names the flag, the value and
 // what is allowed.
 Result<SimulatorOptions> parse_simulator_args(const std::vector<std::string>& args);
+
+// The rules across options that parse_simulator_args() applies after reading
+// every flag, and Simulator::create() again for options built in code: --lossy
+// needs a rate above 0, --restart-every is 0 or at least kMinRestartEvery.
+// The error names the flags.
+Status check_simulator_options(const SimulatorOptions& options);
+
+// The shortest --restart-every: a client needs some time to reconnect.
+inline constexpr std::chrono::milliseconds kMinRestartEvery{100};
 
 extern const char kSimulatorUsage[];
 
@@ -87,7 +130,8 @@ class Simulator {
 
   // Serves on the calling thread until SIGTERM/SIGINT or stop(), then closes
   // every client with a normal close. Prints the summary line if --count was
-  // never reached (or is 0). Returns the exit code.
+  // never reached (or is 0); its keys are listed in kSimulatorUsage. Returns
+  // the exit code.
   int run();
 
   // Safe from any thread.
