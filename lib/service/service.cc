@@ -482,7 +482,10 @@ class Service final : public ApiBackend {
   }
 
   void start_stream() {
+    auto live = store_->live_sessions();
+    if (!live.ok()) log_error("Cannot read the ledger's live sessions", {{"ERROR", live.error()}});
     StreamLaneOptions options{config_.stream, store_->last_delta_id(),
+                              live.ok() ? std::move(live.value()) : std::vector<std::string>{},
                               config_.storage.journal_fsync_interval,
                               config_.log.level == LogLevel::debug};
     lane_ = std::make_unique<StreamLane>(std::move(options), queue_, journal_.get(),

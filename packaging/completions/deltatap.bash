@@ -289,10 +289,12 @@ _deltatapd() {
 
 _deltatap_sim() {
   __deltatap_simple "--listen --path --token --format --count --rate --sessions --batch --seed
-      --start-time --ping-interval --backpressure-bytes --record --log-level" \
-    "--help" \
+      --start-time --ping-interval --backpressure-bytes --record --restart-every
+      --sessions-shape --log-level" \
+    "--lossy --help" \
     "--record:@files" "--listen:127.0.0.1:3001 127.0.0.1:0" "--path:/ws" \
-    "--format:delta session_update mixed" "--log-level:debug info warning error"
+    "--format:delta session_update mixed" "--log-level:debug info warning error" \
+    "--sessions-shape:list array"
 }
 
 complete -F _deltatap deltatap
