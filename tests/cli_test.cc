@@ -449,19 +449,19 @@ BOOST_FIXTURE_TEST_CASE(timeline_tells_gaps_inferred_steps_and_arrival_order, Fi
   const std::string expected =
       "Session sess_r: 6 deltas, 2025-11-10T12:00:00.500Z to 2025-11-10T12:07:42.000Z; "
       "1 gap, 2 inferred\n"
-      "2025-11-10T12:00:00.500Z  created  #1\n"
+      "2025-11-10T12:00:00.500Z  created #1\n"
       "    + planStatus: pending\n"
-      "2025-11-10T12:00:00.000Z  updated  #2  (timestamp earlier than the previous step)\n"
+      "2025-11-10T12:00:00.000Z  updated #2  (timestamp earlier than the previous step)\n"
       "    planStatus: pending → in_progress\n"
-      "2025-11-10T12:00:05.000Z  updated  #3\n"
+      "2025-11-10T12:00:05.000Z  updated #3\n"
       "    planStatus: in_progress → awaiting_approval\n"
       "-- changes between 2025-11-10T12:00:05.000Z and 2025-11-10T12:07:40.000Z were not "
       "observed\n"
-      "2025-11-10T12:07:40.000Z  updated  #4\n"
+      "2025-11-10T12:07:40.000Z  updated #4\n"
       "    planStatus: approved → succeeded\n"
-      "2025-11-10T12:07:41.000Z  updated  #5  inferred: re-announced after a backend restart\n"
+      "2025-11-10T12:07:41.000Z  updated #5  inferred: re-announced after a backend restart\n"
       "    + summary: Fix the flaky test\n"
-      "2025-11-10T12:07:42.000Z  deleted  #6  inferred: reconciled with the backend's live "
+      "2025-11-10T12:07:42.000Z  deleted #6  inferred: reconciled with the backend's live "
       "sessions\n"
       "    (session deleted)\n";
   BOOST_TEST(result.out == expected);
@@ -473,7 +473,7 @@ BOOST_FIXTURE_TEST_CASE(timeline_tells_gaps_inferred_steps_and_arrival_order, Fi
              "Session sess_u: 1 delta, 2025-11-10T12:07:40.000Z to 2025-11-10T12:07:40.000Z; "
              "1 gap\n"
              "-- changes before 2025-11-10T12:07:40.000Z were not observed\n"
-             "2025-11-10T12:07:40.000Z  updated  #7\n"
+             "2025-11-10T12:07:40.000Z  updated #7\n"
              "    planStatus: approved → succeeded\n");
 
   // The same steps in the same order as JSON, each with its origin and gap.

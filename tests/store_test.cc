@@ -505,7 +505,8 @@ std::string describe(const std::vector<SessionSummary>& rows) {
   for (const auto& r : rows) {
     out += r.session_id + " c" + std::to_string(r.created) + " u" + std::to_string(r.updated) +
            " d" + std::to_string(r.deleted) + " " + r.first_seen + ".." + r.last_seen + " " +
-           r.last_type + " " + r.last_state.value_or("null") + "\n";
+           r.last_type + " " + r.last_state.value_or("null") + (r.live ? " live" : " ended") +
+           " g" + std::to_string(r.gaps) + " i" + std::to_string(r.inferred) + "\n";
   }
   return out;
 }
@@ -516,7 +517,7 @@ std::string sessions_by_scan(Store& store, const TempDir& dir, const std::string
   BOOST_REQUIRE(store.write_copy(file).ok());
   sqlite3* db = nullptr;
   BOOST_REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
-  BOOST_REQUIRE(sqlite3_exec(db, "DROP TABLE session_summary", nullptr, nullptr, nullptr) == SQLITE_OK);
+  BOOST_REQUIRE(sqlite3_exec(db, "DROP TABLE sessions", nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
   auto readonly = Store::open_readonly(file);
   BOOST_REQUIRE(readonly.ok());
@@ -530,7 +531,7 @@ std::string sessions_by_scan(Store& store, const TempDir& dir, const std::string
 // GET /api/sessions reads a summary kept as rows come and go; whatever happened
 // (out-of-order timestamps, ties broken by id, replays, cleanup, eviction), it
 // says what a scan of the history says.
-BOOST_AUTO_TEST_CASE(the_session_summary_agrees_with_a_scan_of_the_history) {
+BOOST_AUTO_TEST_CASE(the_session_ledger_agrees_with_a_scan_of_the_history) {
   TempDir dir;
   auto store = empty_store();
   std::vector<Delta> first = {
@@ -576,7 +577,7 @@ BOOST_AUTO_TEST_CASE(the_session_summary_agrees_with_a_scan_of_the_history) {
 
 // A file written without the summary, or changed since by something that did not
 // keep it (an older deltatap), gets it rebuilt when it is loaded.
-BOOST_AUTO_TEST_CASE(a_missing_or_stale_summary_is_rebuilt_on_load) {
+BOOST_AUTO_TEST_CASE(a_missing_or_stale_ledger_is_rebuilt_on_load) {
   TempDir dir;
   auto store = empty_store();
   std::vector<Delta> batch = {

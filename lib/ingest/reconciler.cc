@@ -9,24 +9,23 @@
 namespace deltatap {
 
 Reconciler::Reconciler(boost::asio::io_context& io, const StreamOptions& stream,
-                       std::vector<std::string> live_sessions, IngestMetrics& metrics,
-                       AllocateIds allocate_ids, Deliver deliver)
+                       ReconcilerOptions options, std::vector<std::string> live_sessions,
+                       IngestMetrics& metrics, AllocateIds allocate_ids, Deliver deliver)
     : io_(io),
       stream_(stream),
+      options_(options),
       metrics_(metrics),
       allocate_ids_(std::move(allocate_ids)),
       deliver_(std::move(deliver)),
       maybe_live_(std::make_move_iterator(live_sessions.begin()),
                   std::make_move_iterator(live_sessions.end())),
-      retry_timer_(io) {}
+      retry_timer_(io),
+      grace_timer_(io) {}
 
 Reconciler::~Reconciler() { stop(); }
 
 void Reconciler::stop() {
-  if (fetch_) fetch_->cancel();
-  fetch_.reset();
-  retry_timer_.cancel();
-  connected_ = false;
+  on_disconnected();
 }
 
 void Reconciler::reconfigure(const StreamOptions& stream) { stream_ = stream; }
@@ -37,11 +36,16 @@ void Reconciler::on_connected() {
   start_fetch();
 }
 
+// What the stream said while away is unknown: an answer held is dropped, and
+// the next connect asks again.
 void Reconciler::on_disconnected() {
   connected_ = false;
+  collecting_ = false;
   if (fetch_) fetch_->cancel();
   fetch_.reset();
+  held_.reset();
   retry_timer_.cancel();
+  grace_timer_.cancel();
 }
 
 void Reconciler::on_deltas(const std::vector<StoredDelta>& deltas) {
@@ -51,7 +55,7 @@ void Reconciler::on_deltas(const std::vector<StoredDelta>& deltas) {
     } else {
       maybe_live_.insert(row.delta.session_id);
     }
-    if (fetch_) touched_.insert(row.delta.session_id);
+    if (collecting_) touched_.insert(row.delta.session_id);
   }
 }
 
@@ -64,6 +68,7 @@ void Reconciler::start_fetch() {
   }
   options->timeout = stream_.connect_timeout;
   touched_.clear();
+  collecting_ = true;
   fetch_ = start_reconcile_fetch(io_, std::move(options.value()),
                                  [this](ReconcileFetchOutcome outcome) {
                                    fetch_.reset();
@@ -99,7 +104,17 @@ void Reconciler::on_fetched(ReconcileFetchOutcome outcome) {
     log_info("Reconciliation works again", {{"AFTER", last_failure_}});
     last_failure_.clear();
   }
+  held_ = std::move(answer.value());
+  grace_timer_.expires_after(options_.grace);
+  grace_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec && held_) deliver_answer();
+  });
+}
 
+void Reconciler::deliver_answer() {
+  auto answer = std::move(held_);
+  held_.reset();
+  collecting_ = false;
   LiveSessionList list;
   list.at = format_timestamp(now_millis());
   list.complete = answer->complete();
@@ -133,6 +148,7 @@ void Reconciler::on_fetched(ReconcileFetchOutcome outcome) {
 }
 
 void Reconciler::failed(const std::string& cause, const std::string& detail) {
+  collecting_ = false;
   if (cause != last_failure_) {
     log_warning("Reconciliation with the backend's live sessions failed (" + cause + "): " +
                     detail + "; retrying while connected",

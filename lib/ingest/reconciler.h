@@ -13,12 +13,16 @@
 // deleted removes) and every list (which replaces it). It is never smaller
 // than the ledger's set, so the ids set aside always suffice.
 //
-// The race: the fetch and the broadcast read the backend at different polls.
-// A session the stream names while the fetch is on its way goes into the
-// list's `keep`: the stream, the fresher witness, speaks for it (and the
-// ledger's rules take an `updated` that repeats a change reconciliation
-// already inferred for an echo). Sessions the backend listed but that could
-// not be read are kept too, and an answer with more pages ends no session.
+// The race: the fetch and the broadcast read the backend at different polls,
+// and frames already on their way arrive after the answer. So the answer is
+// held for a grace period (ReconcilerOptions::grace, longer than the backend's
+// poll interval and any frame's time on the wire) before it becomes a list, and
+// a session the stream names between the start of the fetch and the end of the
+// grace goes into the list's `keep`: the stream, the fresher witness, speaks
+// for it. (Should a frame still come later, the ledger's rules take an
+// `updated` that repeats a change reconciliation already inferred for an
+// echo.) Sessions the backend listed but that could not be read are kept too,
+// and an answer with more pages ends no session.
 //
 // Failures (unreachable, timeout, TLS, an HTTP error, a body of another
 // shape) are counted (IngestMetrics::reconcile_failures) and logged once per
@@ -34,6 +38,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -44,10 +49,18 @@
 #include "base/delta.h"
 #include "ingest/ingest_metrics.h"
 #include "ingest/parser.h"
+#include "ingest/reconcile_answer.h"
 #include "stream/reconcile_fetch.h"
 #include "stream/stream_options.h"
 
 namespace deltatap {
+
+struct ReconcilerOptions {
+  // How long an answer waits for the stream to speak for its sessions. The
+  // real backend polls every 5 s and re-announces its sessions at the first
+  // poll after a (re)start.
+  std::chrono::milliseconds grace{10'000};
+};
 
 class Reconciler {
  public:
@@ -57,7 +70,7 @@ class Reconciler {
   using AllocateIds = std::function<std::int64_t(std::int64_t count)>;
   using Deliver = std::function<void(LiveSessionList list, std::vector<Rejection> rejections)>;
 
-  Reconciler(boost::asio::io_context& io, const StreamOptions& stream,
+  Reconciler(boost::asio::io_context& io, const StreamOptions& stream, ReconcilerOptions options,
              std::vector<std::string> live_sessions, IngestMetrics& metrics,
              AllocateIds allocate_ids, Deliver deliver);
   ~Reconciler();
@@ -74,19 +87,25 @@ class Reconciler {
  private:
   void start_fetch();
   void on_fetched(ReconcileFetchOutcome outcome);
+  void deliver_answer();
   void failed(const std::string& cause, const std::string& detail);
   void retry_later();
 
   boost::asio::io_context& io_;
   StreamOptions stream_;
+  ReconcilerOptions options_;
   IngestMetrics& metrics_;
   AllocateIds allocate_ids_;
   Deliver deliver_;
 
   std::unordered_set<std::string> maybe_live_;
-  std::unordered_set<std::string> touched_;  // named by the stream while a fetch is on its way
+  // Named by the stream from the start of a fetch to the end of its grace.
+  std::unordered_set<std::string> touched_;
+  bool collecting_ = false;
   std::shared_ptr<ReconcileFetch> fetch_;
+  std::optional<ReconcileAnswer> held_;  // an answer in its grace period
   boost::asio::steady_timer retry_timer_;
+  boost::asio::steady_timer grace_timer_;
   std::chrono::milliseconds backoff_{0};
   bool connected_ = false;
   bool disabled_ = false;     // a 404, until the next start

@@ -22,7 +22,7 @@ StreamLane::StreamLane(StreamLaneOptions options, ArrivalQueue& queue, Journal* 
       journal_timer_(io_),
       next_id_(options_.last_id + 1) {
   reconciler_ = std::make_unique<Reconciler>(
-      io_, options_.stream, std::move(options_.live_sessions), metrics_,
+      io_, options_.stream, options_.reconciler, std::move(options_.live_sessions), metrics_,
       [this](std::int64_t count) {
         auto first = next_id_;
         next_id_ += count;

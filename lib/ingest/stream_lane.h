@@ -46,6 +46,7 @@ struct StreamLaneOptions {
   StreamOptions stream;
   std::int64_t last_id = 0;  // the store's highest id: the first delta gets last_id + 1
   std::vector<std::string> live_sessions;  // the ledger's, for the reconciler (reconciler.h)
+  ReconcilerOptions reconciler;
   std::chrono::milliseconds journal_fsync_interval{100};
   bool log_each_delta = false;  // a debug line per delta (log level debug)
 };

@@ -545,8 +545,9 @@ Status set_snapshot_millis(Config& config, std::string_view v, const Origin& ori
 constexpr std::string_view kSnapshotMillisSyntax =
     "a number of milliseconds without a unit, e.g. 60000";
 
-constexpr std::array<EnvSpec, 9> kEnvironment = {{
+constexpr std::array<EnvSpec, 10> kEnvironment = {{
     {"DELTATAP_URL", "stream", "url"},
+    {"DELTATAP_RECONCILE", "stream", "reconcile"},
     {"DELTATAP_TOKEN", "stream", "token"},
     {"DB_PATH", "storage", "path"},
     {"DELTATAP_LOG_LEVEL", "log", "level"},

@@ -102,6 +102,17 @@ double seconds_since(SteadyClock::time_point start) {
   return std::chrono::duration<double>(SteadyClock::now() - start).count();
 }
 
+// A test hook: DELTATAP_TEST_RECONCILE_GRACE_MS=MS shortens the time an
+// answer of the backend waits for the stream (reconciler.h) so that tests of
+// reconciliation need not wait 10 s for each. Unset in production.
+ReconcilerOptions reconciler_options_from_environment() {
+  ReconcilerOptions options;
+  if (const char* text = std::getenv("DELTATAP_TEST_RECONCILE_GRACE_MS")) {
+    options.grace = std::chrono::milliseconds(std::strtoll(text, nullptr, 10));
+  }
+  return options;
+}
+
 // A test hook, read once at start: DELTATAP_TEST_STALL_STORE_LANE=N:MS makes the
 // store lane sleep MS milliseconds, once, after it holds N deltas, so that a
 // test can show what the stream lane does meanwhile. Unset in production.
@@ -484,10 +495,13 @@ class Service final : public ApiBackend {
   void start_stream() {
     auto live = store_->live_sessions();
     if (!live.ok()) log_error("Cannot read the ledger's live sessions", {{"ERROR", live.error()}});
-    StreamLaneOptions options{config_.stream, store_->last_delta_id(),
-                              live.ok() ? std::move(live.value()) : std::vector<std::string>{},
-                              config_.storage.journal_fsync_interval,
-                              config_.log.level == LogLevel::debug};
+    StreamLaneOptions options;
+    options.stream = config_.stream;
+    options.last_id = store_->last_delta_id();
+    if (live.ok()) options.live_sessions = std::move(live.value());
+    options.reconciler = reconciler_options_from_environment();
+    options.journal_fsync_interval = config_.storage.journal_fsync_interval;
+    options.log_each_delta = config_.log.level == LogLevel::debug;
     lane_ = std::make_unique<StreamLane>(std::move(options), queue_, journal_.get(),
                                          metrics_.ingest(), [this] {
                                            asio::post(io_, [this] { on_arrivals(); });

@@ -312,6 +312,7 @@ Result<std::unique_ptr<Store>> Store::open_readonly(const std::string& path) {
   auto version = impl->scalar("PRAGMA user_version");
   if (!version.ok()) return Error{path + ": " + version.error()};
   if (*version > kSchemaVersion) return Error{path + ": " + newer_version_error(*version)};
+  if (*version < kSchemaVersion) return load_file(path);
   if (auto s = impl->register_functions(); !s.ok()) return Error{s.error()};
   if (auto s = impl->refresh_counts(); !s.ok()) return Error{path + ": " + s.error()};
   // An older version, or a ledger that does not add up (rows written by some

@@ -291,6 +291,9 @@ std::map<std::string, std::string> daemon_env(const std::string& url, const std:
           {"DELTATAP_HTTP", ""},
           {"DELTATAP_LOG_FORMAT", "text"},
           {"SNAPSHOT_INTERVAL", "600000"},
+          // Reconciliation's answer waits 10 s for the stream in production;
+          // a second is plenty on loopback and keeps tests short.
+          {"DELTATAP_TEST_RECONCILE_GRACE_MS", "1000"},
           {"NOTIFY_SOCKET", "\x01unset"},
           {"JOURNAL_STREAM", "\x01unset"},
           {"INVOCATION_ID", "\x01unset"}};
