@@ -427,7 +427,7 @@ BOOST_AUTO_TEST_CASE(deltatapd_and_deltatap_sim) {
                 "--log-level");
   CHECK_OFFERED("deltatap-sim --format ", "delta", "session_update", "mixed");
   CHECK_OFFERED("deltatap-sim --count 10 --format=m", "mixed");
-  CHECK_OFFERED("deltatap-sim --r", "--record", "--rate");
+  CHECK_OFFERED("deltatap-sim --r", "--record", "--rate", "--restart-every");
   CHECK_OFFERED("deltatap-sim --listen 127.0.0.1:", "3001", "0");
 }
 

@@ -476,7 +476,7 @@ BOOST_AUTO_TEST_CASE(csv_exports_neutralise_formula_cells_unless_raw_is_asked_fo
   // Each cell as the bytes between its row's type and timestamp columns.
   auto check = [&](const std::string& source, const std::string& csv, bool raw) {
     BOOST_TEST_CONTEXT(source) {
-      BOOST_TEST(csv.rfind("id,type,sessionId,timestamp,createdAt,before,after\r\n", 0) == 0u,
+      BOOST_TEST(csv.rfind("id,type,sessionId,timestamp,createdAt,before,after,origin,gap\r\n", 0) == 0u,
                  csv.substr(0, 200));
       std::string wrong;
       for (std::size_t i = 0; i < cases.size(); ++i) {

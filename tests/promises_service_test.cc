@@ -712,26 +712,26 @@ BOOST_AUTO_TEST_CASE(csv_export_of_a_fixture_is_byte_exact) {
       row(6, "multi\r\nline", DeltaType::created, std::nullopt, "{}", "2025-11-10T12:00:00.000Z"),
   });
   const std::string created = "2025-11-10T12:00:09.000Z";
-  const std::string header = "id,type,sessionId,timestamp,createdAt,before,after\r\n";
+  const std::string header = "id,type,sessionId,timestamp,createdAt,before,after,origin,gap\r\n";
   // Newest first; 3 and 4 share a timestamp, so the higher id comes first.
   const std::string neutralised =
       header +
-      "5,updated,\"'@x\"\"y\",2025-11-10T12:00:04.500Z," + created + ",{},\"{\"\"t\"\":\"\"line\\nnext\"\"}\"\r\n" +
-      "4,deleted,\"a,b\",2025-11-10T12:00:03.000Z," + created + ",\"{\"\"s\"\":\"\"q\\\"\"r\"\"}\",\r\n" +
-      "3,created,'=cmd|' /C calc'!A0,2025-11-10T12:00:03.000Z," + created + ",,\"{\"\"x\"\":\"\"y\"\"}\"\r\n" +
+      "5,updated,\"'@x\"\"y\",2025-11-10T12:00:04.500Z," + created + ",{},\"{\"\"t\"\":\"\"line\\nnext\"\"}\",stream,0\r\n" +
+      "4,deleted,\"a,b\",2025-11-10T12:00:03.000Z," + created + ",\"{\"\"s\"\":\"\"q\\\"\"r\"\"}\",,stream,0\r\n" +
+      "3,created,'=cmd|' /C calc'!A0,2025-11-10T12:00:03.000Z," + created + ",,\"{\"\"x\"\":\"\"y\"\"}\",stream,0\r\n" +
       "2,updated,sess_plain,2025-11-10T12:00:02.000Z," + created +
-      ",\"{\"\"a\"\":1}\",\"{\"\"title\"\":\"\"a, \\\"\"b\\\"\"\"\"}\"\r\n" +
-      "1,created,sess_plain,2025-11-10T12:00:01.000Z," + created + ",,\"{\"\"a\"\":1}\"\r\n" +
-      "6,created,\"multi\r\nline\",2025-11-10T12:00:00.000Z," + created + ",,{}\r\n";
+      ",\"{\"\"a\"\":1}\",\"{\"\"title\"\":\"\"a, \\\"\"b\\\"\"\"\"}\",stream,0\r\n" +
+      "1,created,sess_plain,2025-11-10T12:00:01.000Z," + created + ",,\"{\"\"a\"\":1}\",stream,0\r\n" +
+      "6,created,\"multi\r\nline\",2025-11-10T12:00:00.000Z," + created + ",,{},stream,0\r\n";
   const std::string raw =
       header +
-      "5,updated,\"@x\"\"y\",2025-11-10T12:00:04.500Z," + created + ",{},\"{\"\"t\"\":\"\"line\\nnext\"\"}\"\r\n" +
-      "4,deleted,\"a,b\",2025-11-10T12:00:03.000Z," + created + ",\"{\"\"s\"\":\"\"q\\\"\"r\"\"}\",\r\n" +
-      "3,created,=cmd|' /C calc'!A0,2025-11-10T12:00:03.000Z," + created + ",,\"{\"\"x\"\":\"\"y\"\"}\"\r\n" +
+      "5,updated,\"@x\"\"y\",2025-11-10T12:00:04.500Z," + created + ",{},\"{\"\"t\"\":\"\"line\\nnext\"\"}\",stream,0\r\n" +
+      "4,deleted,\"a,b\",2025-11-10T12:00:03.000Z," + created + ",\"{\"\"s\"\":\"\"q\\\"\"r\"\"}\",,stream,0\r\n" +
+      "3,created,=cmd|' /C calc'!A0,2025-11-10T12:00:03.000Z," + created + ",,\"{\"\"x\"\":\"\"y\"\"}\",stream,0\r\n" +
       "2,updated,sess_plain,2025-11-10T12:00:02.000Z," + created +
-      ",\"{\"\"a\"\":1}\",\"{\"\"title\"\":\"\"a, \\\"\"b\\\"\"\"\"}\"\r\n" +
-      "1,created,sess_plain,2025-11-10T12:00:01.000Z," + created + ",,\"{\"\"a\"\":1}\"\r\n" +
-      "6,created,\"multi\r\nline\",2025-11-10T12:00:00.000Z," + created + ",,{}\r\n";
+      ",\"{\"\"a\"\":1}\",\"{\"\"title\"\":\"\"a, \\\"\"b\\\"\"\"\"}\",stream,0\r\n" +
+      "1,created,sess_plain,2025-11-10T12:00:01.000Z," + created + ",,\"{\"\"a\"\":1}\",stream,0\r\n" +
+      "6,created,\"multi\r\nline\",2025-11-10T12:00:00.000Z," + created + ",,{},stream,0\r\n";
 
   auto cli = (bin_dir() / "deltatap").string();
   auto out = dir / "out.csv";

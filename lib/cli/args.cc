@@ -36,6 +36,7 @@ const char kUsageText[] =
     "  cleanup            delete deltas stored before a time\n"
     "  snapshot           make the daemon write its snapshot now (live only)\n"
     "  check              integrity and schema version (file), readiness (live)\n"
+    "  migrate            rewrite a file as schema version 1 (for an older deltatap) or 2\n"
     "\n"
     "'deltatap COMMAND --help' describes a command's options.\n"
     "Exit codes: 0 done, 1 the operation failed, 2 usage error.\n";
@@ -135,6 +136,15 @@ const std::vector<CommandSpec>& command_table() {
        "\n"
        "Asks the running daemon to write its snapshot file now (like SIGUSR1) and prints\n"
        "the file, its size and how long it took. Needs the live daemon (not --db).\n"},
+      {"migrate", {{"--to", true}}, 0,
+       "usage: deltatap migrate --to 1|2 --db FILE\n"
+       "\n"
+       "Rewrites a database file as another schema version, atomically (a crash leaves\n"
+       "the old file or the new one). --to 1 rolls back for an older deltatap: every\n"
+       "delta is kept, without its origin and gap, and the session ledger is dropped\n"
+       "(version 1 rebuilds its own summary). --to 2 does ahead of time what deltatapd\n"
+       "does when it loads a file of version 0 or 1. Refused while a deltatapd holds the\n"
+       "file's directory.\n"},
       {"check", {}, 0,
        "usage: deltatap check\n"
        "\n"

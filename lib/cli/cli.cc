@@ -42,6 +42,11 @@ Result<std::string> read_token_file(const std::string& path) {
 // reason was reported.
 int open_source(Context& ctx, std::unique_ptr<Source>& owner) {
   const Invocation& inv = ctx.inv;
+  if (inv.command == "migrate") {
+    if (!inv.db) return usage(ctx.io, "migrate works on a file: give it with --db");
+    ctx.where = *inv.db;  // migrate_file opens it itself
+    return kExitOk;
+  }
   if (inv.db) {
     if (inv.command == "snapshot") {
       return usage(ctx.io, "snapshot asks the running daemon; it cannot work on a file (--db)");
@@ -80,6 +85,7 @@ int dispatch(Context& ctx) {
   if (command == "export") return cmd_export(ctx);
   if (command == "cleanup") return cmd_cleanup(ctx);
   if (command == "snapshot") return cmd_snapshot(ctx);
+  if (command == "migrate") return cmd_migrate(ctx);
   return cmd_check(ctx);
 }
 

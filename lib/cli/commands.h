@@ -27,4 +27,7 @@ int cmd_cleanup(Context& ctx);   // with --db, ctx.file must be a private_copy s
 int cmd_snapshot(Context& ctx);  // needs the live daemon
 int cmd_check(Context& ctx);
 
+// migrate_command.cc
+int cmd_migrate(Context& ctx);   // ctx.where is the --db file; no source is open
+
 }  // namespace deltatap::cli

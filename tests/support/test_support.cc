@@ -291,8 +291,11 @@ std::map<std::string, std::string> daemon_env(const std::string& url, const std:
           {"DELTATAP_HTTP", ""},
           {"DELTATAP_LOG_FORMAT", "text"},
           {"SNAPSHOT_INTERVAL", "600000"},
-          // Reconciliation's answer waits 10 s for the stream in production;
-          // a second is plenty on loopback and keeps tests short.
+          // Reconciliation infers deltas the simulator never sent, by design;
+          // tests that compare what was stored with what was sent leave it
+          // off, and tests of reconciliation turn it on (its answer waits 10 s
+          // for the stream in production; a second is plenty on loopback).
+          {"DELTATAP_RECONCILE", "off"},
           {"DELTATAP_TEST_RECONCILE_GRACE_MS", "1000"},
           {"NOTIFY_SOCKET", "\x01unset"},
           {"JOURNAL_STREAM", "\x01unset"},
@@ -337,7 +340,8 @@ std::multiset<std::string> stored_keys(const fs::path& db, const std::multiset<s
   std::multiset<std::string> keys;
   auto rows = query_db(db,
                        "SELECT delta_type, session_id, COALESCE(before_state, 'null'), "
-                       "COALESCE(after_state, 'null'), timestamp FROM session_deltas ORDER BY id");
+                       "COALESCE(after_state, 'null'), timestamp FROM session_deltas "
+                       "WHERE origin = 'stream' ORDER BY id");
   for (auto& r : rows) {
     std::string base = r[0] + "|" + r[1] + "|" + r[2] + "|" + r[3] + "|";
     // A delta sent without a timestamp was stamped with its receive time.

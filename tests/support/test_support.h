@@ -132,6 +132,7 @@ std::vector<std::string> deltatapd_argv(std::vector<std::string> args = {});
 // Deltas as "type|session|before|after|timestamp" (states as exact JSON text,
 // "*" for a timestamp the frame did not carry), comparable as multisets.
 std::multiset<std::string> recorded_keys(const std::vector<std::string>& record_lines);
+// Only rows of origin `stream`: what deltatap inferred (resync, reconcile) was never sent.
 std::multiset<std::string> stored_keys(const fs::path& db, const std::multiset<std::string>& recorded);
 std::string count_of(const fs::path& db, const std::string& where = "1");
 // Asks for snapshots (SIGUSR1) until the file holds `expected` deltas.
