@@ -181,7 +181,8 @@ class Bench:
         address = text[at:].split()[2]
         return int(address.rsplit(":", 1)[1])
 
-    def start_daemon(self, name, data_dir, url, snapshot_interval_ms=60_000, log_level="warning"):
+    def start_daemon(self, name, data_dir, url, snapshot_interval_ms=60_000, log_level="warning",
+                     args=()):
         """Starts deltatapd the way systemd would and waits for READY=1.
 
         Returns the child with .port (HTTP) and .ready_seconds (spawn to READY)."""
@@ -197,7 +198,7 @@ class Bench:
                    SNAPSHOT_INTERVAL=str(snapshot_interval_ms), NOTIFY_SOCKET=notify_path)
         started = time.monotonic()
         started_wall = time.time()
-        daemon = Child([os.path.join(self.build, "deltatapd")], self.work, name, env=env,
+        daemon = Child([os.path.join(self.build, "deltatapd"), *args], self.work, name, env=env,
                        cwd=self.work)
         self.children.append(daemon)
         notify.settimeout(0.2)
@@ -504,6 +505,25 @@ class Bench:
                                     wakeups_per_s=wakeups / seconds,
                                     peak_rss=peak, ready_seconds=daemon.ready_seconds)
 
+    def idle_down(self):
+        """The backend down for good: the daemon retries by the backoff the durability test
+        uses (50 ms doubling to 300 ms) and otherwise sleeps. That test checks the spacing
+        of the attempts; what they cost is measured here."""
+        seconds = self.sizes["idle_seconds"]
+        log(f"idle, backend down: {seconds} s")
+        conf = os.path.join(self.work, "down.conf")
+        with open(conf, "w") as f:
+            f.write("[stream]\nbackoff_initial = 50ms\nbackoff_max = 300ms\n")
+        daemon = self.start_daemon("deltatapd-down", os.path.join(self.work, "down"),
+                                   f"ws://127.0.0.1:{free_port()}/ws", args=("--config", conf))
+        attempts_start = self.metric(daemon.port, "deltatap_websocket_reconnects_total")
+        cpu_start = proc_cpu_seconds(daemon.pid)
+        time.sleep(seconds)  # the measurement window itself
+        cpu = proc_cpu_seconds(daemon.pid) - cpu_start
+        attempts = self.metric(daemon.port, "deltatap_websocket_reconnects_total") - attempts_start
+        self.stop(daemon)
+        self.results["idle_down"] = dict(seconds=seconds, cpu=cpu, attempts=attempts)
+
     def run(self, only=None):
         self.results["load_before"] = load_average()
         if only == "ingest":
@@ -523,6 +543,7 @@ class Bench:
         for label in ("small", "large"):
             self.snapshot_while_streaming(label)
         self.idle()
+        self.idle_down()
         self.results["load_after"] = load_average()
 
 
@@ -643,6 +664,13 @@ def table(r, sizes, quick):
         f"{idle['wakeups_per_s']:.0f}/s",
         f"sim {idle['sim_cpu']:.2f} s", "~0 (< 0.25 %); < 15 MB",
         verdict(idle["cpu"] <= 0.0025 * idle["seconds"] and idle["rss"] < 15 * MB))
+
+    down = r.get("idle_down")
+    if down:
+        # A reconnect loop that spins would take a core; a few attempts a second, next to nothing.
+        row(f"idle, backend down, {down['seconds']} s", "CPU s; reconnect attempts",
+            f"{down['cpu']:.2f} s ({100 * down['cpu'] / down['seconds']:.2f} %); {down['attempts']:.0f}",
+            "backoff 50 ms doubling to 300 ms", "< 1 %", verdict(down["cpu"] <= 0.01 * down["seconds"]))
 
     return finish_table(rows, r, quick)
 

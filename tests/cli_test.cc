@@ -20,6 +20,7 @@
 
 #include "api/http_api.h"
 #include "base/logging.h"
+#include "skip.h"
 #include "storage/snapshot.h"
 #include "storage/store.h"
 #include "test_support.h"
@@ -933,7 +934,7 @@ BOOST_AUTO_TEST_CASE(simulator_to_daemon_to_answers,
         {"/bin/sh", "-c", "promtool check metrics < '" + (dir / "metrics.txt").string() + "'"});
     BOOST_TEST(check.exit_code == 0, check.out << check.err);
   } else {
-    BOOST_TEST_MESSAGE("SKIPPED promtool check: promtool not installed (Debian package prometheus)");
+    skip("promtool check: promtool not installed (Debian package prometheus)");
   }
 
   // The CLI on the file agrees with the file.

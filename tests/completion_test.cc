@@ -29,6 +29,7 @@
 
 #include "base/logging.h"
 #include "base/timestamp.h"
+#include "skip.h"
 #include "storage/snapshot.h"
 #include "storage/store.h"
 #include "test_support.h"
@@ -468,11 +469,12 @@ BOOST_AUTO_TEST_CASE(completion_follows_the_help_texts) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(with_bash_completion_loaded_first) {
-  if (!fs::exists(kBashCompletion)) {
-    BOOST_TEST_MESSAGE(kBashCompletion << " is not installed: checked without it only");
-    return;
-  }
+BOOST_AUTO_TEST_CASE(with_bash_completion_loaded_first, *needs([] {
+                       return fs::exists(kBashCompletion)
+                                  ? std::string()
+                                  : std::string(kBashCompletion) +
+                                        " is not installed (Debian package bash-completion)";
+                     })) {
   TempDir dir;
   auto db = write_sample_db(dir / "data/sessions.sqlite").string();
   BOOST_TEST(offered("deltatap s", {}, true) == (Words{"stats", "sessions", "snapshot"}));
@@ -511,7 +513,8 @@ BOOST_AUTO_TEST_CASE(zsh_completion) {
   }
   auto zsh = run_command({"/bin/sh", "-c", "command -v zsh"});
   if (zsh.exit_code != 0) {
-    BOOST_TEST_MESSAGE("zsh is not installed: _deltatap checked for its names only, not parsed");
+    skip("zsh is not installed (Debian package zsh): _deltatap checked for its names only, "
+         "not parsed");
     return;
   }
   auto path = zsh.out.substr(0, zsh.out.find('\n'));

@@ -139,18 +139,19 @@ BOOST_AUTO_TEST_CASE(ready_status_watchdog_reload_and_stopping) {
                      "no READY=1; got " << recorder.transcript() << daemon.stderr_text());
   BOOST_TEST(daemon.running());
 
-  // At least two watchdog pings within 2.5 s of being ready, and a STATUS= line.
+  // Watchdog pings after READY=1 (two: the watchdog keeps going, not one ping
+  // at start), and a STATUS= line. How often it pings is notify_test's
+  // (watchdog_pings_at_half_the_interval_until_stopped); here no clock.
   int pings = 0;
   bool status_seen = false;
   for (const auto& r : recorder.all()) status_seen |= has_prefix(r.text, "STATUS=");
-  auto window_end = ready->at + 2500ms;
   recorder.until(
       [&](const std::string& text) {
-        if (text == "WATCHDOG=1" && Clock::now() <= window_end) ++pings;
+        if (text == "WATCHDOG=1") ++pings;
         status_seen |= has_prefix(text, "STATUS=");
         return pings >= 2 && status_seen;
       },
-      std::chrono::duration_cast<std::chrono::milliseconds>(window_end - Clock::now()));
+      20s);
   BOOST_TEST(pings >= 2, recorder.transcript());
   if (!status_seen) {
     recorder.until([](const std::string& text) { return has_prefix(text, "STATUS="); }, 5s);

@@ -6,11 +6,11 @@
 #include <boost/test/unit_test.hpp>
 
 #include <signal.h>
-#include <sys/mount.h>
 #include <unistd.h>
 
 #include <random>
 
+#include "base/timestamp.h"
 #include "storage/journal.h"
 #include "test_support.h"
 
@@ -34,44 +34,11 @@ void check_no_duplicates_and_nothing_invented(const fs::path& db,
   BOOST_TEST(count_of(db, "origin <> 'stream' AND NOT (origin = 'resync' AND delta_type = 'updated')") == "0");
 }
 
-std::uint64_t cpu_ticks(pid_t pid) {
-  auto stat = read_file("/proc/" + std::to_string(pid) + "/stat");
-  auto after_name = stat.rfind(')');
-  std::istringstream in(stat.substr(after_name + 2));
-  std::string field;
-  std::uint64_t utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && in >> field; ++i) {
-    if (i == 14) utime = std::stoull(field);
-    if (i == 15) stime = std::stoull(field);
-  }
-  return utime + stime;
-}
-
 int open_fds(pid_t pid) {
   int n = 0;
   for ([[maybe_unused]] auto& e : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) ++n;
   return n;
 }
-
-// A tmpfs of `size` mounted on `dir` for the test's lifetime (needs root).
-class SmallDisk {
- public:
-  SmallDisk(const fs::path& dir, const std::string& size) : dir_(dir) {
-    fs::create_directories(dir);
-    mounted_ = ::mount("tmpfs", dir.c_str(), "tmpfs", 0, ("size=" + size + ",mode=0700").c_str()) == 0;
-  }
-  ~SmallDisk() {
-    if (mounted_) ::umount2(dir_.c_str(), MNT_DETACH);
-  }
-  bool mounted() const { return mounted_; }
-  bool resize(const std::string& size) {
-    return ::mount("tmpfs", dir_.c_str(), "tmpfs", MS_REMOUNT, ("size=" + size).c_str()) == 0;
-  }
-
- private:
-  fs::path dir_;
-  bool mounted_ = false;
-};
 
 }  // namespace
 
@@ -143,24 +110,23 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_moments_never_duplicates_or_tears) {
 }
 
 BOOST_AUTO_TEST_CASE(a_full_disk_is_survived_and_caught_up_after) {
-  if (::geteuid() != 0) {
-    BOOST_TEST_MESSAGE("skipped: mounting a small tmpfs needs root");
-    return;
-  }
   TempDir dir;
-  // Room for the empty database file (its 64 KiB pages) and a little more.
-  SmallDisk disk(dir / "data", "900k");
-  BOOST_REQUIRE_MESSAGE(disk.mounted(), "cannot mount a tmpfs here");
+  // The disk fills without root: the daemon (and the snapshot children it
+  // forks) may write no file past 900 KiB, room for the empty database file
+  // (its 64 KiB pages) and a little more; writes past it fail (EFBIG) as on a
+  // full disk (ENOSPC). The daemon's log is a file too: it stays far smaller.
+  constexpr long long kRoom = 900 * 1024;
   Sim sim(dir, "sim", {"--format", "session_update", "--count", "0", "--rate", "3000", "--seed", "13"});
   auto env = daemon_env(sim.url(), "");
   env["SNAPSHOT_INTERVAL"] = "200";
   int http_port = free_port();
   env["DELTATAP_HTTP"] = "127.0.0.1:" + std::to_string(http_port);
-  Process daemon({deltatapd_argv(), env, dir.path()});
+  Process daemon({deltatapd_argv(), env, dir.path(), kRoom});
   auto db = dir / "data/sessions.sqlite";
   BOOST_REQUIRE_MESSAGE(wait_until([&] { return http_request(http_port, "GET", "/readyz").status == 200; }, 15s),
                         http_request(http_port, "GET", "/readyz").body + daemon.stderr_text());
-  // The disk fills: journal writes fail first, then snapshots; the daemon lives on.
+  // The files outgrow the room: snapshots (and journal segments that grow
+  // past it) fail; the daemon lives on.
   BOOST_REQUIRE_MESSAGE(wait_until([&] {
                           auto ready = http_request(http_port, "GET", "/readyz");
                           return ready.status == 503 &&
@@ -173,7 +139,7 @@ BOOST_AUTO_TEST_CASE(a_full_disk_is_survived_and_caught_up_after) {
   auto stats = http_request(http_port, "GET", "/api/stats");
   BOOST_TEST(stats.status == 200);
   // Space comes back: it catches up by itself.
-  BOOST_REQUIRE(disk.resize("64m"));
+  BOOST_REQUIRE(daemon.set_file_size_limit(0));
   BOOST_REQUIRE_MESSAGE(wait_until([&] { return http_request(http_port, "GET", "/readyz").status == 200; }, 30s),
                         http_request(http_port, "GET", "/readyz").body);
   BOOST_REQUIRE(wait_until([&] { return std::stol(count_of(db)) > on_disk_while_full; }, 10s));
@@ -200,38 +166,44 @@ BOOST_AUTO_TEST_CASE(a_flapping_backend_is_rejoined_every_time_without_leaks_or_
   Process daemon({deltatapd_argv({"--config", conf.string()}), env, dir.path()});
   constexpr int kRestarts = 50;
   int fds_before = -1;
-  std::uint64_t cpu_before = 0;
-  auto started = std::chrono::steady_clock::now();
   for (int i = 0; i < kRestarts; ++i) {
     Sim sim(dir, "sim" + std::to_string(i), {"--count", "0", "--rate", "200", "--seed", std::to_string(i)}, port);
     // Reconnected: this incarnation of the backend got to send something.
     BOOST_REQUIRE_MESSAGE(wait_until([&] { return !sim.records().empty(); }, 10s),
                           "restart " << i << " was not rejoined");
-    if (i == 4) {
-      fds_before = open_fds(daemon.pid());
-      cpu_before = cpu_ticks(daemon.pid());
-    }
+    if (i == 4) fds_before = open_fds(daemon.pid());
     sim.process().signal(i % 2 ? SIGKILL : SIGTERM);
     sim.process().wait();
   }
-  auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   int fds_after = open_fds(daemon.pid());
-  double cpu_seconds = static_cast<double>(cpu_ticks(daemon.pid()) - cpu_before) / ::sysconf(_SC_CLK_TCK);
-  BOOST_TEST_MESSAGE(kRestarts << " restarts in " << seconds << " s; daemon CPU " << cpu_seconds
-                               << " s; fds " << fds_before << " -> " << fds_after);
+  BOOST_TEST_MESSAGE("fds " << fds_before << " -> " << fds_after);
   BOOST_TEST(fds_after <= fds_before + 1);
-  BOOST_TEST(cpu_seconds < 0.25 * seconds);  // backoff, not a hot loop
-  // Down for good now: attempts stay spaced by the backoff.
-  auto cpu_idle_start = cpu_ticks(daemon.pid());
+  // Down for good now: a while of failed attempts. The deadline is the point.
   auto idle_until = std::chrono::steady_clock::now() + 2s;
   wait_until([&] { return std::chrono::steady_clock::now() >= idle_until; }, 3s);
-  double idle_cpu = static_cast<double>(cpu_ticks(daemon.pid()) - cpu_idle_start) / ::sysconf(_SC_CLK_TCK);
-  BOOST_TEST(idle_cpu < 0.2, "CPU while the backend is down: " << idle_cpu << " s in 2 s");
   daemon.signal(SIGTERM);
   BOOST_TEST(daemon.wait().value_or(-1) == 0);
-  auto connected = query_db(dir / "data/sessions.sqlite",
-                            "SELECT COUNT(*) FROM stream_events WHERE event = 'connected'")[0][0];
+  auto db = dir / "data/sessions.sqlite";
+  auto connected = query_db(db, "SELECT COUNT(*) FROM stream_events WHERE event = 'connected'")[0][0];
   BOOST_TEST(std::stoi(connected) == kRestarts);
+  // Backoff, not a hot loop: every drop and failed attempt is an event, and
+  // none follows a failed one sooner than backoff_initial (50 ms). A bound from
+  // below, which a slow machine only makes easier to meet (timers never fire
+  // early). 49: the stamps are whole milliseconds, each taken just after the
+  // retry it precedes was scheduled. How much CPU the daemon uses meanwhile is
+  // scripts/bench's "idle, backend down".
+  auto events = query_db(db, "SELECT at, event FROM stream_events ORDER BY id");
+  int spaced = 0;
+  for (std::size_t i = 1; i < events.size(); ++i) {
+    if (events[i - 1][1] != "disconnected" || events[i][1] != "disconnected") continue;
+    auto before = parse_timestamp(events[i - 1][0]);
+    auto after = parse_timestamp(events[i][0]);
+    BOOST_REQUIRE(before.ok() && after.ok());
+    auto gap = std::chrono::duration_cast<std::chrono::milliseconds>(*after - *before).count();
+    BOOST_TEST(gap >= 49, "attempt " << i << " came " << gap << " ms after a failed one");
+    ++spaced;
+  }
+  BOOST_TEST(spaced > 0, "no failed attempt followed another");
 }
 
 BOOST_AUTO_TEST_CASE(the_memory_guard_evicts_the_oldest_deltas_with_a_warning) {

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "base/timestamp.h"
+#include "skip.h"
 #include "storage/snapshot.h"
 #include "storage/store.h"
 #include "test_support.h"
@@ -321,7 +322,7 @@ BOOST_AUTO_TEST_CASE(endless_chunk_extensions_and_trailers_get_413_and_no_memory
 // (or with a wrong one) that announces a body is answered 401 as soon as its
 // headers are in; the body is never sent here. Before, the daemon waited for
 // the whole body first, so this client heard nothing until the 10 s request
-// timeout closed the connection; the deadline here is 3 s.
+// timeout closed the connection, without an answer.
 BOOST_AUTO_TEST_CASE(the_token_is_checked_as_soon_as_the_headers_are_in) {
   TempDir dir;
   Daemon daemon(dir, "[http]\ntoken = " + kToken + "\n");
@@ -333,10 +334,10 @@ BOOST_AUTO_TEST_CASE(the_token_is_checked_as_soon_as_the_headers_are_in) {
         BOOST_REQUIRE(socket);
         BOOST_REQUIRE(send_all(socket.fd(), "POST /api/snapshot HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
                                                 authorization + framing + "\r\n"));
-        auto start = std::chrono::steady_clock::now();
-        auto response = read_until_closed(socket.fd(), 3s);
+        // The old daemon closed without an answer once its 10 s request
+        // timeout ran out: the 401 itself is what tells them apart.
+        auto response = read_until_closed(socket.fd(), 30s);
         BOOST_TEST(status_of(response) == 401, response);
-        BOOST_TEST((std::chrono::steady_clock::now() - start < 3s));
       }
     }
   }
@@ -580,8 +581,7 @@ BOOST_AUTO_TEST_CASE(export_to_a_device_or_a_fifo_writes_in_place) {
     BOOST_TEST(S_ISCHR(stat_of(null_device).st_mode));
     BOOST_TEST(stat_of(null_device).st_rdev == makedev(1, 3));
   } else {
-    BOOST_TEST_MESSAGE("SKIPPED the device part: running as root where mknod or opening a "
-                       "device node is not allowed");
+    skip("the device part: running as root where mknod or opening a device node is not allowed");
   }
   // Nothing was left beside the targets in the test's directory.
   for (const auto& entry : fs::directory_iterator(dir.path())) {
@@ -678,5 +678,7 @@ BOOST_AUTO_TEST_CASE(export_keeps_an_existing_files_mode_and_makes_new_files_pri
     BOOST_TEST(st.st_uid == 65534u);
     BOOST_TEST(st.st_gid == 65534u);
     BOOST_TEST((st.st_mode & 07777) == 0640u);
+  } else {
+    skip("replacing another user's file: giving a file to another user needs root");
   }
 }

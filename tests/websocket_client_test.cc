@@ -314,11 +314,10 @@ BOOST_AUTO_TEST_CASE(wrong_token_is_refused_with_401_and_retried_at_max_backoff)
     BOOST_TEST(drop.http_status == 401);
     BOOST_TEST(drop.error.find("401") != std::string::npos, drop.error);
   }
-  // Every retry waits the maximum backoff, not backoff_initial.
+  // Every retry waits the maximum backoff (refused_backoff), not backoff_initial.
   for (std::size_t i = 1; i < 4; ++i) {
     auto gap = millis_between(seen.drop_times[i - 1], seen.drop_times[i]);
     BOOST_TEST(gap >= 500, "retry " << i << " after " << gap << " ms");
-    BOOST_TEST(gap < 1500, "retry " << i << " after " << gap << " ms");
   }
   BOOST_TEST(seen.connect_times.empty());
   BOOST_TEST(count_of(server.out(), "rejected n=") >= 4u);
@@ -335,12 +334,54 @@ BOOST_AUTO_TEST_CASE(no_token_at_all_gets_426) {
   BOOST_TEST(server.saw("protocols=0"));
 }
 
+// The backoff's arithmetic, without a clock: the n-th consecutive failure
+// draws its delay from [initial, min(max, initial * 2^(n-1))], a refused token
+// waits the maximum, a connection up for twice the maximum starts the count
+// again, and settings that make no sense are not taken literally.
+BOOST_AUTO_TEST_CASE(backoff_doubles_from_initial_up_to_max) {
+  StreamOptions options;
+  options.backoff_initial = 50ms;
+  options.backoff_max = 400ms;
+  const long long ceilings[] = {50, 100, 200, 400, 400, 400};
+  for (int n = 1; n <= 6; ++n) {
+    auto range = backoff_range(options, n);
+    BOOST_TEST(range.low.count() == 50, "failure " << n);
+    BOOST_TEST(range.high.count() == ceilings[n - 1], "failure " << n);
+  }
+  BOOST_TEST(backoff_range(options, 1'000'000).high.count() == 400);  // no overflow
+  BOOST_TEST(refused_backoff(options).count() == 400);
+  BOOST_TEST(!backoff_restarts(options, 799ms));
+  BOOST_TEST(backoff_restarts(options, 800ms));
+
+  // The defaults: 500 ms, doubling to the 30 s maximum at the 7th failure.
+  StreamOptions defaults;
+  BOOST_TEST(backoff_range(defaults, 1).high.count() == 500);
+  BOOST_TEST(backoff_range(defaults, 6).high.count() == 16'000);
+  BOOST_TEST(backoff_range(defaults, 7).high.count() == 30'000);
+  BOOST_TEST(backoff_range(defaults, 7).low.count() == 500);
+
+  // No delay at all would be a hot loop: at least 1 ms. A maximum below the
+  // initial delay: the initial delay every time.
+  options.backoff_initial = 0ms;
+  options.backoff_max = 0ms;
+  BOOST_TEST(backoff_range(options, 3).low.count() == 1);
+  BOOST_TEST(backoff_range(options, 3).high.count() == 1);
+  BOOST_TEST(refused_backoff(options).count() == 1);
+  options.backoff_initial = 500ms;
+  options.backoff_max = 100ms;
+  BOOST_TEST(backoff_range(options, 1).high.count() == 500);
+  BOOST_TEST(backoff_range(options, 4).high.count() == 500);
+  BOOST_TEST(refused_backoff(options).count() == 500);
+}
+
 BOOST_AUTO_TEST_CASE(server_restart_reconnects_with_bounded_backoff) {
   auto first = std::make_unique<Broadcaster>(std::vector<std::string>{"--count", "1"});
   int port = first->port();
   StreamOptions options = fast_options(first->url());
   options.backoff_initial = 50ms;
   options.backoff_max = 400ms;
+  TempDir dir;
+  StderrCapture capture(dir / "log");
   ClientRun run(options);
   BOOST_TEST_REQUIRE(wait_until([&] { return run.texts() == 1; }));
 
@@ -352,14 +393,27 @@ BOOST_AUTO_TEST_CASE(server_restart_reconnects_with_bounded_backoff) {
   BOOST_TEST(seen.drops[0].close_code == 1001);
   BOOST_TEST(!run.client().connected());
 
-  // Failure k (the drop is 1) waits between 50 ms and min(400, 50 * 2^(k-1)) ms;
-  // a refused connect on loopback costs next to nothing on top.
+  // Failure k (the drop is 1) waits at least backoff_initial (timers never
+  // fire early; how long at most is backoff_range's, tested above).
   for (std::size_t k = 1; k < 9; ++k) {
-    long long ceiling = std::min<long long>(400, 50LL << (k - 1));
     auto gap = millis_between(seen.drop_times[k - 1], seen.drop_times[k]);
     BOOST_TEST(gap >= 50, "gap " << k << ": " << gap << " ms");
-    BOOST_TEST(gap <= ceiling + 150, "gap " << k << ": " << gap << " ms, ceiling " << ceiling);
     BOOST_TEST(seen.drops[k].error.find("connect") != std::string::npos, seen.drops[k].error);
+  }
+  // And the client draws from that range with the right count: every failed
+  // attempt it logged (the log may hold back repeats) names its number and
+  // its delay.
+  std::string logs = capture.finish();
+  auto attempts = log_field_values(logs, "Stream connection attempt failed", "attempt");
+  auto delays = log_field_values(logs, "Stream connection attempt failed", "retryInMs");
+  BOOST_TEST_REQUIRE(!attempts.empty(), logs);
+  BOOST_TEST_REQUIRE(attempts.size() == delays.size(), logs);
+  for (std::size_t i = 0; i < attempts.size(); ++i) {
+    auto range = backoff_range(options, std::stoi(attempts[i]));
+    long long delay = std::stoll(delays[i]);
+    BOOST_TEST((delay >= range.low.count() && delay <= range.high.count()),
+               "attempt " << attempts[i] << " waits " << delay << " ms, outside [" << range.low.count()
+                          << ", " << range.high.count() << "]");
   }
 
   first.reset();
@@ -380,7 +434,6 @@ BOOST_AUTO_TEST_CASE(silent_server_is_dropped_after_idle_timeout) {
   BOOST_TEST_REQUIRE(seen.connect_times.size() >= 1u);
   auto lasted = millis_between(seen.connect_times[0], seen.drop_times[0]);
   BOOST_TEST(lasted >= 550, "dropped after " << lasted << " ms");
-  BOOST_TEST(lasted <= 1500, "dropped after " << lasted << " ms");
   BOOST_TEST(seen.drops[0].error.find("idle_timeout") != std::string::npos, seen.drops[0].error);
   // And it tries again.
   BOOST_TEST(wait_until([&] { return run.connects() >= 2; }));
@@ -499,7 +552,6 @@ BOOST_AUTO_TEST_CASE(connect_timeout_bounds_an_upgrade_that_never_answers) {
     Seen seen = run.seen();
     auto took = millis_between(started, seen.drop_times[0]);
     BOOST_TEST(took >= 390, took);
-    BOOST_TEST(took <= 1500, took);
     BOOST_TEST(seen.drops[0].error.find("timed out") != std::string::npos, seen.drops[0].error);
   }
   ::close(fd);

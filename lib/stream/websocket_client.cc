@@ -75,6 +75,23 @@ std::string millis_text(std::chrono::milliseconds d) { return std::to_string(d.c
 
 }  // namespace
 
+BackoffRange backoff_range(const StreamOptions& options, int failures) {
+  auto floor = std::max(options.backoff_initial, std::chrono::milliseconds(1));
+  auto cap = refused_backoff(options);
+  // Full jitter over [initial, min(max, initial * 2^(failures-1))].
+  auto ceiling = floor;
+  for (int i = 1; i < failures && ceiling < cap; ++i) ceiling *= 2;
+  return {floor, std::min(ceiling, cap)};
+}
+
+std::chrono::milliseconds refused_backoff(const StreamOptions& options) {
+  return std::max({options.backoff_max, options.backoff_initial, std::chrono::milliseconds(1)});
+}
+
+bool backoff_restarts(const StreamOptions& options, std::chrono::milliseconds uptime) {
+  return uptime >= 2 * options.backoff_max;
+}
+
 
 namespace {
 
@@ -426,11 +443,11 @@ class WebSocketClient::Impl : public std::enable_shared_from_this<Impl> {
       abort(*link);
     }
     connected_ = false;
-    if (was_open && uptime >= 2 * options_.backoff_max) failures_ = 0;
+    if (was_open && backoff_restarts(options_, uptime)) failures_ = 0;
     ++failures_;
 
     bool refused = why.http_status == 401 || why.http_status == 403;
-    std::chrono::milliseconds delay = refused ? backoff_cap() : backoff_delay(failures_);
+    std::chrono::milliseconds delay = refused ? refused_backoff(options_) : backoff_delay(failures_);
     std::string display = url_ ? url_->display : std::string("(invalid)");
     // Each line is one event, once, with the reason in its message (the journal
     // shows MESSAGE first) and again in the fields for machines.
@@ -545,21 +562,10 @@ class WebSocketClient::Impl : public std::enable_shared_from_this<Impl> {
     return why;
   }
 
-  std::chrono::milliseconds backoff_floor() const {
-    return std::max(options_.backoff_initial, std::chrono::milliseconds(1));
-  }
-  std::chrono::milliseconds backoff_cap() const {
-    return std::max(options_.backoff_max, backoff_floor());
-  }
-
-  // Full jitter over [initial, min(max, initial * 2^(failures-1))].
+  // A uniform draw from backoff_range.
   std::chrono::milliseconds backoff_delay(int failures) {
-    auto floor = backoff_floor();
-    auto cap = backoff_cap();
-    auto ceiling = floor;
-    for (int i = 1; i < failures && ceiling < cap; ++i) ceiling *= 2;
-    ceiling = std::min(ceiling, cap);
-    std::uniform_int_distribution<std::int64_t> pick(floor.count(), ceiling.count());
+    auto range = backoff_range(options_, failures);
+    std::uniform_int_distribution<std::int64_t> pick(range.low.count(), range.high.count());
     return std::chrono::milliseconds(pick(random_));
   }
 

@@ -40,6 +40,7 @@
 // it from the done callback or later.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -75,6 +76,22 @@ struct StreamEvents {  // all called on the io_context thread
   // max_message_bytes + 1.
   std::function<void(std::uint64_t size)> on_oversized;
 };
+
+// The backoff's arithmetic (see the top of this file), apart from the clock
+// and the random draw, so that it can be checked on its own:
+//  - backoff_range: the interval the delay after the n-th consecutive failure
+//    (n >= 1) is drawn from, uniformly; backoff_initial counts as at least
+//    1 ms and backoff_max as at least that;
+//  - refused_backoff: the delay after an upgrade refused with 401 or 403;
+//  - backoff_restarts: whether a connection that stayed up `uptime` starts
+//    the count of failures again.
+struct BackoffRange {
+  std::chrono::milliseconds low;
+  std::chrono::milliseconds high;
+};
+BackoffRange backoff_range(const StreamOptions& options, int failures);
+std::chrono::milliseconds refused_backoff(const StreamOptions& options);
+bool backoff_restarts(const StreamOptions& options, std::chrono::milliseconds uptime);
 
 class WebSocketClient {
  public:

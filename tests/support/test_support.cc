@@ -7,15 +7,21 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -40,8 +46,17 @@ TempDir::~TempDir() {
   fs::remove_all(path_, ignored);
 }
 
+// A deadline turns a hang into a failure; the tests size theirs for the normal
+// and the ASan build. ThreadSanitizer runs the same code several times slower
+// still (the TSan timeouts in cmake/tests.cmake are 4 times the normal ones).
+#if defined(__SANITIZE_THREAD__)
+constexpr int kDeadlineFactor = 4;
+#else
+constexpr int kDeadlineFactor = 1;
+#endif
+
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto deadline = std::chrono::steady_clock::now() + timeout * kDeadlineFactor;
   while (true) {
     if (condition()) return true;
     if (std::chrono::steady_clock::now() >= deadline) return false;
@@ -61,17 +76,81 @@ void write_file(const fs::path& path, const std::string& text) {
   out << text;
 }
 
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+namespace {
+
+// The ports the kernel hands out on its own (bind to port 0, the local end of
+// an outgoing connection).
+std::pair<int, int> ephemeral_ports() {
+  int low = 32768, high = 60999;
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  in >> low >> high;
+  return {low, high};
+}
+
+// Whether a listener could bind 127.0.0.1:port now. With SO_REUSEADDR, as the
+// daemons and the simulator bind (asio's default): a connection of an earlier
+// test still in TIME_WAIT stops neither them nor us.
+bool bindable(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   ::close(fd);
-  return ntohs(addr.sin_port);
+  return bound;
+}
+
+}  // namespace
+
+int free_port() {
+  static std::mutex mutex;
+  static std::set<int> handed_out;
+  std::lock_guard lock(mutex);
+  // One directory per user under /tmp (not $TMPDIR, which may differ between
+  // the test processes of one run): a lock file per port, flock()ed for as long
+  // as the process lives (the kernel drops the lock when it exits, however it
+  // exits; O_CLOEXEC keeps the daemons it starts from holding it).
+  static const std::string lock_dir = [] {
+    std::string dir = "/tmp/deltatap-test-ports-" + std::to_string(::geteuid());
+    ::mkdir(dir.c_str(), 0700);
+    return dir;
+  }();
+  // Below the ephemeral range (or above it, if it starts too low), so that
+  // nothing but an explicit bind can take the port; the whole unprivileged
+  // range only on a machine whose ephemeral range leaves no room.
+  auto [low, high] = ephemeral_ports();
+  int first = 1024, last = 65535;
+  if (low - 1024 >= 1024) {
+    first = std::max(1024, low - 16384);
+    last = low - 1;
+  } else if (65535 - high >= 1024) {
+    first = high + 1;
+  }
+  const int span = last - first + 1;
+  // A random start keeps concurrent test processes from all trying the same
+  // ports first.
+  const int start = static_cast<int>(std::random_device{}() % static_cast<unsigned>(span));
+  for (int i = 0; i < span; ++i) {
+    int port = first + (start + i) % span;
+    if (handed_out.count(port)) continue;
+    std::string path = lock_dir + "/" + std::to_string(port);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      int error = errno;
+      throw std::runtime_error("free_port: cannot open " + path + ": " + std::strerror(error));
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && bindable(port)) {
+      handed_out.insert(port);
+      return port;  // `fd` stays open: the lock is held until exit
+    }
+    ::close(fd);
+  }
+  throw std::runtime_error("free_port: no free port in " + std::to_string(first) + "-" +
+                           std::to_string(last));
 }
 
 Process::Process(ProcessOptions options) {
@@ -103,6 +182,13 @@ Process::Process(ProcessOptions options) {
   int err_fd = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   std::string wd = options.working_dir.string();
+  // Only the soft limit: the hard one stays as it is, so that the test (any
+  // user) can lift the soft one again while the child runs.
+  rlimit file_size{};
+  ::getrlimit(RLIMIT_FSIZE, &file_size);
+  if (options.file_size_limit > 0) {
+    file_size.rlim_cur = std::min(static_cast<rlim_t>(options.file_size_limit), file_size.rlim_max);
+  }
 
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
@@ -114,6 +200,14 @@ Process::Process(ProcessOptions options) {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (options.file_size_limit > 0) {
+      // An ignored signal stays ignored across execve: the write fails (EFBIG)
+      // instead of killing the writer, as a full disk would have it fail.
+      struct sigaction ignore {};
+      ignore.sa_handler = SIG_IGN;
+      ::sigaction(SIGXFSZ, &ignore, nullptr);
+      if (::setrlimit(RLIMIT_FSIZE, &file_size) != 0) _exit(127);
+    }
     if (!wd.empty() && ::chdir(wd.c_str()) != 0) _exit(127);
     ::execve(argv[0], argv.data(), envp.data());
     _exit(127);
@@ -132,6 +226,13 @@ Process::~Process() {
 
 void Process::signal(int signo) {
   if (!exit_code_) ::kill(pid_, signo);
+}
+
+bool Process::set_file_size_limit(long long bytes) {
+  rlimit limit{};
+  if (exit_code_ || ::prlimit(pid_, RLIMIT_FSIZE, nullptr, &limit) != 0) return false;
+  limit.rlim_cur = bytes > 0 ? std::min(static_cast<rlim_t>(bytes), limit.rlim_max) : limit.rlim_max;
+  return ::prlimit(pid_, RLIMIT_FSIZE, &limit, nullptr) == 0;
 }
 
 bool Process::running() {

@@ -37,14 +37,21 @@ class TempDir {
   fs::path path_;
 };
 
-// Polls `condition` every 10 ms until it holds or `timeout` passes.
+// Polls `condition` every 10 ms until it holds or `timeout` passes (4 times
+// `timeout` in the ThreadSanitizer build, which runs everything slower).
 bool wait_until(const std::function<bool()>& condition,
                 std::chrono::milliseconds timeout = 10s);
 
 std::string read_file(const fs::path& path);  // "" when missing
 void write_file(const fs::path& path, const std::string& text);
 
-// A TCP port on 127.0.0.1 that was free a moment ago.
+// A TCP port on 127.0.0.1 that nobody else will take while this process
+// lives, for a daemon or a simulator to listen on (they take the port on their
+// command line) or for a URL that must stay dead. It is outside the kernel's
+// ephemeral range (/proc/sys/net/ipv4/ip_local_port_range), so no bind to port
+// 0 and no outgoing connection is ever given it; it was free when chosen; and
+// a lock file held until this process exits keeps every other test process
+// (ctest -j) off it. The same port is never handed out twice by one process.
 int free_port();
 
 // A child process: argv[0] is a path; stdout and stderr go to files in `log_dir`
@@ -54,6 +61,12 @@ struct ProcessOptions {
   std::vector<std::string> argv;
   std::map<std::string, std::string> env;
   fs::path working_dir;  // empty: the parent's
+  // A disk that fills, without root: RLIMIT_FSIZE (soft; the hard limit stays
+  // unlimited) with SIGXFSZ ignored, so that a write past it fails with EFBIG
+  // as one on a full disk fails with ENOSPC. The limit is per file and is
+  // inherited by the child's own children. 0: no limit. Lifted while it runs
+  // with Process::set_file_size_limit.
+  long long file_size_limit = 0;
 };
 
 class Process {
@@ -65,6 +78,9 @@ class Process {
 
   pid_t pid() const { return pid_; }
   void signal(int signo);
+  // prlimit(RLIMIT_FSIZE) on the running process: `bytes`, or 0 for none.
+  // Returns false when the kernel refused.
+  bool set_file_size_limit(long long bytes);
   bool running();
   // Waits for exit; returns the exit code (128+signal when killed), or
   // nullopt if it had not exited within `timeout`.
