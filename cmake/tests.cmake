@@ -117,6 +117,7 @@ deltatap_test_table(
   daemon                 240      process,threads              -
   daemon_notify          120      process,threads              -
   durability             600      process,slow                 cpu
+  fidelity               300      process,threads              cpu
   hardening_child        300      process                      -
   hardening_cli          240      process                      -
   hardening_http         300      process                      -
@@ -136,6 +137,7 @@ deltatap_test_table(
   parser_corpus          60       unit                         -
   promises_durability    600      process,slow                 serial
   promises_service       600      process,slow                 serial
+  reconcile_fetch        120      unit,threads                 -
   retention              60       unit                         -
   simulator              300      process                      -
   snapshot               300      unit                         -

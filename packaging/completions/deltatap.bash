@@ -20,7 +20,7 @@
 # lib/service/command_line.cc (deltatapd) and lib/sim/sim_args.cc (deltatap-sim);
 # tests/completion_test.cc drives this file with bash.
 
-__deltatap_commands="stats query sessions timeline export cleanup snapshot check"
+__deltatap_commands="stats query sessions timeline export cleanup snapshot check migrate"
 __deltatap_global_value_options="--db --url --token --token-file --color"
 __deltatap_global_flags="--utc --local --no-color --help --version"
 
@@ -31,6 +31,7 @@ __deltatap_command_options() {
     query) echo "--session --type --since --until --limit --before --format |" ;;
     export) echo "--format --out | --csv-raw" ;;
     cleanup) echo "--older-than |" ;;
+    migrate) echo "--to |" ;;
     *) echo "|" ;;
   esac
 }
