@@ -30,9 +30,11 @@ foreach(test_source ${DELTATAP_TESTS})
 endforeach()
 
 # The parser's invariant asks a second JSON parser (tests/fuzz/json_oracle.h).
-if(TARGET test_parser_corpus)
-  target_sources(test_parser_corpus PRIVATE ${CMAKE_SOURCE_DIR}/tests/fuzz/json_oracle.cc)
-endif()
+foreach(uses_oracle test_parser_corpus test_parser)
+  if(TARGET ${uses_oracle})
+    target_sources(${uses_oracle} PRIVATE ${CMAKE_SOURCE_DIR}/tests/fuzz/json_oracle.cc)
+  endif()
+endforeach()
 
 # The timeouts below are for the normal build. The sanitizer builds run the
 # same tests slower (ASan+UBSan is a Debug build; TSan checks every memory

@@ -228,7 +228,7 @@ Words split(const std::string& text, char separator) {
 }
 
 const std::vector<std::string> kCommands = {"stats",  "query",   "sessions", "timeline",
-                                            "export", "cleanup", "snapshot", "check"};
+                                            "export", "cleanup", "snapshot", "check", "migrate"};
 const Words kGlobals = {"--db",  "--url",      "--token",   "--token-file", "--color",
                         "--utc", "--local",    "--no-color", "--help",      "--version"};
 
@@ -264,7 +264,7 @@ class SilentListener {
 BOOST_AUTO_TEST_CASE(commands_from_a_prefix) {
   CHECK_OFFERED("deltatap s", "stats", "sessions", "snapshot");
   CHECK_OFFERED("deltatap ", "stats", "query", "sessions", "timeline", "export", "cleanup",
-                "snapshot", "check");
+                "snapshot", "check", "migrate");
   CHECK_OFFERED("deltatap --db x.sqlite ch", "check");
   CHECK_OFFERED("deltatap --url=http://127.0.0.1:9477 --utc t", "timeline");
   CHECK_OFFERED("deltatap zz");
