@@ -30,6 +30,7 @@
 #include "bench.h"
 #include "storage/journal.h"
 #include "ingest/parser.h"
+#include "ingest/recorder.h"
 #include "storage/store.h"
 
 namespace {
@@ -150,6 +151,48 @@ int main(int argc, char** argv) {
     return seconds_since(started);
   });
 
+  // What the session ledger costs (issue 14): the store lane's work on the same
+  // rows, ids given as the stream lane gives them, stored plainly into a store
+  // that keeps no ledger, and judged by the ledger's rules (resync echoes,
+  // gaps) and stored with the ledger kept, as the daemon does.
+  std::vector<StoredDelta> rows;
+  {
+    std::string created_at = format_timestamp(now_millis());
+    std::int64_t id = 0;
+    for (const auto& d : deltas) rows.push_back(StoredDelta{++id, d, created_at});
+  }
+  double store_without_ledger = fastest([&] {
+    auto store = Store::open_empty(StoreOptions{.ledger = false});
+    if (!store.ok()) fail(store.error());
+    auto started = SteadyClock::now();
+    for (std::size_t i = 0; i < rows.size(); i += static_cast<std::size_t>(batch)) {
+      auto part = std::span(rows).subspan(i, std::min<std::size_t>(batch, rows.size() - i));
+      if (auto s = (*store)->save_with_created_at(part); !s.ok()) fail(s.error());
+    }
+    return seconds_since(started);
+  });
+  double record_with_ledger = fastest([&] {
+    auto store = Store::open_empty();
+    if (!store.ok()) fail(store.error());
+    IngestMetrics metrics;
+    Recorder recorder(**store, metrics, RecorderOptions{});
+    // Arrivals of 20 deltas, as format B frames bring them; `batch` per take.
+    std::vector<std::vector<Arrival>> takes;
+    for (std::size_t i = 0; i < rows.size(); i += static_cast<std::size_t>(batch)) {
+      auto& take = takes.emplace_back();
+      for (std::size_t j = i; j < std::min(rows.size(), i + static_cast<std::size_t>(batch)); j += 20) {
+        auto& arrival = take.emplace_back();
+        arrival.deltas.assign(rows.begin() + static_cast<std::ptrdiff_t>(j),
+                              rows.begin() + static_cast<std::ptrdiff_t>(std::min(rows.size(), j + 20)));
+      }
+    }
+    auto started = SteadyClock::now();
+    for (auto& take : takes) {
+      if (auto s = recorder.record(take); !s.ok()) fail(s.error());
+    }
+    return seconds_since(started);
+  });
+
   auto directory = std::filesystem::temp_directory_path() / ("bench-journal-" + std::to_string(::getpid()));
   double append = fastest([&] {
     std::filesystem::remove_all(directory);
@@ -180,6 +223,11 @@ int main(int argc, char** argv) {
       .add("rapidjson_a_us", per(bare))
       .add("save_batch_us", per(save))
       .add("journal_append_us", per(append))
+      .add("store_without_ledger_us", per(store_without_ledger))
+      .add("record_with_ledger_us", per(record_with_ledger))
+      // The ingest's CPU per delta (parse, journal, store lane) with and without the ledger.
+      .add("ledger_cost_ratio", (parse_b + append + record_with_ledger) /
+                                    (parse_b + append + store_without_ledger))
       .add("batch", batch)
       .print();
 }

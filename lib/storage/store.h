@@ -122,10 +122,16 @@ struct StoreCounts {
   int schema_version = kSchemaVersion;
 };
 
+struct StoreOptions {
+  // false: no `sessions` ledger is kept (sessions() and the ledger's lookups
+  // fail). Only for bench_ingest_budget, which measures what the ledger costs.
+  bool ledger = true;
+};
+
 class Store {
  public:
   // An empty in-memory database with the current schema.
-  static Result<std::unique_ptr<Store>> open_empty();
+  static Result<std::unique_ptr<Store>> open_empty(StoreOptions options = {});
   // An in-memory database holding a copy of the SQLite file at `path`, migrated
   // to the current schema. The pages are copied into an ordinary in-memory
   // database, which can grow as far as memory allows (a deserialized image

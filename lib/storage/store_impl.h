@@ -95,7 +95,7 @@ struct Store::Impl {
   Status create_schema();
   Status migrate_from_version_0();
   Status migrate_from_version_1();
-  Status finish_open();
+  Status finish_open(bool keep_ledger = true);
   Status refresh_counts();
 
   // Writing rows: store.cc.
