@@ -121,7 +121,7 @@ Status LedgerRules::judge_frame(std::vector<StoredDelta>& deltas, LedgerDecision
       if (gap) {
         row.gap = true;
         ++out.gaps;
-        log_warning("Gap: changes of session " + d.session_id +
+        if (logging_) log_warning("Gap: changes of session " + d.session_id +
                         " before this delta were not observed; stored with gap = 1",
                     {message_id(message_ids::kGap), {"SESSION_ID", d.session_id},
                      {"DELTA_ID", std::to_string(row.id)}});
@@ -211,7 +211,7 @@ Status LedgerRules::judge_list(const LiveSessionList& list, LedgerDecision& out)
     summary += "; " + std::to_string(left_out) + " vanished sessions wait for the next reconciliation";
   }
   out.events.push_back(event(list.at, "reconciled", summary));
-  log_info("Reconciled with the backend's live sessions: " + summary,
+  if (logging_) log_info("Reconciled with the backend's live sessions: " + summary,
            {message_id(message_ids::kReconciled),
             {"SESSIONS", std::to_string(list.sessions.size())}});
   return ok_status();

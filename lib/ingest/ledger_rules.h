@@ -65,6 +65,9 @@ class LedgerRules {
   // The rows decided so far are in the store now, or were dropped: from here on
   // the store alone says what each session's last state is.
   void forget_pending() { pending_.clear(); }
+  // On replay the journal already told of each gap and reconciliation when it
+  // happened: the rules decide the same, without logging it a second time.
+  void set_logging(bool on) { logging_ = on; }
 
  private:
   // A session's last state, from this batch or the store.
@@ -85,6 +88,7 @@ class LedgerRules {
 
   Store& store_;
   std::unordered_map<std::string, Last> pending_;
+  bool logging_ = true;
 };
 
 }  // namespace deltatap

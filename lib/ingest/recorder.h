@@ -41,6 +41,8 @@ class Recorder {
   // (quarantine and event failures are logged, not returned).
   Status record(std::vector<Arrival>& arrivals);
   void set_options(const RecorderOptions& options) { options_ = options; }
+  // While replaying the journal: decide as always, log nothing twice (ledger_rules.h).
+  void set_replaying(bool on) { rules_.set_logging(!on); }
   // Set while the last batch of deltas could not be stored.
   const std::optional<std::string>& last_error() const { return last_error_; }
 
