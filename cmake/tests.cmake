@@ -129,6 +129,7 @@ deltatap_test_table(
   http_api               180      process,threads              -
   journal                60       unit,threads                 -
   lanes                  600      process,slow,threads         serial
+  ledger                 60       unit                         -
   logging                60       unit                         -
   manpages               180      process                      machine
   metrics                120      process,threads              -

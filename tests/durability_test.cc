@@ -61,7 +61,8 @@ BOOST_AUTO_TEST_CASE(kill_9_after_a_30000_delta_stream_loses_nothing) {
   // Restart against a backend that is gone: only the files speak now.
   env["DELTATAP_URL"] = "ws://127.0.0.1:" + std::to_string(free_port()) + "/ws";
   Process again({deltatapd_argv(), env, dir.path()});
-  BOOST_REQUIRE_MESSAGE(wait_until([&] { return again.stderr_contains("Journal replayed"); }),
+  // 30,000 deltas go through the ledger's rules again: slow in a sanitizer build.
+  BOOST_REQUIRE_MESSAGE(wait_until([&] { return again.stderr_contains("Journal replayed"); }, 120s),
                         again.stderr_text());
   again.signal(SIGTERM);
   BOOST_TEST(again.wait().value_or(-1) == 0, again.stderr_text());

@@ -26,11 +26,34 @@ const std::optional<std::string>& state_left_by(const Delta& delta) {
 
 }  // namespace
 
-LedgerRules::LedgerRules(Store& store) : store_(store) {}
+// A bound on the memory the rules keep: far above the live sessions of any
+// control room, and it only costs a re-read of the ledger when reached.
+constexpr std::size_t kMaxKnownSessions = 100'000;
+
+LedgerRules::LedgerRules(Store& store) : store_(store), generation_(store.ledger_generation()) {}
+
+void LedgerRules::check_generation() {
+  if (store_.ledger_generation() != generation_ || known_.size() > kMaxKnownSessions) {
+    known_.clear();
+    generation_ = store_.ledger_generation();
+  }
+}
+
+void LedgerRules::stored() {
+  // States decided in the batch become digests, as the ledger keeps them.
+  for (auto& [id, last] : known_) {
+    if (!last.loaded) continue;
+    last.digest.reset();
+    if (last.state) last.digest = digest_of(*last.state);
+    last.state.reset();
+    last.loaded = false;
+  }
+  check_generation();
+}
 
 Result<LedgerRules::Last*> LedgerRules::last_of(const std::string& session_id) {
-  auto found = pending_.find(session_id);
-  if (found != pending_.end()) return &found->second;
+  auto found = known_.find(session_id);
+  if (found != known_.end()) return &found->second;
   auto entry = store_.ledger_entry(session_id);
   if (!entry.ok()) return Error{entry.error()};
   Last last;
@@ -40,7 +63,7 @@ Result<LedgerRules::Last*> LedgerRules::last_of(const std::string& session_id) {
     last.id = (*entry)->last_id;
     last.digest = (*entry)->state_digest;
   }
-  return &pending_.emplace(session_id, std::move(last)).first->second;
+  return &known_.emplace(session_id, std::move(last)).first->second;
 }
 
 Status LedgerRules::load(Last& last) {
@@ -65,7 +88,7 @@ Result<bool> LedgerRules::is_last_state(Last& last, const std::optional<std::str
 }
 
 void LedgerRules::remember(const StoredDelta& row) {
-  Last& last = pending_[row.delta.session_id];
+  Last& last = known_[row.delta.session_id];
   last.known = true;
   last.live = row.delta.type != DeltaType::deleted;
   last.id = row.id;
@@ -76,6 +99,7 @@ void LedgerRules::remember(const StoredDelta& row) {
 }
 
 Status LedgerRules::judge_frame(std::vector<StoredDelta>& deltas, LedgerDecision& out) {
+  check_generation();
   std::int64_t echoes = 0, changed = 0;
   std::string at;
   for (auto& row : deltas) {
@@ -113,6 +137,10 @@ Status LedgerRules::judge_frame(std::vector<StoredDelta>& deltas, LedgerDecision
         // it (design.md, "Fidelity": the race): then it is already recorded.
         auto after_same = is_last_state(last, d.after);
         if (!after_same.ok()) return Error{after_same.error()};
+        // The origin is read with the state; the digest alone does not have it.
+        if (*after_same) {
+          if (auto loaded = load(last); !loaded.ok()) return loaded;
+        }
         if (*after_same && last.origin == DeltaOrigin::reconcile) {
           ++echoes;
           continue;
@@ -146,6 +174,7 @@ Status LedgerRules::judge_frame(std::vector<StoredDelta>& deltas, LedgerDecision
 }
 
 Status LedgerRules::judge_list(const LiveSessionList& list, LedgerDecision& out) {
+  check_generation();
   out.ids_through = std::max(out.ids_through, list.last_id());
   std::set<std::string, std::less<>> keep(list.keep.begin(), list.keep.end());
   std::set<std::string, std::less<>> listed;

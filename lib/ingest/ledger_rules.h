@@ -62,9 +62,13 @@ class LedgerRules {
   // A list of live sessions. The store must hold every row decided before it
   // (the Recorder stores them first), since it is judged against the stored ledger.
   Status judge_list(const LiveSessionList& list, LedgerDecision& out);
-  // The rows decided so far are in the store now, or were dropped: from here on
-  // the store alone says what each session's last state is.
-  void forget_pending() { pending_.clear(); }
+  // The rows decided so far are in the store now: what the rules know of
+  // their sessions stays known (as digests), so the next batch need not read
+  // the ledger again for them.
+  void stored();
+  // They were not stored: from here on the store alone says what each
+  // session's last state is.
+  void forget() { known_.clear(); }
   // On replay the journal already told of each gap and reconciliation when it
   // happened: the rules decide the same, without logging it a second time.
   void set_logging(bool on) { logging_ = on; }
@@ -82,12 +86,19 @@ class LedgerRules {
   };
 
   Result<Last*> last_of(const std::string& session_id);
+  void check_generation();
   Status load(Last& last);
   Result<bool> is_last_state(Last& last, const std::optional<std::string>& text);
   void remember(const StoredDelta& row);
 
   Store& store_;
-  std::unordered_map<std::string, Last> pending_;
+  // What the rules know of sessions: read from the ledger or decided since.
+  // It is the ledger's rows as they will be once the decided rows are stored;
+  // it starts over when the store changes ledger rows itself (cleanup,
+  // eviction: Store::ledger_generation) or a batch fails, and beyond
+  // kMaxKnownSessions entries.
+  std::unordered_map<std::string, Last> known_;
+  std::uint64_t generation_ = 0;
   bool logging_ = true;
 };
 

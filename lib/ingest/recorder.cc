@@ -39,8 +39,8 @@ Status Recorder::record(std::vector<Arrival>& arrivals) {
 Status Recorder::store(LedgerDecision& decision) {
   if (decision.empty()) return ok_status();
   auto stored = store_.save_with_created_at(decision.rows, decision.ids_through);
-  rules_.forget_pending();
   if (!stored.ok()) {
+    rules_.forget();
     if (!last_error_) {
       log_error("Storing a batch failed; the journal keeps it for the next start",
                 {{"ERROR", stored.error()}, {"COUNT", std::to_string(decision.rows.size())}});
@@ -49,6 +49,7 @@ Status Recorder::store(LedgerDecision& decision) {
     decision = LedgerDecision{};
     return stored;
   }
+  rules_.stored();
   if (last_error_) log_info("Storing deltas works again");
   last_error_.reset();
   for (const auto& row : decision.rows) metrics_.stored[IngestMetrics::index(row.delta.type)].inc();

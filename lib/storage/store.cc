@@ -147,6 +147,7 @@ Result<std::int64_t> Store::Impl::delete_where(const std::string& where,
     std::int64_t deleted = sqlite3_changes64(db);
     delta_count -= deleted;
     if (has_ledger) {
+      ++ledger_generation;
       if (auto s = ledger.after_delete(db); !s.ok()) return Error{s.error()};
     }
     return deleted;
@@ -186,7 +187,10 @@ Status Store::Impl::insert_batch(Body body) {
   if (!result.ok()) {
     (void)exec(("DELETE FROM session_deltas WHERE id > " + std::to_string(*highest)).c_str());
     delta_count = count_before;
-    if (has_ledger) (void)ledger.rebuild(db);  // it may hold part of the batch
+    if (has_ledger) {
+      ++ledger_generation;
+      (void)ledger.rebuild(db);  // it may hold part of the batch
+    }
   }
   if (auto s = exec("COMMIT"); !s.ok() && result.ok()) {
     delta_count = count_before;
@@ -228,7 +232,10 @@ Status Store::Impl::save_rows(std::span<const StoredDelta> deltas, std::int64_t 
     if (!has_ledger || deltas.empty()) return ok_status();
     // Duplicates ignored (a replay of ids already held): which ones cannot be
     // told, so the ledger is recomputed.
-    if (inserted != static_cast<std::int64_t>(deltas.size())) return ledger.rebuild(db);
+    if (inserted != static_cast<std::int64_t>(deltas.size())) {
+      ++ledger_generation;
+      return ledger.rebuild(db);
+    }
     if (!ids) return ledger.add(db, deltas);
     // The ledger needs every row's id.
     std::vector<StoredDelta> with_ids(deltas.begin(), deltas.end());
@@ -502,6 +509,8 @@ StoreCounts Store::counts() {
 }
 
 std::int64_t Store::delta_count() const { return impl_->delta_count; }
+
+std::uint64_t Store::ledger_generation() const { return impl_->ledger_generation; }
 
 std::int64_t Store::memory_bytes() {
   auto pages = impl_->scalar("PRAGMA page_count").value_or(0);

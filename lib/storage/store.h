@@ -194,6 +194,9 @@ class Store {
   StoreCounts counts();
   // Deltas held now, kept as rows come and go: free to call often.
   std::int64_t delta_count() const;
+  // Changes whenever ledger rows change other than by the rows a save adds
+  // (cleanup, eviction, a rebuild): a cache of ledger rows is stale then.
+  std::uint64_t ledger_generation() const;
   // Bytes of the in-memory database (page_count * page_size), without a scan.
   std::int64_t memory_bytes();
   // Integrity and schema: "ok" or SQLite's complaint.

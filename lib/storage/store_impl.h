@@ -39,6 +39,9 @@ struct Store::Impl {
   std::int64_t rejected_evicted = 0;
   SessionLedger ledger;
   bool has_ledger = false;  // false only for a read-only file without a usable one
+  // Bumped whenever ledger rows change other than by adding a batch's rows
+  // (deletes, rebuilds): whoever caches ledger rows starts over.
+  std::uint64_t ledger_generation = 0;
 
   ~Impl() {
     // Every prepared statement goes first: sqlite3_close leaves the connection
