@@ -603,6 +603,11 @@ def table(r, sizes, quick):
         f"{b['parse_a_us']:.1f} / {b['parse_b_us']:.1f}, {b['journal_append_us']:.1f}; "
         f"{b['save_batch_us']:.1f} (B total {total:.1f} → {1e6 / total:,.0f}/s)",
         f"raw insert {raw_us:.1f} µs", "", "")
+    # Issue 14: what the session ledger costs, both figures from the same rows in the same run.
+    row("ledger cost (issue 14)", "µs per delta on the store lane: with the ledger's rules and ledger / without",
+        f"{b['record_with_ledger_us']:.1f} / {b['store_without_ledger_us']:.1f}; "
+        f"ingest CPU × {b['ledger_cost_ratio']:.2f}",
+        "without the ledger (same run)", "≤ × 1.15", verdict(b["ledger_cost_ratio"] <= 1.15))
 
     large = r["stores"]["large"]
     lib = large["library"]
