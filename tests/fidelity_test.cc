@@ -298,3 +298,48 @@ BOOST_AUTO_TEST_CASE(reconciliation_failures_are_logged_counted_and_the_tap_goes
     }
   }
 }
+
+// The journal keeps the backend's list as it arrived, so a kill -9 after a
+// reconciliation loses none of what it inferred: the restart, with no backend
+// to ask, decides the same from the journal.
+BOOST_AUTO_TEST_CASE(what_reconciliation_inferred_survives_a_kill_9) {
+  TempDir dir;
+  auto db = dir / "data/sessions.sqlite";
+  {
+    // A first backend whose sessions the tap comes to know.
+    Sim first(dir, "first", {"--count", "300", "--sessions", "10", "--seed", "41"});
+    Process daemon({deltatapd_argv(), daemon_env(first.url(), ""), dir.path()});
+    BOOST_REQUIRE(first.wait_sent());
+    BOOST_REQUIRE(wait_for_rows(daemon, db, 300));
+    daemon.signal(SIGTERM);
+    BOOST_REQUIRE_EQUAL(daemon.wait().value_or(-1), 0);
+  }
+  BOOST_REQUIRE(std::stol(count_of(dir / "data/sessions.sqlite", "1")) == 300);
+  auto live_before = ledger_live_sessions(db).size();
+  BOOST_REQUIRE(live_before > 0u);
+  // Another backend, which has none of them: reconciliation ends them all.
+  Sim second(dir, "second", {"--count", "0", "--rate", "50", "--sessions", "5", "--seed", "42"});
+  auto env = daemon_env(second.url(), "");
+  env["DELTATAP_RECONCILE"] = "on";
+  env["SNAPSHOT_INTERVAL"] = "600000";  // nothing but the journal holds what follows
+  Process daemon({deltatapd_argv(), env, dir.path()});
+  BOOST_REQUIRE_MESSAGE(wait_until([&] { return daemon.stderr_contains("Reconciled with the backend"); }, 30s),
+                        daemon.stderr_text());
+  auto line = daemon.stderr_text().substr(daemon.stderr_text().find("Reconciled with the backend"));
+  BOOST_TEST(line.find(std::to_string(live_before) + " deleted") != std::string::npos, line);
+  // Past the group-commit interval, then gone without a word.
+  auto journaled = std::chrono::steady_clock::now() + 500ms;
+  wait_until([&] { return std::chrono::steady_clock::now() >= journaled; }, 2s);
+  daemon.signal(SIGKILL);
+  BOOST_REQUIRE(daemon.wait().has_value());
+
+  env["DELTATAP_URL"] = "ws://127.0.0.1:" + std::to_string(free_port()) + "/ws";
+  env["DELTATAP_RECONCILE"] = "off";
+  Process again({deltatapd_argv(), env, dir.path()});
+  BOOST_REQUIRE(wait_until([&] { return again.stderr_contains("Journal replayed"); }, 60s));
+  again.signal(SIGTERM);
+  BOOST_REQUIRE_EQUAL(again.wait().value_or(-1), 0);
+  BOOST_TEST(count_of(db, "origin = 'reconcile' AND delta_type = 'deleted'") == std::to_string(live_before));
+  // Replay decided quietly: the reconciliation was logged once, when it happened.
+  BOOST_TEST(!again.stderr_contains("Reconciled with the backend"));
+}

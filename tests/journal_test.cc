@@ -165,3 +165,46 @@ BOOST_AUTO_TEST_CASE(a_segment_is_dropped_only_once_a_snapshot_holds_all_its_ids
   BOOST_TEST(!fs::exists(path + "." + std::to_string(segment)));
   BOOST_TEST(read_journal(path, 0)->deltas.empty());
 }
+
+// A list of live sessions (reconciliation) is journaled between the deltas it
+// arrived between, read back whole and in place, skipped once a snapshot holds
+// its last id, and counts its whole id block for dropping its segment.
+BOOST_AUTO_TEST_CASE(a_list_of_live_sessions_is_journaled_in_place) {
+  TempDir dir;
+  auto path = (dir / "data/sessions.journal").string();
+  LiveSessionList list;
+  list.first_id = 3;
+  list.id_count = 4;  // ids 3..6
+  list.at = "2025-11-10T12:00:05.000Z";
+  list.sessions = {{"sess_a", R"({"n":9007199254740993})"}, {"sess_é", "{}"}};
+  list.keep = {"sess_k"};
+  list.complete = false;
+  {
+    Harness h(path);
+    h.journal->append(delta(1), 1, "2025-11-10T12:00:01.000Z");
+    h.journal->append(delta(2), 2, "2025-11-10T12:00:01.000Z");
+    h.journal->append(list);
+    h.journal->append(delta(7), 7, "2025-11-10T12:00:06.000Z");
+    h.journal->flush();
+    h.wait_for(1);
+  }
+  auto replay = read_journal(path, 0);
+  BOOST_REQUIRE(replay.ok());
+  BOOST_TEST(replay->records == 4u);
+  BOOST_REQUIRE_EQUAL(replay->deltas.size(), 3u);
+  BOOST_REQUIRE_EQUAL(replay->reconciles.size(), 1u);
+  const auto& read = replay->reconciles[0];
+  BOOST_TEST(read.after_deltas == 2u);  // between delta 2 and delta 7
+  BOOST_TEST(read.list.first_id == 3);
+  BOOST_TEST(read.list.id_count == 4);
+  BOOST_TEST(read.list.at == list.at);
+  BOOST_TEST(!read.list.complete);
+  BOOST_REQUIRE_EQUAL(read.list.sessions.size(), 2u);
+  BOOST_TEST(read.list.sessions[0].state == R"({"n":9007199254740993})");
+  BOOST_TEST(read.list.sessions[1].session_id == "sess_é");
+  BOOST_TEST((read.list.keep == std::vector<std::string>{"sess_k"}));
+  // A snapshot holding ids up to 5 has not covered the list's block (3..6).
+  BOOST_TEST(read_journal(path, 5)->reconciles.size() == 1u);
+  BOOST_TEST(read_journal(path, 6)->reconciles.empty());
+  BOOST_TEST(read_journal(path, 6)->deltas.size() == 1u);
+}

@@ -21,20 +21,8 @@ namespace {
 // state that check_delta found not in the parser's compact form: spliced into a
 // frame, a text such as {"a":1},"b":{} would pass as a state and one more member.
 bool is_one_json_value(std::string_view text) {
-  constexpr std::size_t kPadding = 4;  // as in parse_frame
-  std::string buffer;
-  for (bool neutralised : {false, true}) {
-    buffer.assign(text);
-    buffer.append(kPadding, '\0');
-    if (neutralised) neutralise_numbers(buffer);
-    rapidjson::InsituStringStream stream(buffer.data());
-    rapidjson::BaseReaderHandler<> handler;
-    rapidjson::Reader reader;
-    auto result = reader.Parse<kFrameParseFlags>(stream, handler);
-    if (!result.IsError()) return true;
-    if (result.Code() != rapidjson::kParseErrorNumberTooBig) return false;
-  }
-  return false;
+  return read_with_exact_numbers(
+      text, [](const char*) { return rapidjson::BaseReaderHandler<>(); }, [](auto&) {});
 }
 
 // The offset of the first byte of `text` that does not start a UTF-8 character.

@@ -1,10 +1,11 @@
 // exact_numbers: how the parser keeps JSON numbers digit for digit. Internal
-// to ingest/ (parser.cc and delta_check.cc). Pure functions: any thread.
+// to ingest/ (parser.cc, delta_check.cc, state_compare.cc). Pure functions: any thread.
 #pragma once
 
 #include <rapidjson/reader.h>
 
 #include <string>
+#include <string_view>
 
 namespace deltatap {
 
@@ -21,5 +22,32 @@ constexpr unsigned kFrameParseFlags =
 // real digits from the original at the same offset. Invalid tokens stay as they are, so
 // the reader still refuses what it should.
 void neutralise_numbers(std::string& buffer);
+
+// Reads `text` as one JSON value with kFrameParseFlags, in situ on a padded
+// copy, with a handler made by make(buffer) for each attempt; when the reader
+// refuses a number beyond double range, tries once more with numbers
+// neutralised (numbers are then read from `text` at the same offset, which a
+// handler can do since its buffer and `text` line up). On success, done(handler)
+// gets the handler of the attempt that read it. Returns whether one did.
+template <typename Make, typename Done>
+bool read_with_exact_numbers(std::string_view text, Make make, Done done) {
+  constexpr std::size_t kPadding = 4;  // as in parse_frame
+  std::string buffer;
+  for (bool neutralised : {false, true}) {
+    buffer.assign(text);
+    buffer.append(kPadding, '\0');
+    if (neutralised) neutralise_numbers(buffer);
+    rapidjson::InsituStringStream stream(buffer.data());
+    auto handler = make(static_cast<const char*>(buffer.data()));
+    rapidjson::Reader reader;
+    auto result = reader.Parse<kFrameParseFlags>(stream, handler);
+    if (!result.IsError()) {
+      done(handler);
+      return true;
+    }
+    if (result.Code() != rapidjson::kParseErrorNumberTooBig) return false;
+  }
+  return false;
+}
 
 }  // namespace deltatap

@@ -22,35 +22,16 @@
 
 #include "base/json_text.h"
 #include "ingest/exact_numbers.h"
+#include "ingest/json_tokens.h"
 #include "ingest/rejection_text.h"
 
 namespace deltatap {
 namespace {
 
-enum class Kind : std::uint8_t { absent, null, boolean, number, string, object, array };
-
-const char* describe(Kind kind) {
-  switch (kind) {
-    case Kind::absent: return "absent";
-    case Kind::null: return "null";
-    case Kind::boolean: return "a boolean";
-    case Kind::number: return "a number";
-    case Kind::string: return "a string";
-    case Kind::object: return "an object";
-    case Kind::array: return "an array";
-  }
-  return "unknown";
-}
-
-bool present(Kind kind) { return kind != Kind::absent && kind != Kind::null; }
+using namespace json_tokens;
 
 // A scalar member: for strings the decoded text (in the work buffer), for numbers and
 // booleans the token as written.
-struct Scalar {
-  Kind kind = Kind::absent;
-  std::string_view text;
-};
-
 // A state member: an object is kept as compact JSON.
 struct State {
   Kind kind = Kind::absent;

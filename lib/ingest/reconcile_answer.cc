@@ -20,31 +20,13 @@
 
 #include "base/json_text.h"
 #include "ingest/exact_numbers.h"
+#include "ingest/json_tokens.h"
 #include "ingest/rejection_text.h"
 
 namespace deltatap {
 namespace {
 
-enum class Kind : std::uint8_t { absent, null, boolean, number, string, object, array };
-
-const char* describe(Kind kind) {
-  switch (kind) {
-    case Kind::absent: return "absent";
-    case Kind::null: return "null";
-    case Kind::boolean: return "a boolean";
-    case Kind::number: return "a number";
-    case Kind::string: return "a string";
-    case Kind::object: return "an object";
-    case Kind::array: return "an array";
-  }
-  return "unknown";
-}
-
-// A scalar as read: strings decoded (in the work buffer), other tokens as written.
-struct Scalar {
-  Kind kind = Kind::absent;
-  std::string_view text;
-};
+using namespace json_tokens;
 
 constexpr std::string_view kShapes = "{\"sessions\":[...]} or an array of sessions";
 

@@ -92,20 +92,11 @@ class Canonical : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Canonic
 };
 
 std::optional<std::string> canonical(std::string_view text) {
-  constexpr std::size_t kPadding = 4;  // as in parse_frame
-  std::string buffer;
-  for (bool neutralised : {false, true}) {
-    buffer.assign(text);
-    buffer.append(kPadding, '\0');
-    if (neutralised) neutralise_numbers(buffer);
-    rapidjson::InsituStringStream stream(buffer.data());
-    Canonical handler(text, buffer.data());
-    rapidjson::Reader reader;
-    auto result = reader.Parse<kFrameParseFlags>(stream, handler);
-    if (!result.IsError()) return handler.result();
-    if (result.Code() != rapidjson::kParseErrorNumberTooBig) return std::nullopt;
-  }
-  return std::nullopt;
+  std::optional<std::string> result;
+  read_with_exact_numbers(
+      text, [&](const char* buffer) { return Canonical(text, buffer); },
+      [&](Canonical& handler) { result = handler.result(); });
+  return result;
 }
 
 }  // namespace
