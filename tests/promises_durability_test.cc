@@ -593,6 +593,9 @@ BOOST_AUTO_TEST_CASE(the_journal_is_fdatasynced_every_group_commit_interval,
     } else if (call.name == "close" && call.ret() == 0) {
       files.erase(call.fd());
     } else if (call.name == "fdatasync" && files.count(call.fd()) && files[call.fd()] == journal) {
+      // "= ?": the call never returned because the kill -9 arrived during it
+      // (strace prints "<unfinished ...>" then "?"); it says nothing of the cadence.
+      if (call.result.rfind('?', 0) == 0) continue;
       BOOST_TEST(call.ret() == 0, "fdatasync of the journal failed: " << call.result);
       starts.push_back(call.start);
       durations.push_back(call.seconds);
