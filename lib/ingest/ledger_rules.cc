@@ -33,6 +33,9 @@ constexpr std::size_t kMaxKnownSessions = 100'000;
 LedgerRules::LedgerRules(Store& store) : store_(store), generation_(store.ledger_generation()) {}
 
 void LedgerRules::check_generation() {
+  // Rows decided but not stored are known only here: never start over then
+  // (stored() checks again once they are in the store).
+  if (!touched_.empty()) return;
   if (store_.ledger_generation() != generation_ || known_.size() > kMaxKnownSessions) {
     known_.clear();
     generation_ = store_.ledger_generation();
@@ -40,14 +43,15 @@ void LedgerRules::check_generation() {
 }
 
 void LedgerRules::stored() {
-  // States decided in the batch become digests, as the ledger keeps them.
-  for (auto& [id, last] : known_) {
-    if (!last.loaded) continue;
-    last.digest.reset();
-    if (last.state) last.digest = digest_of(*last.state);
-    last.state.reset();
-    last.loaded = false;
+  // The decided rows are in the store now: their sessions are known by
+  // digest again, as the ledger keeps them.
+  for (Last* last : touched_) {
+    last->pending.reset();
+    last->state.reset();
+    last->loaded = false;
   }
+  touched_.clear();
+  deciding_ = nullptr;
   check_generation();
 }
 
@@ -68,6 +72,13 @@ Result<LedgerRules::Last*> LedgerRules::last_of(const std::string& session_id) {
 
 Status LedgerRules::load(Last& last) {
   if (last.loaded || !last.known) return ok_status();
+  if (last.pending && deciding_) {
+    const StoredDelta& row = deciding_->rows[*last.pending];
+    last.state = state_left_by(row.delta);
+    last.origin = row.origin;
+    last.loaded = true;
+    return ok_status();
+  }
   auto row = store_.delta_by_id(last.id);
   if (!row.ok()) return Error{row.error()};
   if (*row) {
@@ -87,19 +98,24 @@ Result<bool> LedgerRules::is_last_state(Last& last, const std::optional<std::str
   return last.state && same_state(*last.state, *text);
 }
 
-void LedgerRules::remember(const StoredDelta& row) {
-  Last& last = known_[row.delta.session_id];
+// The row will be the decision's rows[index]: its state stays there (no copy)
+// and the session is known by the state's digest meanwhile.
+void LedgerRules::remember(Last& last, const StoredDelta& row, std::size_t index) {
   last.known = true;
   last.live = row.delta.type != DeltaType::deleted;
   last.id = row.id;
-  last.state = state_left_by(row.delta);
-  last.digest.reset();
+  const auto& state = row.delta.type == DeltaType::deleted ? row.delta.before : row.delta.after;
+  last.digest = state ? std::optional(digest_of(*state)) : std::nullopt;
+  last.state.reset();
+  last.loaded = false;
   last.origin = row.origin;
-  last.loaded = true;
+  if (!last.pending) touched_.push_back(&last);
+  last.pending = index;
 }
 
 Status LedgerRules::judge_frame(std::vector<StoredDelta>& deltas, LedgerDecision& out) {
   check_generation();
+  deciding_ = &out;
   std::int64_t echoes = 0, changed = 0;
   std::string at;
   for (auto& row : deltas) {
@@ -160,7 +176,7 @@ Status LedgerRules::judge_frame(std::vector<StoredDelta>& deltas, LedgerDecision
                                        ") does not start from its last stored state"));
       }
     }
-    remember(row);
+    remember(last, row, out.rows.size());
     out.rows.push_back(std::move(row));
   }
   if (echoes + changed > 0) {
@@ -175,6 +191,7 @@ Status LedgerRules::judge_frame(std::vector<StoredDelta>& deltas, LedgerDecision
 
 Status LedgerRules::judge_list(const LiveSessionList& list, LedgerDecision& out) {
   check_generation();
+  deciding_ = &out;
   out.ids_through = std::max(out.ids_through, list.last_id());
   std::set<std::string, std::less<>> keep(list.keep.begin(), list.keep.end());
   std::set<std::string, std::less<>> listed;
@@ -184,7 +201,7 @@ Status LedgerRules::judge_list(const LiveSessionList& list, LedgerDecision& out)
     StoredDelta row{id, Delta{session_id, type, std::move(before), std::move(after), list.at},
                     list.at, DeltaOrigin::reconcile, false};
     ++out.reconciled[static_cast<int>(type)];
-    remember(row);
+    remember(known_[session_id], row, out.rows.size());
     out.rows.push_back(std::move(row));
   };
 

@@ -68,7 +68,11 @@ class LedgerRules {
   void stored();
   // They were not stored: from here on the store alone says what each
   // session's last state is.
-  void forget() { known_.clear(); }
+  void forget() {
+    known_.clear();
+    touched_.clear();
+    deciding_ = nullptr;
+  }
   // On replay the journal already told of each gap and reconciliation when it
   // happened: the rules decide the same, without logging it a second time.
   void set_logging(bool on) { logging_ = on; }
@@ -83,13 +87,16 @@ class LedgerRules {
     bool loaded = false;                 // state and origin below are read
     std::optional<std::string> state;
     DeltaOrigin origin = DeltaOrigin::stream;
+    // The session's last row is the decision's rows[*pending], not yet
+    // stored: read from there, not from the store, when its state is needed.
+    std::optional<std::size_t> pending;
   };
 
   Result<Last*> last_of(const std::string& session_id);
   void check_generation();
   Status load(Last& last);
   Result<bool> is_last_state(Last& last, const std::optional<std::string>& text);
-  void remember(const StoredDelta& row);
+  void remember(Last& last, const StoredDelta& row, std::size_t index);
 
   Store& store_;
   // What the rules know of sessions: read from the ledger or decided since.
@@ -98,6 +105,10 @@ class LedgerRules {
   // eviction: Store::ledger_generation) or a batch fails, and beyond
   // kMaxKnownSessions entries.
   std::unordered_map<std::string, Last> known_;
+  // Entries of known_ (nodes keep their address) decided since the last
+  // stored(), and the decision their rows are in.
+  std::vector<Last*> touched_;
+  const LedgerDecision* deciding_ = nullptr;
   std::uint64_t generation_ = 0;
   bool logging_ = true;
 };

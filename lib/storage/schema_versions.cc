@@ -34,6 +34,7 @@ UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE name = '
 DROP TABLE session_deltas;
 ALTER TABLE session_deltas_v1 RENAME TO session_deltas;
 DROP TABLE IF EXISTS sessions;
+DROP TABLE IF EXISTS activity;
 CREATE INDEX idx_session_deltas_session_id ON session_deltas(session_id);
 CREATE INDEX idx_session_deltas_timestamp ON session_deltas(timestamp);
 CREATE INDEX idx_session_deltas_created_at ON session_deltas(created_at);

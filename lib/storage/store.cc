@@ -134,6 +134,7 @@ Status Store::Impl::insert_rows(std::size_t count, RowAt row_at,
 Result<std::int64_t> Store::Impl::delete_where(const std::string& where,
                                                const std::function<void(sqlite3_stmt*)>& bind,
                                                const char* what) {
+  if (auto s = settle_ledger(); !s.ok()) return Error{s.error()};
   if (auto s = exec("BEGIN"); !s.ok()) return Error{s.error()};
   auto result = [&]() -> Result<std::int64_t> {
     if (has_ledger) {
@@ -302,6 +303,7 @@ Status Store::for_each_delta(const std::function<bool(const StoredDelta&)>& visi
 }
 
 Result<std::vector<SessionSummary>> Store::sessions() {
+  if (auto s = impl_->settle_ledger(); !s.ok()) return Error{s.error()};
   // Every Store has a ledger that adds up (open_readonly loads a file whose
   // ledger does not into memory and rebuilds it there).
   auto stmt = impl_->statement(
@@ -348,21 +350,11 @@ Result<std::vector<StoredDelta>> Store::session_history(const std::string& sessi
 }
 
 Result<std::optional<LedgerEntry>> Store::ledger_entry(const std::string& session_id) {
-  auto stmt = impl_->statement(
-      "SELECT live, last_id, state_digest FROM sessions WHERE session_id = ?1");
-  if (!stmt.ok()) return Error{stmt.error()};
-  Use use(*stmt);
-  bind_text(*use, 1, session_id);
-  int rc = sqlite3_step(*use);
-  if (rc == SQLITE_DONE) return std::optional<LedgerEntry>();
-  if (rc != SQLITE_ROW) return Error{sqlite_error(impl_->db, "ledger")};
-  LedgerEntry entry;
-  entry.live = sqlite3_column_int(*use, 0) != 0;
-  entry.last_id = sqlite3_column_int64(*use, 1);
-  if (sqlite3_column_type(*use, 2) != SQLITE_NULL) {
-    entry.state_digest = static_cast<std::uint64_t>(sqlite3_column_int64(*use, 2));
-  }
-  return std::optional<LedgerEntry>(entry);
+  if (!impl_->has_ledger) return std::optional<LedgerEntry>();
+  auto row = impl_->ledger.row(impl_->db, session_id);
+  if (!row.ok()) return Error{row.error()};
+  if (!*row) return std::optional<LedgerEntry>();
+  return std::optional<LedgerEntry>(LedgerEntry{(*row)->live, (*row)->last_id, (*row)->state_digest});
 }
 
 Result<std::optional<StoredDelta>> Store::delta_by_id(std::int64_t delta_id) {
@@ -378,6 +370,7 @@ Result<std::optional<StoredDelta>> Store::delta_by_id(std::int64_t delta_id) {
 }
 
 Result<std::vector<std::string>> Store::live_sessions() {
+  if (auto s = impl_->settle_ledger(); !s.ok()) return Error{s.error()};
   auto stmt = impl_->statement("SELECT session_id FROM sessions WHERE live ORDER BY session_id");
   if (!stmt.ok()) return Error{stmt.error()};
   Use use(*stmt);
@@ -414,6 +407,7 @@ Result<std::int64_t> Store::evict_beyond(std::int64_t max_rows) {
 }
 
 Status Store::compact() {
+  if (auto s = impl_->settle_ledger(); !s.ok()) return s;
   impl_->statements.clear();
   return impl_->exec("VACUUM");
 }
@@ -499,6 +493,7 @@ StoreCounts Store::counts() {
   counts.deltas = impl_->delta_count;
   counts.rejected = impl_->rejected_count;
   counts.rejected_evicted = impl_->rejected_evicted;
+  (void)impl_->settle_ledger();  // a failure shows as a count that lags; the next read retries
   counts.sessions = impl_->scalar("SELECT COUNT(*) FROM sessions").value_or(0);
   counts.stream_events = impl_->scalar("SELECT COUNT(*) FROM stream_events").value_or(0);
   counts.memory_bytes = memory_bytes();

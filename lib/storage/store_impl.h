@@ -51,6 +51,10 @@ struct Store::Impl {
     sqlite3_close(db);
   }
 
+  // The ledger defers its writes (session_ledger.h): every reader of the
+  // database as a whole (its tables, a copy of it, a delete) calls this first.
+  Status settle_ledger() { return has_ledger ? ledger.flush(db) : ok_status(); }
+
   // Both halves use these.
   Status exec(const char* sql) {
     char* message = nullptr;

@@ -235,7 +235,7 @@ Status Store::Impl::finish_open(bool keep_ledger) {
   if (auto s = migrate(); !s.ok()) return s;
   if (auto s = exec("PRAGMA journal_mode = OFF"); !s.ok()) return s;
   if (auto s = refresh_counts(); !s.ok()) return s;
-  if (!keep_ledger) return exec("DROP TABLE IF EXISTS sessions");
+  if (!keep_ledger) return exec("DROP TABLE IF EXISTS sessions; DROP TABLE IF EXISTS activity");
   if (auto s = ledger.ensure(db, delta_count); !s.ok()) return s;
   has_ledger = true;
   return ok_status();
@@ -330,6 +330,7 @@ Result<std::unique_ptr<Store>> Store::open_readonly(const std::string& path) {
 }
 
 Status Store::write_copy(const std::string& path) {
+  if (auto s = impl_->settle_ledger(); !s.ok()) return s;
   Connection file;
   if (sqlite3_open_v2(path.c_str(), &file.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                       nullptr) != SQLITE_OK) {
@@ -352,12 +353,14 @@ Status Store::write_copy(const std::string& path) {
 }
 
 Result<std::string> Store::check() {
+  if (auto s = impl_->settle_ledger(); !s.ok()) return Error{s.error()};
   auto result = impl_->scalar_text("PRAGMA integrity_check");
   if (!result) return Error{sqlite_error(impl_->db, "integrity_check")};
   return *result;
 }
 
 Result<DatabaseImage> Store::serialize() {
+  if (auto s = impl_->settle_ledger(); !s.ok()) return Error{s.error()};
   sqlite3_int64 size = 0;
   unsigned char* bytes = sqlite3_serialize(impl_->db, "main", &size, 0);
   if (!bytes) return Error{"serialize failed (out of memory?)"};
