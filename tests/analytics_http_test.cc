@@ -61,6 +61,9 @@ struct Daemon {
     write_file(dir / "deltatap.conf", "[http]\ntoken = " + kToken + "\n");
     auto env = daemon_env(stream_url, "");
     env["DELTATAP_HTTP"] = "127.0.0.1:" + std::to_string(port);
+    // The histories are of October 2026 (created_at included): retention,
+    // which runs at start, must keep them whatever the machine's date.
+    env["RETENTION_DAYS"] = "0";
     process.emplace(ProcessOptions{
         deltatapd_argv({"--config", (dir / "deltatap.conf").string()}), env, dir.path()});
     BOOST_REQUIRE_MESSAGE(wait_until([&] { return get("/healthz").status == 200; }),

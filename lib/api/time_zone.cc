@@ -42,6 +42,10 @@ Result<TimeZone> TimeZone::locate(std::string_view name) {
   TimeZone zone;
   try {
     zone.zone_ = date::locate_zone(std::string(name));
+    // The library reads a zone's file at its first use and throws when it
+    // cannot: make that happen here, where it is an answer, not on the store
+    // lane in the middle of a heatmap.
+    (void)zone.zone_->get_info(std::chrono::system_clock::now());
   } catch (const std::exception&) {
     return Error{json_quoted(name) + " is not in the system's time zone database "
                                      "(/usr/share/zoneinfo; expected an IANA name such as UTC, "
