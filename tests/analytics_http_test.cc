@@ -222,7 +222,8 @@ BOOST_AUTO_TEST_CASE(the_routes_and_the_cli_answer_the_independent_count,
                                 " sessions created") != std::string::npos,
              durations.out);
   auto approvals = run_cli_program({"--db", db, "analytics", "approvals", "--since", kWindow.since,
-                             "--until", kWindow.until, "--format", "csv"});
+                                   "--until", kWindow.until, "--tz", "Europe/Berlin", "--format",
+                                   "csv"});
   BOOST_TEST(approvals.out == approvals_csv(approvals_by_hand(rows, kWindow)));
 
   // Usage errors: exit 2, the parameter named.

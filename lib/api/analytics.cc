@@ -156,7 +156,9 @@ Result<ApprovalsAnswer> compute_approvals(Store& store, const AnalyticsRequest& 
   ApprovalsAnswer answer;
   answer.window = window_of(request);
   auto [first_day, last_day] = local_days(tz, request.since, request.until);
-  for (auto day = first_day; day <= last_day; ++day) answer.per_day.push_back({format_local_day(day)});
+  for (auto day = first_day; day <= last_day; ++day) {
+    answer.per_day.push_back({format_local_day(day)});
+  }
   std::vector<std::int64_t> to_decision;
   for (const auto& row : *rows) {
     auto decided = time_of(row.decided_at);
@@ -193,7 +195,9 @@ Result<HeatmapAnswer> compute_heatmap(Store& store, const AnalyticsRequest& requ
   HeatmapAnswer answer;
   answer.window = window_of(request);
   auto [first_day, last_day] = local_days(tz, request.since, request.until);
-  for (auto day = first_day; day <= last_day; ++day) answer.days.push_back({format_local_day(day)});
+  for (auto day = first_day; day <= last_day; ++day) {
+    answer.days.push_back({format_local_day(day)});
+  }
 
   auto add = [&](TimePoint quarter, std::int64_t deltas, std::int64_t inferred_deltas) {
     if (deltas == 0) return;
@@ -209,7 +213,8 @@ Result<HeatmapAnswer> compute_heatmap(Store& store, const AnalyticsRequest& requ
   // A part of a quarter hour, counted from the deltas themselves.
   auto add_part = [&](TimePoint from, TimePoint to) -> Status {
     if (from >= to) return ok_status();
-    auto counted = deltas_between(store, format_timestamp(from), format_timestamp(to), request.repo);
+    auto counted =
+        deltas_between(store, format_timestamp(from), format_timestamp(to), request.repo);
     if (!counted.ok()) return Error{counted.error()};
     add(floor_quarter(from), counted->deltas, counted->inferred);
     return ok_status();

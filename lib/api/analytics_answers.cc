@@ -133,19 +133,28 @@ struct Reader {
   std::int64_t integer(const Value& object, const char* name) {
     auto value = member(object, name);
     if (!value) return 0;
-    if (!value->IsInt64()) return fail(std::string("\"") + name + "\" is not an integer"), 0;
+    if (!value->IsInt64()) {
+      fail(std::string("\"") + name + "\" is not an integer");
+      return 0;
+    }
     return value->GetInt64();
   }
   std::optional<std::int64_t> optional_integer(const Value& object, const char* name) {
     auto value = member(object, name);
     if (!value || value->IsNull()) return std::nullopt;
-    if (!value->IsInt64()) return fail(std::string("\"") + name + "\" is not an integer"), std::nullopt;
+    if (!value->IsInt64()) {
+      fail(std::string("\"") + name + "\" is not an integer");
+      return std::nullopt;
+    }
     return value->GetInt64();
   }
   std::string text(const Value& object, const char* name) {
     auto value = member(object, name);
     if (!value) return {};
-    if (!value->IsString()) return fail(std::string("\"") + name + "\" is not a string"), "";
+    if (!value->IsString()) {
+      fail(std::string("\"") + name + "\" is not a string");
+      return {};
+    }
     return {value->GetString(), value->GetStringLength()};
   }
   std::optional<std::string> optional_text(const Value& object, const char* name) {
@@ -377,7 +386,9 @@ Result<HeatmapAnswer> parse_heatmap_json(std::string_view text) {
     if (weekly->Size() != 7) return Error{"\"weekly\" does not have 7 rows"};
     for (rapidjson::SizeType d = 0; d < 7; ++d) {
       const auto& row = (*weekly)[d];
-      if (!row.IsArray() || row.Size() != 24) return Error{"a \"weekly\" row does not have 24 hours"};
+      if (!row.IsArray() || row.Size() != 24) {
+        return Error{"a \"weekly\" row does not have 24 hours"};
+      }
       for (rapidjson::SizeType h = 0; h < 24; ++h) {
         if (!row[h].IsInt64()) return Error{"a \"weekly\" count is not an integer"};
         answer.weekly[d][h] = row[h].GetInt64();

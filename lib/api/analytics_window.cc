@@ -75,7 +75,9 @@ std::variant<AnalyticsRequest, ParameterProblem> read_analytics_request(
   request.since_text = format_timestamp(request.since);
   request.until_text = format_timestamp(request.until);
   if (auto value = get(params, "repo")) {
-    if (value->empty()) return ParameterProblem{"repo", "repo must not be empty (leave it out for every repo)"};
+    if (value->empty()) {
+      return ParameterProblem{"repo", "repo must not be empty (leave it out for every repo)"};
+    }
     request.repo = std::string(*value);
   }
   auto zone = TimeZone::locate(get(params, "tz").value_or("UTC"));
