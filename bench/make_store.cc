@@ -2,14 +2,17 @@
 // query, snapshot, memory and start-up scenarios.
 //
 //   bench_make_store --templates DB --out PATH --deltas N
-//                    [--hot H] [--per-session P] [--journal J]
+//                    [--hot H] [--per-session P] [--journal J] [--span-days D]
 //
 // The states are the simulator's own (the rows of DB, a database an ingest run
 // stored, reused in turn), so row sizes are realistic. Sessions are renamed:
 // one hot session "hot" holds H deltas spread evenly through time; the rest
 // go round-robin to sessions "s-000000", "s-000001"... holding about P each.
 // Timestamps are 1 ms apart and end now, and created_at equals the timestamp,
-// so retention keeps everything.
+// so retention keeps everything. With --span-days the timestamps are spread
+// evenly over the D days that end now instead (the analytics scenario: a
+// month of history, whose answers read one row per session and per quarter
+// hour); retention keeps them as long as D is within its days.
 //
 // PATH is written as deltatapd writes a snapshot; with --journal, J more
 // deltas (ids after the snapshot's) go to PATH's journal, as a daemon that was
@@ -57,13 +60,15 @@ std::vector<Delta> read_templates(const std::string& path) {
 class Generator {
  public:
   // Times cover `total` deltas (the journal's come after the snapshot's).
+  // `span_ms`: the time the `total` deltas cover, ending now (0: 1 ms apart).
   Generator(std::vector<Delta> templates, std::int64_t n, std::int64_t hot,
-            std::int64_t per_session, std::int64_t total)
+            std::int64_t per_session, std::int64_t total, std::int64_t span_ms = 0)
       : templates_(std::move(templates)),
         n_(n),
         hot_(hot),
         sessions_(std::max<std::int64_t>(1, (n - hot) / std::max<std::int64_t>(per_session, 1))),
-        start_(now_millis() - std::chrono::milliseconds(total)) {}
+        step_ms_(span_ms > 0 ? std::max<std::int64_t>(1, span_ms / std::max<std::int64_t>(total, 1)) : 1),
+        start_(now_millis() - std::chrono::milliseconds(total * step_ms_)) {}
 
   std::int64_t sessions() const { return sessions_; }
 
@@ -79,14 +84,14 @@ class Generator {
       std::snprintf(name, sizeof name, "s-%06lld", static_cast<long long>(next_typical_++ % sessions_));
       row.delta.session_id = name;
     }
-    row.delta.timestamp = format_timestamp(start_ + std::chrono::milliseconds(i));
+    row.delta.timestamp = format_timestamp(start_ + std::chrono::milliseconds(i * step_ms_));
     row.created_at = row.delta.timestamp;
     return row;
   }
 
  private:
   std::vector<Delta> templates_;
-  std::int64_t n_, hot_, sessions_;
+  std::int64_t n_, hot_, sessions_, step_ms_;
   std::int64_t next_typical_ = 0;
   TimePoint start_;
 };
@@ -95,7 +100,7 @@ class Generator {
 
 int main(int argc, char** argv) {
   std::string templates_path, out;
-  std::int64_t deltas = 0, hot = 0, per_session = 0, journal_deltas = 0;
+  std::int64_t deltas = 0, hot = 0, per_session = 0, journal_deltas = 0, span_days = 0;
   {
     Args args(argc, argv);
     templates_path = args.text("templates");
@@ -104,13 +109,15 @@ int main(int argc, char** argv) {
     hot = args.number("hot", 0);
     per_session = args.number("per-session", 100);
     journal_deltas = args.number("journal", 0);
+    span_days = args.number("span-days", 0);
   }
   if (templates_path.empty() || out.empty() || deltas <= 0 || hot < 0 || hot > deltas) {
-    fail("usage: --templates DB --out PATH --deltas N [--hot H<=N] [--per-session P] [--journal J]");
+    fail("usage: --templates DB --out PATH --deltas N [--hot H<=N] [--per-session P] [--journal J] "
+         "[--span-days D]");
   }
   auto started = SteadyClock::now();
   Generator generator(read_templates(templates_path), deltas, hot, per_session,
-                      deltas + journal_deltas);
+                      deltas + journal_deltas, span_days * 86'400'000);
   auto store = Store::open_empty();
   if (!store.ok()) fail(store.error());
   constexpr std::int64_t kChunk = 10'000;

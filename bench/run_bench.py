@@ -32,11 +32,13 @@ MB = 1024 * 1024
 FULL = dict(ingest=300_000, small=100_000, small_hot=10_000, large=1_000_000,
             large_hot=100_000, journal=100_000, query_iterations=10_000,
             http_iterations=3_000, raw_repeat=5, serialize=5, snapshots=3,
-            stream_rate=1_000, idle_seconds=60)
+            stream_rate=1_000, idle_seconds=60, analytics_sessions=20_000,
+            analytics_iterations=300)
 QUICK = dict(ingest=30_000, small=10_000, small_hot=1_000, large=100_000,
              large_hot=10_000, journal=10_000, query_iterations=2_000,
              http_iterations=500, raw_repeat=1, serialize=3, snapshots=2,
-             stream_rate=1_000, idle_seconds=15)
+             stream_rate=1_000, idle_seconds=15, analytics_sessions=2_000,
+             analytics_iterations=50)
 
 
 class DaemonExited(Exception):
@@ -442,6 +444,41 @@ class Bench:
                       deltas=stats["deltaCount"], peak_rss=peak)
         self.results["http"] = http
 
+    def analytics_http(self, templates):
+        """Issue 15: each analytics answer over 30 days of a 1,000,000-delta,
+        20,000-session history, through the API, while the simulator's batches
+        keep landing."""
+        s = self.sizes
+        n, sessions = s["large"], s["analytics_sessions"]
+        data = os.path.join(self.work, "store-analytics")
+        log(f"building a store of {n} deltas over 30 days in {sessions} sessions")
+        made = self.run_tool("make_store", "--templates", templates, "--deltas", n,
+                             "--per-session", max(1, n // sessions), "--span-days", 30,
+                             "--out", os.path.join(data, "sessions.sqlite"))
+        # Retention must not trim the month's oldest deltas while it is measured.
+        conf = os.path.join(self.work, "analytics.conf")
+        with open(conf, "w") as f:
+            f.write("[retention]\ndays = 60\n")
+        sim = self.start_sim("sim-analytics", "--count", 0, "--rate", s["stream_rate"],
+                             "--format", "delta")
+        daemon = self.start_daemon("deltatapd-analytics", data, f"ws://127.0.0.1:{sim.port}/ws",
+                                   args=("--config", conf))
+        before = json.loads(self.http(daemon.port, "/api/stats"))["deltaCount"]
+        log("asking for the analytics over HTTP while the stream lands")
+        started = time.monotonic()
+        timings = self.run_tool("http_latency", "--port", daemon.port, "--analytics", 1,
+                                "--iterations", s["analytics_iterations"])
+        seconds = time.monotonic() - started
+        after = json.loads(self.http(daemon.port, "/api/stats"))["deltaCount"]
+        reconnects = self.metric(daemon.port, "deltatap_websocket_reconnects_total")
+        self.stop(daemon)
+        self.stop(sim)
+        if not self.keep:
+            shutil.rmtree(data, ignore_errors=True)
+        self.results["analytics"] = dict(deltas=made["deltas"], sessions=made["sessions"],
+                                         landed=after - before, seconds=seconds,
+                                         reconnects=reconnects, **timings)
+
     def snapshot_while_streaming(self, label):
         store = self.results["stores"][label]
         rate = self.sizes["stream_rate"]
@@ -526,6 +563,11 @@ class Bench:
 
     def run(self, only=None):
         self.results["load_before"] = load_average()
+        if only == "analytics":
+            self.ingest("session_update")
+            self.analytics_http(self.results["ingest"]["session_update"]["db"])
+            self.results["load_after"] = load_average()
+            return
         if only == "ingest":
             # Format A with and without the query load, nothing else.
             self.ingest("delta")
@@ -537,6 +579,7 @@ class Bench:
         self.ingest_under_load("delta")
         templates = self.results["ingest"]["session_update"]["db"]
         self.make_stores(templates)
+        self.analytics_http(templates)
         if not self.keep:
             shutil.rmtree(os.path.dirname(templates), ignore_errors=True)
         self.start_up_and_http()
@@ -592,6 +635,16 @@ def table(r, sizes, quick):
             f"no load {base:,.0f}/s (same build, best of runs)", "", "")
         row("", "tap keeps up", f"{i['reconnects']:.0f} reconnects, {i['backpressure']} backpressure "
             f"closes, queue full {i['queue_full']:.0f}×", "", "0", verdict(keeps_up))
+
+    a = r.get("analytics")
+    if a:
+        for kind in ("durations", "approvals", "heatmap"):
+            row(f"analytics at {a['deltas']:,} / {a['sessions']:,} sessions, 30 d, HTTP" if kind == "durations" else "",
+                f"{kind} p50/p95/p99",
+                f"{ms(a[kind + '_p50_us'])} / {ms(a[kind + '_p95_us'])} / {ms(a[kind + '_p99_us'])}",
+                f"{a['landed']:,} deltas stored meanwhile ({a['landed'] / a['seconds']:,.0f}/s), "
+                f"{a['reconnects']:.0f} reconnects" if kind == "durations" else "",
+                "p99 ≤ 50 ms", verdict(a[kind + "_p99_us"] <= 50_000))
 
     if "stores" not in r:
         return finish_table(rows, r, quick)
@@ -697,8 +750,9 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--json", help="also write every raw figure here")
     parser.add_argument("--markdown", help="also write the table here")
-    parser.add_argument("--only", choices=["ingest"],
-                        help="ingest: only format A ingest, with and without the query load")
+    parser.add_argument("--only", choices=["ingest", "analytics"],
+                        help="ingest: only format A ingest, with and without the query load; "
+                             "analytics: only the analytics answers at 1,000,000 deltas")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     work = tempfile.mkdtemp(prefix="deltatap-bench.")

@@ -112,6 +112,8 @@ endfunction()
 #            which systemd_unit, manpages and completion must not see half-done
 deltatap_test_table(
   # test                 timeout  labels                       sharing
+  analytics              120      unit                         -
+  analytics_http         300      process                      -
   base                   60       unit                         -
   cli                    240      process                      -
   completion             180      process                      machine

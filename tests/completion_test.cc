@@ -228,7 +228,8 @@ Words split(const std::string& text, char separator) {
 }
 
 const std::vector<std::string> kCommands = {"stats",  "query",   "sessions", "timeline",
-                                            "export", "cleanup", "snapshot", "check", "migrate"};
+                                            "export", "cleanup", "snapshot", "check", "migrate",
+                                            "analytics"};
 const Words kGlobals = {"--db",  "--url",      "--token",   "--token-file", "--color",
                         "--utc", "--local",    "--no-color", "--help",      "--version"};
 
@@ -264,7 +265,9 @@ class SilentListener {
 BOOST_AUTO_TEST_CASE(commands_from_a_prefix) {
   CHECK_OFFERED("deltatap s", "stats", "sessions", "snapshot");
   CHECK_OFFERED("deltatap ", "stats", "query", "sessions", "timeline", "export", "cleanup",
-                "snapshot", "check", "migrate");
+                "snapshot", "check", "migrate", "analytics");
+  CHECK_OFFERED("deltatap analytics ", "durations", "approvals", "heatmap");
+  CHECK_OFFERED("deltatap analytics heatmap --format ", "table", "json", "csv");
   CHECK_OFFERED("deltatap --db x.sqlite ch", "check");
   CHECK_OFFERED("deltatap --url=http://127.0.0.1:9477 --utc t", "timeline");
   CHECK_OFFERED("deltatap zz");

@@ -16,10 +16,12 @@
 #include <utility>
 #include <variant>
 
+#include "api/analytics.h"
 #include "api/delta_json.h"
 #include "api/replies.h"
 #include "base/duration.h"
 #include "base/logging.h"
+#include "storage/analytics_reads.h"
 
 namespace deltatap {
 
@@ -265,6 +267,10 @@ void metrics_page(const Call& call) {
   metrics.database_file_bytes().set(static_cast<double>(extra.file_size));
   if (extra.journal_bytes) metrics.journal_bytes().set(static_cast<double>(*extra.journal_bytes));
   if (extra.connected) metrics.websocket_connected().set(*extra.connected ? 1 : 0);
+  // A count over the ledger's rows (one per session), not the history.
+  if (auto live = live_session_count(store); live.ok()) {
+    metrics.sessions_live().set(static_cast<double>(*live));
+  }
   call.reply(metrics_reply(metrics.render()));
 }
 
@@ -368,6 +374,21 @@ void cleanup(const Call& call) {
   call.reply(cleanup_reply(*deleted, cutoff));
 }
 
+// GET /api/analytics/{durations,approvals,heatmap}: api/analytics.h answers,
+// from the ledger's facts and the activity counts (bounded reads).
+void analytics_durations(const Call& call) {
+  call.reply(analytics_reply(call.backend.store(), AnalyticsKind::durations, call.params,
+                             now_millis()));
+}
+void analytics_approvals(const Call& call) {
+  call.reply(analytics_reply(call.backend.store(), AnalyticsKind::approvals, call.params,
+                             now_millis()));
+}
+void analytics_heatmap(const Call& call) {
+  call.reply(analytics_reply(call.backend.store(), AnalyticsKind::heatmap, call.params,
+                             now_millis()));
+}
+
 // ---------------------------------------------------------------------------
 // Routes
 
@@ -401,6 +422,18 @@ const std::vector<Route>& routes() {
        .endpoint = session_deltas},
       {.path = "/api/sessions", .timed = QueryKind::sessions, .endpoint = sessions},
       {.path = "/api/export", .params = {"format", "csv"}, .endpoint = export_all},
+      {.path = "/api/analytics/durations",
+       .params = {"since", "until", "repo", "format"},
+       .timed = QueryKind::analytics,
+       .endpoint = analytics_durations},
+      {.path = "/api/analytics/approvals",
+       .params = {"since", "until", "repo", "tz", "format"},
+       .timed = QueryKind::analytics,
+       .endpoint = analytics_approvals},
+      {.path = "/api/analytics/heatmap",
+       .params = {"since", "until", "repo", "tz", "format"},
+       .timed = QueryKind::analytics,
+       .endpoint = analytics_heatmap},
       {.path = "/api/snapshot", .methods = {"POST"}, .changes_state = true, .endpoint = snapshot},
       {.path = "/api/cleanup",
        .methods = {"POST"},

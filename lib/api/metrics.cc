@@ -291,6 +291,7 @@ std::string_view to_string(QueryKind kind) {
     case QueryKind::export_page: return "export_page";
     case QueryKind::cleanup: return "cleanup";
     case QueryKind::check: return "check";
+    case QueryKind::analytics: return "analytics";
   }
   return "unknown";
 }
@@ -401,6 +402,9 @@ std::string Metrics::render() const {
   append_sample(out, "database_file_bytes", {}, file_bytes_.value());
   append_header(out, "store_deltas", "gauge", "Deltas currently held in the store.");
   append_sample(out, "store_deltas", {}, delta_count_.value());
+  append_header(out, "sessions_live", "gauge",
+                "Sessions the ledger holds as live (their last delta is not a deletion).");
+  append_sample(out, "sessions_live", {}, sessions_live_.value());
   append_header(out, "store_max_deltas", "gauge",
                 "The memory guard: deltas kept before the oldest are evicted ([storage] "
                 "max_deltas); 0 means no limit.");

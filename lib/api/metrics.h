@@ -54,8 +54,8 @@ inline constexpr std::array<int, 10> kHttpStatusCodes = {200, 400, 401, 403, 404
                                                          405, 409, 413, 500, 503};
 
 // What a query-duration observation measured (the "query" label).
-enum class QueryKind { deltas, sessions, stats, export_page, cleanup, check };
-inline constexpr std::size_t kQueryKinds = 6;
+enum class QueryKind { deltas, sessions, stats, export_page, cleanup, check, analytics };
+inline constexpr std::size_t kQueryKinds = 7;
 std::string_view to_string(QueryKind kind);
 
 class Metrics {
@@ -96,6 +96,8 @@ class Metrics {
   Gauge& database_file_bytes() { return file_bytes_; }
   Gauge& delta_count() { return delta_count_; }
   Counter& cleanup_deleted() { return cleanup_deleted_; }
+  // Sessions the ledger holds as live (set at scrape time from the store).
+  Gauge& sessions_live() { return sessions_live_; }
   Gauge& journal_bytes() { return journal_bytes_; }
 
   Histogram& query_duration(QueryKind kind) { return *query_duration_[static_cast<std::size_t>(kind)]; }
@@ -115,6 +117,7 @@ class Metrics {
   Gauge snapshot_last_success_;
   Gauge snapshot_interval_, store_max_deltas_, stream_queue_capacity_;
   Gauge memory_bytes_, file_bytes_, delta_count_, journal_bytes_;
+  Gauge sessions_live_;
   Counter cleanup_deleted_;
   std::array<std::unique_ptr<Histogram>, kQueryKinds> query_duration_;
   LabelledCounters http_requests_;

@@ -36,6 +36,7 @@ const char kUsageText[] =
     "  cleanup            delete deltas stored before a time\n"
     "  snapshot           make the daemon write its snapshot now (live only)\n"
     "  check              integrity and schema version (file), readiness (live)\n"
+    "  analytics ANSWER   durations, approvals or heatmap over a window (default 30 days)\n"
     "  migrate            rewrite a file as schema version 1 (for an older deltatap) or 2\n"
     "\n"
     "'deltatap COMMAND --help' describes a command's options.\n"
@@ -145,6 +146,27 @@ const std::vector<CommandSpec>& command_table() {
        "(version 1 rebuilds its own summary). --to 2 does ahead of time what deltatapd\n"
        "does when it loads a file of version 0 or 1. Refused while a deltatapd holds the\n"
        "file's directory. The file is named with --db: deltatap --db FILE migrate --to 1\n"},
+      {"analytics",
+       {{"--since", true}, {"--until", true}, {"--repo", true}, {"--tz", true}, {"--format", true}},
+       1,
+       "usage: deltatap analytics durations|approvals|heatmap [--since WHEN] [--until WHEN]\n"
+       "                          [--repo REPO] [--tz ZONE] [--format table|json|csv]\n"
+       "\n"
+       "Answers over a window: --since includes, --until excludes; WHEN is an ISO 8601\n"
+       "time or an age with a unit (30d, 12h, 2w) back from now. Default: the last 30\n"
+       "days; at most 366 days. --repo keeps the sessions of one repo.\n"
+       "  durations  created to succeeded/failed and created to deleted, for sessions\n"
+       "             created in the window: count, p50, p90, p99 (nearest rank), max,\n"
+       "             by outcome; still open ones counted as open; those whose life has a\n"
+       "             gap (spanning gaps) or an inferred end (inferred) counted apart.\n"
+       "  approvals  approved and rejected by the time of the decision, the approval\n"
+       "             rate, pending sessions, time to decision p50/p90, per local day.\n"
+       "  heatmap    deltas by local weekday and hour (a grid of 7 x 24), and per day.\n"
+       "--tz is an IANA time zone (Europe/Berlin; default UTC) for the local days and\n"
+       "hours of approvals and heatmap. On a terminal with colour the heatmap's cells are\n"
+       "shade blocks in four steps up to the busiest hour; otherwise, and with NO_COLOR\n"
+       "or --color never, the counts. json is the API's answer as it is; csv\n"
+       "is a table (durations by measure, approvals by day, the heatmap's grid).\n"},
       {"check", {}, 0,
        "usage: deltatap check\n"
        "\n"

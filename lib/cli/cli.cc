@@ -86,6 +86,7 @@ int dispatch(Context& ctx) {
   if (command == "cleanup") return cmd_cleanup(ctx);
   if (command == "snapshot") return cmd_snapshot(ctx);
   if (command == "migrate") return cmd_migrate(ctx);
+  if (command == "analytics") return cmd_analytics(ctx);
   return cmd_check(ctx);
 }
 
@@ -122,6 +123,9 @@ int run_cli(const std::vector<std::string>& args, const CliIo& io) {
     return kExitOk;
   }
   if (static_cast<int>(inv.positionals.size()) != spec->positionals) {
+    if (inv.command == "analytics") {
+      return usage(io, "analytics needs exactly one of durations, approvals or heatmap");
+    }
     return usage(io, spec->positionals == 0 ? inv.command + " takes no arguments, got " +
                                                   json_quoted(inv.positionals[0])
                                             : inv.command + " needs exactly one SESSION_ID");

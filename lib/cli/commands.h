@@ -27,6 +27,9 @@ int cmd_cleanup(Context& ctx);   // with --db, ctx.file must be a private_copy s
 int cmd_snapshot(Context& ctx);  // needs the live daemon
 int cmd_check(Context& ctx);
 
+// analytics_command.cc
+int cmd_analytics(Context& ctx);  // ctx.inv.positionals[0] names the answer
+
 // migrate_command.cc
 int cmd_migrate(Context& ctx);   // ctx.where is the --db file; no source is open
 

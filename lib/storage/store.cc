@@ -513,6 +513,8 @@ std::int64_t Store::memory_bytes() {
   return pages * page_size;
 }
 
+Result<sqlite3_stmt*> Store::prepared(const std::string& sql) { return impl_->statement(sql); }
+
 std::int64_t Store::last_delta_id() {
   return impl_
       ->scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'session_deltas'), "

@@ -28,6 +28,7 @@
 #include "base/timestamp.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace deltatap {
 
@@ -207,6 +208,13 @@ class Store {
   // A consistent image of the whole database in memory, as big as the database
   // (tests and tools; the daemon uses write_copy).
   Result<DatabaseImage> serialize();
+  // A statement of this store's connection, prepared once and cached, for the
+  // storage room's own readers that keep their SQL beside their concept
+  // (storage/analytics_reads.h); nothing outside storage/ calls it. The
+  // statement stays owned by the store, valid until compact(); the caller
+  // binds, steps and resets it (sqlite_statement.h's Use) before the next use.
+  // An error when SQLite cannot prepare `sql`.
+  Result<sqlite3_stmt*> prepared(const std::string& sql);
   // Highest delta id ever assigned, deleted rows included (AUTOINCREMENT's
   // sequence): a journal entry with a higher id is not in this database yet.
   std::int64_t last_delta_id();

@@ -9,7 +9,8 @@
 # deltatap: the commands, each command's options (those that take a value are
 # offered only once, as the CLI refuses repeats), the global options anywhere on
 # the line, --format values per command, --type, --color, files for --db,
-# --token-file and --out, and session ids for `timeline ID` and `--session ID`.
+# --token-file and --out, session ids for `timeline ID` and `--session ID`, and
+# the answers of `analytics ANSWER`.
 # The ids come from `deltatap [--db F | --url U] [--token ...] sessions --format
 # ndjson`, run with what is on the line, under `timeout` (DELTATAP_COMPLETION_TIMEOUT
 # seconds, default 2) and cached for 10 seconds: completion never waits longer
@@ -20,7 +21,7 @@
 # lib/service/command_line.cc (deltatapd) and lib/sim/sim_args.cc (deltatap-sim);
 # tests/completion_test.cc drives this file with bash.
 
-__deltatap_commands="stats query sessions timeline export cleanup snapshot check migrate"
+__deltatap_commands="stats query sessions timeline export cleanup snapshot check migrate analytics"
 __deltatap_global_value_options="--db --url --token --token-file --color"
 __deltatap_global_flags="--utc --local --no-color --help --version"
 
@@ -32,6 +33,7 @@ __deltatap_command_options() {
     export) echo "--format --out | --csv-raw" ;;
     cleanup) echo "--older-than |" ;;
     migrate) echo "--to |" ;;
+    analytics) echo "--since --until --repo --tz --format |" ;;
     *) echo "|" ;;
   esac
 }
@@ -43,6 +45,7 @@ __deltatap_formats() {
     query | sessions) echo "table json ndjson csv" ;;
     timeline) echo "text json" ;;
     export) echo "json ndjson csv" ;;
+    analytics) echo "table json csv" ;;
   esac
 }
 
@@ -242,6 +245,8 @@ _deltatap() {
     __deltatap_words_matching "" "$cur" "$__deltatap_commands"
   elif [[ $command == timeline && $positionals == 0 ]]; then
     __deltatap_sessions_matching "" "$cur" "${src[@]}"
+  elif [[ $command == analytics && $positionals == 0 ]]; then
+    __deltatap_words_matching "" "$cur" "durations approvals heatmap"
   fi
   __deltatap_reply "${__dt_candidates[@]}"
   return 0
