@@ -153,13 +153,13 @@ class Console:
         errors = self.errors(allowed)
         check(not errors, page + " loads with no error in the browser console", "; ".join(errors)[:1500])
 
-    def screenshot(self, name):
-        """A full-page PNG (up to 3000 px tall), through the DevTools protocol."""
+    def screenshot(self, name, max_height=3000):
+        """A full-page PNG (up to `max_height` CSS pixels tall), through the DevTools protocol."""
         metrics = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
         size = metrics.get("cssContentSize") or metrics["contentSize"]
         viewport = metrics.get("cssLayoutViewport") or metrics["layoutViewport"]
         width = max(int(viewport["clientWidth"]), 1)
-        height = min(max(int(size["height"]), int(viewport["clientHeight"])), 3000)
+        height = min(max(int(size["height"]), int(viewport["clientHeight"])), max_height)
         shot = self.driver.execute_cdp_cmd("Page.captureScreenshot", {
             "format": "png", "captureBeyondViewport": True,
             "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}})
@@ -197,6 +197,7 @@ def check_token_prompt(console, driver, token):
     if not console.wait("document.getElementById('token-dialog').open", "the page asks for the token"):
         return
     check(True, "the page asks for the token on the first 401")
+    console.screenshot("token")
     box = driver.find_element(By.ID, "token-input")
     box.send_keys("not-the-token")
     driver.find_element(By.ID, "token-submit").click()
@@ -221,7 +222,7 @@ def check_token_prompt(console, driver, token):
           "a reload in the same tab does not ask for the token again")
 
 
-def check_overview(console, driver, api, dark=False):
+def check_overview(console, driver, api, hostile_id, dark=False):
     if not console.open("#/", "document.getElementById('count-deltas')", "the overview loads"):
         return
     stats = api.json("/api/stats")
@@ -232,6 +233,12 @@ def check_overview(console, driver, api, dark=False):
         "return document.querySelector('[data-connected]').getAttribute('data-connected')")
     check(connection == str(stats["connected"]).lower(), "the overview shows the connection state",
           "%s vs %s" % (connection, stats["connected"]))
+    if hostile_id:
+        gaps = driver.execute_script(
+            "return [...document.querySelectorAll('#recent-gaps a.sid')].map(a => a.textContent)")
+        check(hostile_id in gaps, "the overview lists the hostile session's gap, its id as text",
+              repr(gaps)[:300])
+        check_no_injection(driver, "the overview")
     console.no_errors("the overview" + (" (dark)" if dark else ""))
 
 
@@ -348,7 +355,7 @@ def main():
             check_token_prompt(console, driver, args.token)
         else:
             driver.get(console.base)
-        check_overview(console, driver, api)
+        check_overview(console, driver, api, args.hostile_id)
         console.screenshot("overview")
         check_sessions(console, driver, api, args.hostile_id)
         console.screenshot("sessions")
@@ -374,7 +381,7 @@ def main():
         # Dark: the system's preference, as the DevTools protocol emulates it.
         driver.execute_cdp_cmd("Emulation.setEmulatedMedia",
                                {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
-        check_overview(console, driver, api, dark=True)
+        check_overview(console, driver, api, args.hostile_id, dark=True)
         background = driver.execute_script(
             "const c = getComputedStyle(document.body).backgroundColor.match(/\\d+/g).map(Number);"
             "return (0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]) / 255")
@@ -396,7 +403,7 @@ def main():
             check(width <= PHONE_WIDTH, "the %s page fits a %d px screen" % (name, PHONE_WIDTH),
                   "%d px wide" % width)
             console.no_errors("the %s page at phone width" % name)
-            console.screenshot(name + "-phone")
+            console.screenshot(name + "-phone", max_height=1400)
     finally:
         driver.quit()
     print("%d check(s) failed" % len(failures) if failures else "all checks passed", flush=True)

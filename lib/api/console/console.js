@@ -488,14 +488,14 @@
       clear(body);
       for (const s of rows.slice(0, sessionView.shown)) {
         body.appendChild(el('tr', {'data-session': s.sessionId},
-          el('td', null, sessionLink(s.sessionId)),
+          el('td', {class: 'session'}, sessionLink(s.sessionId)),
           el('td', {class: 'wide'}, s.repo || '–'),
-          el('td', null, s.plan || '–'),
+          el('td', {'data-label': 'plan'}, s.plan || '–'),
           el('td', {class: 'wide'}, s.approval || '–'),
-          el('td', {class: 'num'}, fmtCount(total(s))),
-          el('td', {class: 'num' + (s.gaps ? ' warn' : '')}, fmtCount(s.gaps)),
+          el('td', {class: 'num', 'data-label': 'deltas'}, fmtCount(total(s))),
+          el('td', {class: 'num' + (s.gaps ? ' warn' : ''), 'data-label': 'gaps'}, fmtCount(s.gaps)),
           el('td', {class: 'num wide'}, fmtCount(s.inferred)),
-          timeCell('td', s.lastSeen),
+          el('td', {class: 'time', title: s.lastSeen, 'data-label': 'last seen'}, showTime(s.lastSeen)),
           el('td', null, el('span', {class: 'pill ' + (s.live ? 'ok' : '')}, s.live ? 'live' : 'ended'))));
       }
       count.textContent = rows.length === all.length
