@@ -53,8 +53,12 @@ async function request(path) {
     if (token) headers.Authorization = 'Bearer ' + token;
     const response = await fetch(path, {headers, cache: 'no-store', credentials: 'omit'});
     if (response.status !== 401) return response;
-    if (token) sessionStorage.removeItem(TOKEN_KEY);
-    await askToken(Boolean(token));
+    const now = sessionStorage.getItem(TOKEN_KEY);
+    // Requests run in parallel: one refused with a token since replaced must
+    // neither forget the new one nor ask again, only retry with it.
+    if (now !== null && now !== token) continue;
+    if (now !== null) sessionStorage.removeItem(TOKEN_KEY);
+    await askToken(token !== null);
   }
 }
 
