@@ -57,6 +57,7 @@ function durationsCard(view, d) {
       figure('To a terminal plan', fmtCount(t.count)),
       figure('p50', fmtMs(t.p50_ms)), figure('p90', fmtMs(t.p90_ms)), figure('p99', fmtMs(t.p99_ms)),
       figure('max', fmtMs(t.max_ms)), figure('Still open', fmtCount(t.open)),
+      t.ended_without_outcome !== undefined ? figure('Ended without outcome', fmtCount(t.ended_without_outcome)) : null,
       figure('Span a gap', fmtCount(t.spanning_gaps)), figure('Inferred', fmtCount(t.inferred)),
       figure('To deletion', fmtCount(del.count)), figure('p50 to deletion', fmtMs(del.p50_ms))),
     outcomes.length ? el('div', {class: 'scroll'}, el('table', null,
@@ -177,7 +178,7 @@ export async function analyticsPage(view, query) {
   view.show(page);
   const [durations, approvals, heatmap] = await Promise.all([
     getJson('/api/analytics/durations?' + analyticsQuery(p, false)),
-    getJson('/api/analytics/approvals?' + analyticsQuery(p, false)),
+    getJson('/api/analytics/approvals?' + analyticsQuery(p, true)),
     getJson('/api/analytics/heatmap?' + analyticsQuery(p, true)),
     refreshConnection().catch(() => null),
   ]);
