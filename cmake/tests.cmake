@@ -118,6 +118,7 @@ deltatap_test_table(
   cli                    240      process                      -
   completion             180      process                      machine
   config                 60       unit                         -
+  console                300      process                      -
   daemon                 240      process,threads              -
   daemon_notify          120      process,threads              -
   durability             600      process,slow                 cpu

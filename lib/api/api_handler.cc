@@ -19,6 +19,7 @@
 #include "api/analytics.h"
 #include "api/delta_json.h"
 #include "api/replies.h"
+#include "api/web_console.h"
 #include "base/duration.h"
 #include "base/logging.h"
 #include "storage/analytics_reads.h"
@@ -490,10 +491,21 @@ std::optional<ApiReply> ApiHandler::refuse_unauthorised(std::string_view authori
                                             : "the bearer token is not the one configured");
 }
 
+std::optional<ApiReply> ApiHandler::refuse_unauthorised(std::string_view target,
+                                                        std::string_view authorization) const {
+  if (is_console_target(target)) return std::nullopt;
+  return refuse_unauthorised(authorization);
+}
+
 // The checks come in this order so that a client without the token learns
 // nothing of the routes, and a request is refused for the first thing wrong
 // with it, the same one each time.
 void ApiHandler::handle(const ApiRequest& request, std::function<void(ApiReply)> reply) {
+  // The console's files, and nothing else, answer without the token; a target
+  // under /ui/ never reaches an API route (web_console.h).
+  if (is_console_target(request.target)) {
+    return reply(console_reply(request.method, request.target, request.if_none_match));
+  }
   if (auto refused = refuse_unauthorised(request.authorization)) return reply(std::move(*refused));
   auto url = urls::parse_origin_form(request.target);
   if (!url) {

@@ -16,8 +16,10 @@
 // Allow; every query parameter is checked and unknown or repeated ones are
 // refused (400), so a typo is never silently ignored; no SQL is ever built from
 // request text. With a token configured every request needs
-// "Authorization: Bearer TOKEN" (compared in constant time, 401 otherwise);
-// without one, POST endpoints answer only on a loopback listener (403).
+// "Authorization: Bearer TOKEN" (compared in constant time, 401 otherwise),
+// except the web console's files under /ui/ (api/web_console.h: the page must
+// load to ask for the token; the data it shows comes from the API, which needs
+// it); without one, POST endpoints answer only on a loopback listener (403).
 #pragma once
 
 #include <cstdint>
@@ -71,6 +73,7 @@ struct ApiRequest {
   std::string method;         // as sent: "GET", "POST", ...
   std::string target;         // origin form, e.g. "/api/deltas?limit=5"
   std::string authorization;  // the Authorization header, "" when absent
+  std::string if_none_match;  // the If-None-Match header, "" when absent (console files)
 };
 
 struct ApiReply {
@@ -106,6 +109,10 @@ class ApiHandler {
   // as soon as a request's headers are in, so that a client without the token
   // cannot make it read (and hold) a body.
   std::optional<ApiReply> refuse_unauthorised(std::string_view authorization) const;
+  // As above for a request to `target` (origin form, as received): nullopt
+  // also for the web console's files, which need no token.
+  std::optional<ApiReply> refuse_unauthorised(std::string_view target,
+                                              std::string_view authorization) const;
 
  private:
   ApiBackend& backend_;

@@ -170,7 +170,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
                                   std::to_string(state_->limits.max_connections) +
                                   " connections at once; retry later"));
     }
-    if (auto refused = state_->handler->refuse_unauthorised(request[http::field::authorization])) {
+    if (auto refused = state_->handler->refuse_unauthorised(target_,
+                                                              request[http::field::authorization])) {
       keep_alive_ = false;
       return send(std::move(*refused));
     }
@@ -224,7 +225,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void dispatch() {
     stream_.expires_never();
     ApiRequest api_request{method_, target_,
-                           std::string(parser_->get()[http::field::authorization])};
+                           std::string(parser_->get()[http::field::authorization]),
+                           std::string(parser_->get()[http::field::if_none_match])};
     // The reply may come at once or later (snapshot); posting keeps the order
     // of events the same either way and never re-enters this function.
     state_->handler->handle(api_request, [self = shared_from_this()](ApiReply reply) {
