@@ -10,6 +10,7 @@
 // simulator's live sessions then ends it with an inferred step. The script
 // prints one line per check; screenshots of every page are left under the
 // build tree in console-screenshots/ (docs/console-*.png are copies of them).
+#define BOOST_TEST_MODULE console
 #include <boost/test/unit_test.hpp>
 
 #include <cctype>

@@ -513,7 +513,11 @@ std::int64_t Store::memory_bytes() {
   return pages * page_size;
 }
 
-Result<sqlite3_stmt*> Store::prepared(const std::string& sql) { return impl_->statement(sql); }
+Result<sqlite3_stmt*> Store::prepared(const std::string& sql) {
+  // Its readers (storage/analytics_reads) read the ledger's tables.
+  if (auto s = impl_->settle_ledger(); !s.ok()) return Error{s.error()};
+  return impl_->statement(sql);
+}
 
 std::int64_t Store::last_delta_id() {
   return impl_
