@@ -61,6 +61,32 @@ Result<std::string> display_conninfo(std::string_view url) {
   return out.empty() ? std::string("(libpq defaults)") : out;
 }
 
+std::string redact_conninfo(std::string_view url) {
+  ConninfoOptions holder;
+  auto options = parse(url, holder);
+  if (!options.ok()) return "(hidden: not a usable connection string)";
+  std::string out;
+  for (auto* o = *options; o->keyword; ++o) {
+    if (!o->val || !*o->val) continue;
+    std::string_view key = o->keyword;
+    std::string value = key == "password" ? "(hidden)" : o->val;
+    if (!out.empty()) out += ' ';
+    out += std::string(key) + "=";
+    bool plain = !value.empty() && value.find_first_of(" '\\\t\n") == std::string::npos;
+    if (plain) {
+      out += value;
+      continue;
+    }
+    out += '\'';
+    for (char c : value) {
+      if (c == '\'' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '\'';
+  }
+  return out;
+}
+
 PgResult::PgResult(pg_result* result) : result_(result) {}
 void PgResult::Clear::operator()(pg_result* r) const { PQclear(r); }
 int PgResult::rows() const { return result_ ? PQntuples(result_.get()) : 0; }

@@ -36,6 +36,11 @@ namespace deltatap {
 // password either: it reports positions and keywords, not values).
 Result<std::string> display_conninfo(std::string_view url);
 
+// Every parameter `url` sets, as a keyword=value connection string with the
+// password shown as "(hidden)" (--check-config); `url` itself when libpq
+// cannot parse it (config refuses such a value before it is shown).
+std::string redact_conninfo(std::string_view url);
+
 // Owns a PGresult.
 class PgResult {
  public:
