@@ -97,6 +97,9 @@ class Metrics {
   Gauge& delta_count() { return delta_count_; }
   Counter& cleanup_deleted() { return cleanup_deleted_; }
   Gauge& journal_bytes() { return journal_bytes_; }
+  // The PostgreSQL sink (sinks/postgres_sink.h): deltas not yet sent, failed attempts.
+  Gauge& postgres_lag_deltas() { return postgres_lag_deltas_; }
+  Counter& postgres_errors() { return postgres_errors_; }
 
   Histogram& query_duration(QueryKind kind) { return *query_duration_[static_cast<std::size_t>(kind)]; }
   Counter& http_requests(int status);
@@ -116,6 +119,8 @@ class Metrics {
   Gauge snapshot_interval_, store_max_deltas_, stream_queue_capacity_;
   Gauge memory_bytes_, file_bytes_, delta_count_, journal_bytes_;
   Counter cleanup_deleted_;
+  Gauge postgres_lag_deltas_;
+  Counter postgres_errors_;
   std::array<std::unique_ptr<Histogram>, kQueryKinds> query_duration_;
   LabelledCounters http_requests_;
   Gauge start_time_;
