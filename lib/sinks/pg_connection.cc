@@ -19,7 +19,10 @@ constexpr auto kSlice = std::chrono::milliseconds(100);
 // one line for the log.
 std::string one_line(std::string_view message) {
   std::string out;
-  for (char c : message) out += (c == '\n' || c == '\r') ? ' ' : c;
+  for (char c : message) out += (c == '\n' || c == '\r' || c == '\t') ? ' ' : c;
+  // Runs of spaces from the replaced line breaks collapse to one.
+  out.erase(std::unique(out.begin(), out.end(), [](char a, char b) { return a == ' ' && b == ' '; }),
+            out.end());
   while (!out.empty() && out.back() == ' ') out.pop_back();
   return out.empty() ? std::string("unknown libpq error") : out;
 }
@@ -145,6 +148,8 @@ Result<std::unique_ptr<PgConnection>> PgConnection::connect(const PgConnectOptio
     state = PQconnectPoll(conn);
   }
   if (PQsetnonblocking(conn, 1) != 0) return Error{one_line(PQerrorMessage(conn))};
+  // NOTICEs ("relation … already exists, skipping") would go to stderr.
+  PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
   return connection;
 }
 

@@ -111,12 +111,13 @@ Status in_transaction(PgConnection& connection, Body body) {
 Status ensure_pg_schema(PgConnection& connection) {
   // A role that may not create tables can still write to a schema in place:
   // look before taking the lock, which needs nothing but a connection.
-  auto current = connection.exec(
-      "SELECT CASE WHEN to_regclass('deltatap_schema') IS NULL THEN 0 "
-      "ELSE (SELECT COALESCE(max(version), 0) FROM deltatap_schema) END");
-  if (!current.ok()) return Error{current.error()};
-  int version = current->rows() ? std::stoi(current->text(0, 0)) : 0;
-  if (version == kPgSchemaVersion) return ok_status();
+  auto exists = connection.exec("SELECT to_regclass('deltatap_schema') IS NOT NULL");
+  if (!exists.ok()) return Error{exists.error()};
+  if (exists->text(0, 0) == "t") {
+    auto current = connection.exec("SELECT COALESCE(max(version), 0) FROM deltatap_schema");
+    if (!current.ok()) return Error{current.error()};
+    if (std::stoi(current->text(0, 0)) == kPgSchemaVersion) return ok_status();
+  }
   return in_transaction(connection, [&]() -> Status {
     if (auto s = run(connection, kSchemaLock); !s.ok()) return s;
     if (auto s = run(connection,
