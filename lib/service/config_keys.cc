@@ -258,15 +258,22 @@ Status check_postgres_url(std::string_view value, const Origin& origin) {
   if (value.empty()) return ok_status();
   auto parsed = display_conninfo(value);
   if (parsed.ok()) return ok_status();
-  std::string detail;
+  // A quoted piece stays when it is punctuation or a keyword libpq knows
+  // (it parses as "piece=x"); anything else may be a value.
+  std::string detail, piece;
   bool quoted = false;
   for (char c : parsed.error()) {
-    if (c == '"') {
-      quoted = !quoted;
-      detail += quoted ? "\"(hidden)" : "\"";
-    } else if (!quoted) {
-      detail += c;
+    if (c != '"') {
+      (quoted ? piece : detail) += c;
+      continue;
     }
+    if (quoted) {
+      bool keyword = !piece.empty() && piece.find_first_of(" ='\\") == std::string::npos &&
+                     display_conninfo(piece + "=x").ok();
+      detail += "\"" + (piece.size() == 1 || keyword ? piece : std::string("(hidden)")) + "\"";
+      piece.clear();
+    }
+    quoted = !quoted;
   }
   return Error{origin.where + origin.name + ": the value (hidden) is not usable: " + detail +
                " (expected " + std::string(kPostgresUrlExpected) + ")"};

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <string>
 #include <utility>
 
@@ -137,7 +138,15 @@ Result<std::unique_ptr<PgConnection>> PgConnection::connect(const PgConnectOptio
   if (!conn) return Error{"out of memory starting a PostgreSQL connection"};
   std::unique_ptr<PgConnection> connection(new PgConnection(conn, stop));
   if (PQstatus(conn) == CONNECTION_BAD) return Error{one_line(PQerrorMessage(conn))};
-  auto deadline = Clock::now() + options.connect_timeout;
+  // libpq applies the URL's connect_timeout only to its blocking calls; here
+  // it is ours to apply (else options.connect_timeout).
+  auto timeout = std::chrono::milliseconds(options.connect_timeout);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (keys[i] != "connect_timeout") continue;
+    int seconds = std::atoi(values[i].c_str());
+    if (seconds > 0) timeout = std::chrono::seconds(std::max(seconds, 2));
+  }
+  auto deadline = Clock::now() + timeout;
   // PQconnectPoll's protocol: start as if it asked for writing.
   PostgresPollingStatusType state = PGRES_POLLING_WRITING;
   while (state != PGRES_POLLING_OK) {

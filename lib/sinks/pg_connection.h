@@ -62,6 +62,7 @@ struct PgConnectOptions {
   std::string url;
   std::string password;  // empty: whatever the URL or libpq's files say
   std::string application_name = "deltatap";
+  // Unless the URL sets connect_timeout (seconds; libpq's minimum of 2 applies).
   std::chrono::milliseconds connect_timeout{10'000};
 };
 
