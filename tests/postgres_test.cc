@@ -232,6 +232,26 @@ BOOST_AUTO_TEST_CASE(two_taps_share_one_database_under_their_source_names, *need
   }
   load_expected(pg, dir / "a/data/sessions.sqlite", "expected_a");
   BOOST_TEST(mismatches(pg, "expected_a", "room-a") == "0");
+
+  // export --to: a file's history under its own source name, twice; the
+  // second run adds nothing. Under the tap's own name it adds nothing either.
+  auto deltatap = (bin_dir() / "deltatap").string();
+  auto file = (dir / "b/data/sessions.sqlite").string();
+  auto url = pg.socket_url("shared");
+  auto first = run_command({deltatap, "--db", file, "export", "--to", url, "--source", "migrated"});
+  BOOST_TEST(first.exit_code == 0, first.err);
+  BOOST_TEST(first.err.find("2000 new, 0 already there") != std::string::npos, first.err);
+  auto again = run_command({deltatap, "--db", file, "export", "--to", url, "--source", "migrated"});
+  BOOST_TEST(again.exit_code == 0, again.err);
+  BOOST_TEST(again.err.find("0 new, 2000 already there") != std::string::npos, again.err);
+  auto same = run_command({deltatap, "--db", file, "export", "--to", url, "--source", "room-b"});
+  BOOST_TEST(same.err.find("0 new, 2000 already there") != std::string::npos, same.err);
+  BOOST_TEST(pg_count(pg, "migrated", "shared") == 2000);
+  load_expected(pg, file, "expected_b");
+  BOOST_TEST(mismatches(pg, "expected_b", "migrated") == "0");
+  // Not a file: refused as a usage error.
+  auto live = run_command({deltatap, "--url", "http://127.0.0.1:1", "export", "--to", url});
+  BOOST_TEST(live.exit_code == 2, live.err);
 }
 
 BOOST_AUTO_TEST_CASE(bad_url_and_an_open_password_file_are_refused_at_start_without_the_password,
