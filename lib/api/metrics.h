@@ -119,14 +119,14 @@ class Metrics {
   Gauge snapshot_interval_, store_max_deltas_, stream_queue_capacity_;
   Gauge memory_bytes_, file_bytes_, delta_count_, journal_bytes_;
   Counter cleanup_deleted_;
-  Gauge postgres_lag_deltas_;
-  Counter postgres_errors_;
   std::array<std::unique_ptr<Histogram>, kQueryKinds> query_duration_;
   LabelledCounters http_requests_;
   Gauge start_time_;
   // process_start_time_seconds: from /proc/self/stat and CLOCK_BOOTTIME, read
   // once (it cannot change); start_time_ when /proc cannot tell.
   double process_start_time_ = 0;
+  Gauge postgres_lag_deltas_;
+  Counter postgres_errors_;
 };
 
 }  // namespace deltatap
