@@ -26,7 +26,7 @@ struct PostgresOptions {
   std::chrono::milliseconds backoff_initial{500};
   std::chrono::milliseconds backoff_max{30'000};
   // /readyz says "not ready" when more deltas than this wait to be sent.
-  std::int64_t ready_backlog = 1'000'000;
+  std::int64_t ready_backlog = 100'000;
 
   bool enabled() const { return !url.empty(); }
   bool operator==(const PostgresOptions&) const = default;
