@@ -84,7 +84,7 @@ std::string next_month(const std::string& month) {
     m = 1;
     ++year;
   }
-  char text[16];
+  char text[32];
   std::snprintf(text, sizeof text, "%04d-%02d", year, m);
   return text;
 }
@@ -206,10 +206,12 @@ Result<std::int64_t> PgDeltaWriter::write(PgConnection& connection,
   if (auto s = ensure_partitions(connection, rows); !s.ok()) return Error{s.error()};
   buffer_.clear();
   auto optional_json = [&](const std::optional<std::string>& state) {
-    if (state) {
-      append_copy_field(buffer_, jsonb_safe(*state));
-    } else {
+    if (!state) {
       buffer_ += "\\N";
+    } else if (state->find("\\u0000") == std::string::npos) {
+      append_copy_field(buffer_, *state);  // the usual case: no copy
+    } else {
+      append_copy_field(buffer_, jsonb_safe(*state));
     }
   };
   for (const auto& row : rows) {

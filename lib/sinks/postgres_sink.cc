@@ -212,9 +212,10 @@ Status PostgresSink::note_sent(std::int64_t last_id) {
     sent_fd_ = ::open(sent_id_path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     if (sent_fd_ < 0) return Error{errno_text("open", sent_id_path_, errno)};
   }
-  char text[kSentIdWidth + 2];
-  std::snprintf(text, sizeof text, "%0*lld\n", kSentIdWidth, static_cast<long long>(last_id));
-  if (::pwrite(sent_fd_, text, kSentIdWidth + 1, 0) != kSentIdWidth + 1 ||
+  char text[64];
+  int length = std::snprintf(text, sizeof text, "%0*lld\n", kSentIdWidth,
+                             static_cast<long long>(last_id));
+  if (length <= 0 || ::pwrite(sent_fd_, text, static_cast<std::size_t>(length), 0) != length ||
       ::fdatasync(sent_fd_) != 0) {
     return Error{errno_text("write", sent_id_path_, errno)};
   }
