@@ -65,7 +65,7 @@ INSERT INTO session_deltas (source, id, session_id, delta_type, before_state, af
                             "timestamp", created_at, origin, gap)
 SELECT $1, id, session_id, delta_type, before_state::jsonb, after_state::jsonb,
        ts::timestamptz, created_at::timestamptz, origin, gap
-FROM deltatap_staging ORDER BY id
+FROM deltatap_staging
 ON CONFLICT DO NOTHING)sql";
 
 // "YYYY-MM" of a normalised timestamp, or "" when it does not start so.

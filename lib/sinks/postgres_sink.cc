@@ -74,6 +74,7 @@ Result<std::unique_ptr<PostgresSink>> PostgresSink::create(boost::asio::io_conte
   auto sent = highest_sent_id(sink->sent_id_path_);
   if (!sent.ok()) return Error{sent.error()};
   sink->mark_ = *mark;
+  sink->handed_ = *mark;
   sink->durable_sent_ = *sent;
   store.hold_deltas_after(sink->mark_);
   return sink;
@@ -117,28 +118,33 @@ void PostgresSink::stop() {
 
 // --- the store lane -------------------------------------------------------------
 
+// Two batches at most are out: the one being sent and the next, read while
+// the first is on its way, so that reading and sending overlap.
 void PostgresSink::pump() {
-  if (in_flight_ || stop_) return;
-  auto rows = store_.deltas_after(mark_, options_.batch_rows);
+  if (in_flight_ >= kMaxInFlight || stop_) return;
+  auto rows = store_.deltas_after(handed_, options_.batch_rows);
   if (!rows.ok()) {
     log_error("The PostgreSQL sink cannot read the store", {{"ERROR", rows.error()}});
     return;
   }
-  if (rows->size() < options_.batch_rows) {
+  if (in_flight_ == 0 && rows->size() < options_.batch_rows) {
     lag_ = static_cast<std::int64_t>(rows->size());  // exact: all there is
     metrics_.lag_deltas.set(static_cast<double>(lag_));
   }
   if (rows->empty()) return;
-  in_flight_ = true;
+  handed_ = rows->back().id;
+  ++in_flight_;
   {
     std::lock_guard lock(mutex_);
-    batch_ = std::move(rows.value());
+    batches_.push_back(std::move(rows.value()));
   }
   wake_.notify_all();
+  // The next one, at once, when the first was full.
+  if (in_flight_ < kMaxInFlight && handed_ > mark_) pump();
 }
 
 void PostgresSink::on_sent(std::int64_t last_id) {
-  in_flight_ = false;
+  --in_flight_;
   mark_ = std::max(mark_, last_id);
   if (auto s = store_.set_sink_mark(mark_name_, mark_); !s.ok()) {
     // The rows are in PostgreSQL; only the resume point is older. Logged, as
@@ -163,7 +169,7 @@ void PostgresSink::schedule_tick() {
     pump();
     // A backlog larger than a batch is counted now and then, not at every tick.
     auto now = std::chrono::steady_clock::now();
-    if (in_flight_ && now - lag_counted_at_ >= kLagCountInterval) {
+    if (in_flight_ > 0 && now - lag_counted_at_ >= kLagCountInterval) {
       lag_counted_at_ = now;
       refresh_lag();
     }
@@ -257,10 +263,10 @@ void PostgresSink::run() {
     std::vector<StoredDelta> rows;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [this] { return stop_.load() || batch_.has_value(); });
+      wake_.wait(lock, [this] { return stop_.load() || !batches_.empty(); });
       if (stop_) return;
-      rows = std::move(*batch_);
-      batch_.reset();
+      rows = std::move(batches_.front());
+      batches_.pop_front();
     }
     for (;;) {
       Status outcome = ok_status();

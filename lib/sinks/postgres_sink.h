@@ -6,10 +6,10 @@
 // `store_lane`) reads the next batch, rows with id > the mark, by id, at most
 // PostgresOptions::batch_rows, and hands it over; the sink's own thread
 // connects, COPYs it and reports back; the store lane then records the new
-// mark in the store (Store::set_sink_mark), where snapshots and the journal
-// make it durable, and reads the next batch at once. One batch is in flight
-// at a time: that is the hand-off's bound, and all the memory the sink holds
-// whatever the server does.
+// mark in the store (Store::set_sink_mark), where snapshots make it durable,
+// and reads the next batch. Two batches at most are out (one being sent, the
+// next read meanwhile, so that reading and sending overlap): that is the
+// hand-off's bound, and all the memory the sink holds whatever the server does.
 //
 // Why a plain thread with libpq's non-blocking calls (pg_connection.h)
 // rather than libpq on an io_context: the sink does one thing at a time
@@ -38,6 +38,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -131,8 +132,10 @@ class PostgresSink {
   boost::asio::steady_timer tick_;
 
   // Store lane only.
-  std::int64_t mark_ = 0;
-  bool in_flight_ = false;
+  static constexpr int kMaxInFlight = 2;
+  std::int64_t mark_ = 0;    // every id up to it is in PostgreSQL
+  std::int64_t handed_ = 0;  // every id up to it is handed to the thread
+  int in_flight_ = 0;        // batches handed and not yet reported sent
   bool started_ = false;
   std::int64_t lag_ = 0;
   std::chrono::steady_clock::time_point lag_counted_at_;
@@ -140,7 +143,7 @@ class PostgresSink {
   // Shared with the thread, under mutex_.
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  std::optional<std::vector<StoredDelta>> batch_;
+  std::deque<std::vector<StoredDelta>> batches_;  // in id order; at most kMaxInFlight
   std::optional<std::string> last_error_;
   bool reported_ = false;  // whether any outcome was logged yet
   std::atomic<bool> stop_{false};

@@ -175,8 +175,9 @@ class Store {
   Result<std::vector<std::string>> live_sessions();
 
   // --- sinks (lib/sinks): what a sink has sent, kept in the table
-  // sink_progress(sink TEXT PRIMARY KEY, last_id INTEGER), so that snapshots
-  // and the journal make it durable like everything else.
+  // sink_progress(sink TEXT PRIMARY KEY, last_id INTEGER), which snapshots
+  // make durable (the journal does not hold it: after a kill -9 the mark may
+  // be older than what was sent, and the sink sends some deltas again).
   // The highest id `sink` has sent (every delta up to it is sent); 0 when none.
   Result<std::int64_t> sink_mark(const std::string& sink);
   Status set_sink_mark(const std::string& sink, std::int64_t last_id);
