@@ -4,6 +4,7 @@
 // taps in one database; and a server that is wrong in every way a user meets
 // (bad URL, wrong password, missing permissions, no answer) leaves the tap
 // itself unaffected, with a clear error and nothing lost.
+#define BOOST_TEST_MODULE postgres
 #include <boost/test/unit_test.hpp>
 
 #include <netinet/in.h>
@@ -73,10 +74,12 @@ long long pg_count(const PostgresServer& pg, const std::string& source,
 
 // Every delta of the SQLite file `db` into PostgreSQL's table `expected`
 // (COPY's text format: the file's exact text, NULL as \N).
-void load_expected(const PostgresServer& pg, const fs::path& db, const std::string& table) {
+void load_expected(const PostgresServer& pg, const fs::path& db, const std::string& table,
+                   const std::string& dbname = "postgres") {
   pg.query("DROP TABLE IF EXISTS " + table + "; CREATE TABLE " + table +
-           " (id bigint, session_id text, delta_type text, before_state text, after_state text, "
-           "ts text, created_at text, origin text, gap int)");
+               " (id bigint, session_id text, delta_type text, before_state text, after_state text, "
+               "ts text, created_at text, origin text, gap int)",
+           dbname);
   auto rows = query_db(db, "SELECT id, session_id, delta_type, before_state, after_state, timestamp, "
                            "created_at, origin, gap FROM session_deltas ORDER BY id");
   std::string data;
@@ -92,19 +95,21 @@ void load_expected(const PostgresServer& pg, const fs::path& db, const std::stri
     }
     data += '\n';
   }
-  pg.copy_in("COPY " + table + " FROM STDIN", data);
+  pg.copy_in("COPY " + table + " FROM STDIN", data, dbname);
 }
 
 // Rows of `table` (from load_expected) that PostgreSQL does not hold exactly:
 // missing, or differing in any column; states compared as JSON values (jsonb
 // equality: numbers by exact value, strings by their characters).
-std::string mismatches(const PostgresServer& pg, const std::string& table, const std::string& source) {
+std::string mismatches(const PostgresServer& pg, const std::string& table, const std::string& source,
+                       const std::string& dbname = "postgres") {
   return pg.scalar(
       "SELECT count(*) FROM " + table + " e LEFT JOIN session_deltas d ON d.source = '" + source +
       "' AND d.id = e.id WHERE d.id IS NULL OR d.session_id <> e.session_id OR "
       "d.delta_type <> e.delta_type OR d.before_state IS DISTINCT FROM e.before_state::jsonb OR "
       "d.after_state IS DISTINCT FROM e.after_state::jsonb OR d.\"timestamp\" <> e.ts::timestamptz OR "
-      "d.created_at <> e.created_at::timestamptz OR d.origin <> e.origin OR d.gap <> (e.gap = 1)");
+      "d.created_at <> e.created_at::timestamptz OR d.origin <> e.origin OR d.gap <> (e.gap = 1)",
+      dbname);
 }
 
 // A TCP listener that accepts (the kernel completes the handshake) and never
@@ -128,8 +133,6 @@ struct SilentServer {
 };
 
 }  // namespace
-
-BOOST_AUTO_TEST_SUITE(postgres)
 
 BOOST_AUTO_TEST_CASE(fifty_thousand_deltas_through_server_restarts_and_a_kill_9_arrive_exactly_once,
                      *needs(pg_precondition)) {
@@ -230,8 +233,8 @@ BOOST_AUTO_TEST_CASE(two_taps_share_one_database_under_their_source_names, *need
     tap->process->signal(SIGTERM);
     BOOST_TEST(tap->process->wait(30s).value_or(-1) == 0);
   }
-  load_expected(pg, dir / "a/data/sessions.sqlite", "expected_a");
-  BOOST_TEST(mismatches(pg, "expected_a", "room-a") == "0");
+  load_expected(pg, dir / "a/data/sessions.sqlite", "expected_a", "shared");
+  BOOST_TEST(mismatches(pg, "expected_a", "room-a", "shared") == "0");
 
   // export --to: a file's history under its own source name, twice; the
   // second run adds nothing. Under the tap's own name it adds nothing either.
@@ -247,8 +250,8 @@ BOOST_AUTO_TEST_CASE(two_taps_share_one_database_under_their_source_names, *need
   auto same = run_command({deltatap, "--db", file, "export", "--to", url, "--source", "room-b"});
   BOOST_TEST(same.err.find("0 new, 2000 already there") != std::string::npos, same.err);
   BOOST_TEST(pg_count(pg, "migrated", "shared") == 2000);
-  load_expected(pg, file, "expected_b");
-  BOOST_TEST(mismatches(pg, "expected_b", "migrated") == "0");
+  load_expected(pg, file, "expected_b", "shared");
+  BOOST_TEST(mismatches(pg, "expected_b", "migrated", "shared") == "0");
   // Not a file: refused as a usage error.
   auto live = run_command({deltatap, "--url", "http://127.0.0.1:1", "export", "--to", url});
   BOOST_TEST(live.exit_code != 0, live.err);
@@ -356,4 +359,3 @@ BOOST_AUTO_TEST_CASE(wrong_password_missing_permissions_and_a_silent_server_leav
   BOOST_TEST(pg_count(pg, "s") <= 0);
 }
 
-BOOST_AUTO_TEST_SUITE_END()

@@ -31,6 +31,14 @@ fs::path server_bin_dir() {
 
 bool running_as_root() { return ::geteuid() == 0; }
 
+// Process runs argv[0] as a path, not through $PATH.
+std::string runuser_path() {
+  for (const char* path : {"/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"}) {
+    if (fs::exists(path)) return path;
+  }
+  return "";
+}
+
 // Who owns the cluster when the test runs as root.
 constexpr const char* kOwner = "nobody";
 
@@ -67,6 +75,7 @@ struct Connection {
       PQfinish(conn);
       throw std::runtime_error("PostgreSQL: cannot connect: " + message);
     }
+    PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);  // "… skipping" NOTICEs
   }
   ~Connection() { PQfinish(conn); }
 };
@@ -78,7 +87,7 @@ std::string PostgresServer::unavailable() {
     return "PostgreSQL's server programs (initdb, pg_ctl) are not installed (Debian: postgresql)";
   }
   if (running_as_root() && !getpwnam(kOwner)) return "no user 'nobody' to run PostgreSQL as";
-  if (running_as_root() && !fs::exists("/usr/sbin/runuser") && !fs::exists("/sbin/runuser")) {
+  if (running_as_root() && runuser_path().empty()) {
     return "runuser is missing (Debian: util-linux)";
   }
   return "";
@@ -86,7 +95,7 @@ std::string PostgresServer::unavailable() {
 
 std::vector<std::string> PostgresServer::as_owner(std::vector<std::string> argv) const {
   if (!running_as_root()) return argv;
-  argv.insert(argv.begin(), {"runuser", "-u", kOwner, "--"});
+  argv.insert(argv.begin(), {runuser_path(), "-u", kOwner, "--"});
   return argv;
 }
 
