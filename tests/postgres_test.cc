@@ -164,12 +164,17 @@ BOOST_AUTO_TEST_CASE(fifty_thousand_deltas_through_server_restarts_and_a_kill_9_
 
   // The end: every stored delta sent, nothing waiting.
   BOOST_REQUIRE(sim.wait_sent(120s));
-  BOOST_REQUIRE_MESSAGE(wait_until([&] {
-                          auto stored = tap.stat("deltaCount");
-                          auto lag = tap.metric("deltatap_postgres_lag_deltas");
-                          return stored && lag && *lag == 0 && *stored >= 49'000 && count() >= *stored;
-                        }, 120s),
-                        tap.log());
+  auto caught_up = [&] {
+    auto stored = tap.stat("deltaCount");
+    auto lag = tap.metric("deltatap_postgres_lag_deltas");
+    return stored && lag && *lag == 0 && *stored >= 49'000 && count() >= *stored;
+  };
+  BOOST_REQUIRE_MESSAGE(wait_until(caught_up, 120s),
+                        "stored " << tap.stat("deltaCount").value_or(-1) << ", lag "
+                                  << tap.metric("deltatap_postgres_lag_deltas").value_or(-1)
+                                  << ", in PostgreSQL " << count() << ", sent " << sim.sent().value_or(-1)
+                                  << "\n" << http_request(tap.http, "GET", "/readyz").body << "\n"
+                                  << tap.log());
   BOOST_TEST(tap.metric("deltatap_postgres_errors_total").value_or(0) > 0);
   tap.process->signal(SIGTERM);
   BOOST_REQUIRE_EQUAL(tap.process->wait(30s).value_or(-1), 0);

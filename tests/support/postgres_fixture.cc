@@ -132,11 +132,13 @@ PostgresServer::PostgresServer() {
   run_owned({(bin / "initdb").string(), "-D", data_dir_.string(), "-U", "postgres",
              "--auth-local=trust", "--auth-host=scram-sha-256", "--pwfile=" + password_file.string(),
              "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"});
-  // The server's own settings: small and quick, no synchronous disk flushes
-  // (a test's crash is a process's, not the machine's).
+  // The server's own settings: small and quick, no disk flushes (a test's
+  // crash is a process's, not the machine's: what was written survives it).
+  // synchronous_commit stays on: off, a crash loses commits already
+  // confirmed, which no client can make up for.
   std::string settings = "\nlisten_addresses = '127.0.0.1'\nport = " + std::to_string(port_) +
                          "\nunix_socket_directories = '" + socket_dir_.string() +
-                         "'\nfsync = off\nsynchronous_commit = off\nmax_connections = 40\n"
+                         "'\nfsync = off\nmax_connections = 40\n"
                          "shared_buffers = 32MB\nlog_min_messages = warning\n";
   auto conf = data_dir_ / "postgresql.conf";
   write_file(conf, read_file(conf) + settings);
