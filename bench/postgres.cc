@@ -70,10 +70,10 @@ void insert_naively(PgConnection& connection, const std::string& source,
 
 int main(int argc, char** argv) {
   Args args(argc, argv);
-  auto from = args.text("--from");
-  auto url = args.text("--url");
-  auto limit = args.number("--rows", 100'000);
-  auto batch = static_cast<std::size_t>(args.number("--batch", 5'000));
+  auto from = args.text("from");
+  auto url = args.text("url");
+  auto limit = args.number("rows", 100'000);
+  auto batch = static_cast<std::size_t>(args.number("batch", 5'000));
   if (from.empty() || url.empty()) fail("usage: bench_postgres --from DB --url CONNINFO [--rows N]");
   auto rows = read_rows(from, limit);
   if (rows.empty()) fail(from + " holds no deltas");
