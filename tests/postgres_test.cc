@@ -310,13 +310,15 @@ BOOST_AUTO_TEST_CASE(wrong_password_missing_permissions_and_a_silent_server_leav
 
   // Right password, but the role may not create deltatap's tables (public is
   // not writable by PUBLIC in PostgreSQL 15): refused until granted, then
-  // everything held arrives.
+  // everything held arrives. Its memory guard (max_deltas 500) must not evict
+  // what the sink has not sent.
   auto right = dir / "right-password";
   write_file(right, "right-secret\n");
   ::chmod(right.c_str(), 0600);
   Sim sim_p(dir, "sim-p", {"--format", "mixed", "--count", "1500", "--seed", "42"});
   Tap p(dir, sim_p.url(),
-        "[postgres]\nurl = " + pg.tcp_url("tap", "") + "\nsource = p\npassword_file = " + right.string() + "\n",
+        "[storage]\nmax_deltas = 500\n[postgres]\nurl = " + pg.tcp_url("tap", "") +
+            "\nsource = p\npassword_file = " + right.string() + "\n",
         "p");
 
   // A server that accepts and never answers.
@@ -344,7 +346,9 @@ BOOST_AUTO_TEST_CASE(wrong_password_missing_permissions_and_a_silent_server_leav
     // Counted about once a second while a batch is out.
     BOOST_TEST(wait_until([&] { return tap->metric("deltatap_postgres_lag_deltas").value_or(0) == 1500; }, 10s));
     auto ready = http_request(tap->http, "GET", "/readyz");
-    BOOST_TEST(ready.body.find("PostgreSQL") != std::string::npos, ready.body);
+    BOOST_TEST(ready.body.find("PostgreSQL sink failing, 1500 deltas waiting (kept from retention "
+                               "and eviction)") != std::string::npos,
+               ready.body);
   }
   // Logged once per change of state, not at every retry.
   auto failing = log_field_values(w.log(), "PostgreSQL sink failing", "error");
