@@ -4,7 +4,8 @@
 
 enable_testing()
 
-add_library(deltatap_test_support STATIC ${CMAKE_SOURCE_DIR}/tests/support/test_support.cc)
+add_library(deltatap_test_support STATIC ${CMAKE_SOURCE_DIR}/tests/support/test_support.cc
+  ${CMAKE_SOURCE_DIR}/tests/support/postgres_fixture.cc)
 target_include_directories(deltatap_test_support PUBLIC ${CMAKE_SOURCE_DIR}/tests/support)
 target_compile_definitions(deltatap_test_support PRIVATE DELTATAP_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
 target_link_libraries(deltatap_test_support PUBLIC deltatap_lib)
@@ -140,6 +141,7 @@ deltatap_test_table(
   notify                 120      unit,threads                 -
   packaging              900      process,slow                 machine,cpu
   parser                 120      unit                         -
+  postgres               600      process,slow,threads         cpu
   parser_corpus          60       unit                         -
   promises_durability    600      process,slow                 serial
   promises_service       600      process,slow                 serial

@@ -414,6 +414,12 @@ std::string Metrics::render() const {
   append_sample(out, "cleanup_deleted_total", {}, cleanup_deleted_.value());
   append_header(out, "journal_bytes", "gauge", "Size of the write-ahead journal on disk.");
   append_sample(out, "journal_bytes", {}, journal_bytes_.value());
+  append_header(out, "postgres_lag_deltas", "gauge",
+                "Stored deltas the PostgreSQL sink has not sent yet; 0 without a sink.");
+  append_sample(out, "postgres_lag_deltas", {}, postgres_lag_deltas_.value());
+  append_header(out, "postgres_errors_total", "counter",
+                "Failed PostgreSQL sink attempts (connect, schema or batch), each retried.");
+  append_sample(out, "postgres_errors_total", {}, postgres_errors_.value());
 
   append_header(out, "query_duration_seconds", "histogram",
                 "Time the store took to answer a query, by kind.");

@@ -99,6 +99,9 @@ class Metrics {
   // Sessions the ledger holds as live (set at scrape time from the store).
   Gauge& sessions_live() { return sessions_live_; }
   Gauge& journal_bytes() { return journal_bytes_; }
+  // The PostgreSQL sink (sinks/postgres_sink.h): deltas not yet sent, failed attempts.
+  Gauge& postgres_lag_deltas() { return postgres_lag_deltas_; }
+  Counter& postgres_errors() { return postgres_errors_; }
 
   Histogram& query_duration(QueryKind kind) { return *query_duration_[static_cast<std::size_t>(kind)]; }
   Counter& http_requests(int status);
@@ -125,6 +128,8 @@ class Metrics {
   // process_start_time_seconds: from /proc/self/stat and CLOCK_BOOTTIME, read
   // once (it cannot change); start_time_ when /proc cannot tell.
   double process_start_time_ = 0;
+  Gauge postgres_lag_deltas_;
+  Counter postgres_errors_;
 };
 
 }  // namespace deltatap

@@ -110,8 +110,10 @@ const std::vector<CommandSpec>& command_table() {
        "earlier than the step before it is marked \"(timestamp earlier than the previous\n"
        "step)\". --format json gives each delta its origin and gap.\n"
        "Put -- before an id that starts with '-'.\n"},
-      {"export", {{"--format", true}, {"--out", true}, {"--csv-raw", false}}, 0,
+      {"export", {{"--format", true}, {"--out", true}, {"--csv-raw", false}, {"--to", true},
+                  {"--source", true}}, 0,
        "usage: deltatap export [--format json|ndjson|csv] [--csv-raw] [--out FILE]\n"
+       "       deltatap --db FILE export --to postgresql://... [--source NAME]\n"
        "\n"
        "The whole history, newest first (the query order), streamed: json is an array of\n"
        "deltas (default), ndjson one delta per line, csv RFC 4180 with a header line\n"
@@ -130,7 +132,13 @@ const std::vector<CommandSpec>& command_table() {
        "mode (and its owner and group where you may keep them); a new FILE is made\n"
        "0600, less if your umask says so. A character device or FIFO (/dev/null, a\n"
        "terminal, a named pipe) is written in place; a directory, block device or\n"
-       "socket is refused. A link is followed: the file it names is replaced.\n"},
+       "socket is refused. A link is followed: the file it names is replaced.\n"
+       "\n"
+       "--to copies the file's history into a PostgreSQL database (a libpq connection\n"
+       "string or URI; the password from it, PGPASSFILE or ~/.pgpass) in the schema\n"
+       "the daemon's [postgres] sink writes (docs/postgres.md), as source NAME (default:\n"
+       "the host name). Running it again adds nothing. A progress bar on a terminal,\n"
+       "else one summary line.\n"},
       {"cleanup", {{"--older-than", true}}, 0, kCleanupHelp},
       {"snapshot", {}, 0,
        "usage: deltatap snapshot\n"

@@ -8,6 +8,9 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -17,6 +20,10 @@
 #include "base/files.h"
 #include "cli/human_text.h"
 #include "cli/source.h"
+#include "sinks/pg_connection.h"
+#include "sinks/pg_writer.h"
+#include "sinks/postgres_sink.h"
+#include "storage/store.h"
 
 namespace deltatap::cli {
 
@@ -84,9 +91,98 @@ int export_in_place(Context& ctx, const std::string& path, mode_t type,
   return report_written(ctx, path, written);
 }
 
+// --- export --to postgresql://… ---------------------------------------------------
+
+// Deltas per COPY, as the sink's batch_rows (sinks/postgres_options.h).
+constexpr std::size_t kExportBatch = 5'000;
+
+// "[#######-------------]  35%  350000/1000000 deltas": redrawn in place on a
+// terminal (carriage return, no newline until the end).
+void draw_progress(std::ostream& err, std::int64_t done, std::int64_t total) {
+  constexpr int kWidth = 30;
+  double share = total > 0 ? static_cast<double>(done) / static_cast<double>(total) : 1.0;
+  int filled = static_cast<int>(share * kWidth);
+  err << "\r[" << std::string(filled, '#') << std::string(kWidth - filled, '-') << "] ";
+  char percent[8];
+  std::snprintf(percent, sizeof percent, "%3d%%", static_cast<int>(share * 100));
+  err << percent << "  " << done << "/" << total << " deltas" << std::flush;
+}
+
+// Copies the whole history of the --db file into PostgreSQL's schema
+// (sinks/pg_writer.h), in batches, idempotently: a delta already there (same
+// source and id) is skipped, so running it again adds nothing. Deltas are
+// read in id order from the file, the sink's order.
+int export_to_postgres(Context& ctx, const std::string& url) {
+  if (!ctx.file) {
+    return usage(ctx.io, "export --to needs --db FILE: it copies a file's history (a running "
+                         "daemon replicates with [postgres] url)");
+  }
+  auto shown = display_conninfo(url);
+  if (!shown.ok()) return fail(ctx, "--to: " + shown.error());
+  std::string source = postgres_source_name(ctx.inv.option("--source").value_or(""));
+  std::atomic<bool> never{false};  // the CLI is stopped by a signal, as a whole
+  PgConnectOptions options;
+  options.url = url;
+  options.application_name = "deltatap export";
+  auto connection = PgConnection::connect(options, never);
+  if (!connection.ok()) return fail(ctx, "cannot connect to " + *shown + ": " + connection.error());
+  (*connection)->set_timeout(PostgresOptions{}.statement_timeout);
+  if (auto s = ensure_pg_schema(**connection); !s.ok()) {
+    return fail(ctx, "cannot prepare the schema in " + *shown + ": " + s.error());
+  }
+  Store& store = ctx.file->store();
+  const std::int64_t total = store.delta_count();
+  const bool progress = ::isatty(STDERR_FILENO) == 1;
+  PgDeltaWriter writer(source);
+  std::vector<StoredDelta> batch;
+  batch.reserve(kExportBatch);
+  std::int64_t done = 0, added = 0;
+  std::string error;
+  auto started = std::chrono::steady_clock::now();
+  auto drawn = started;
+  auto flush = [&]() -> bool {
+    auto written = writer.write(**connection, batch);
+    if (!written.ok()) {
+      error = written.error();
+      return false;
+    }
+    done += static_cast<std::int64_t>(batch.size());
+    added += *written;
+    batch.clear();
+    auto now = std::chrono::steady_clock::now();
+    if (progress && now - drawn >= std::chrono::milliseconds(200)) {
+      drawn = now;
+      draw_progress(ctx.io.err, done, total);
+    }
+    return true;
+  };
+  auto visited = store.for_each_delta([&](const StoredDelta& row) {
+    batch.push_back(row);
+    return batch.size() < kExportBatch || flush();
+  });
+  if (visited.ok() && error.empty() && !batch.empty()) flush();
+  if (progress) {
+    draw_progress(ctx.io.err, done, total);
+    ctx.io.err << "\n";
+  }
+  if (!visited.ok()) return fail(ctx, "reading " + ctx.where + ": " + visited.error());
+  if (!error.empty()) {
+    return fail(ctx, "writing to " + *shown + " failed after " + std::to_string(done) +
+                         " deltas (running the export again resumes safely): " + error);
+  }
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  char rate[32];
+  std::snprintf(rate, sizeof rate, "%.0f", seconds > 0 ? static_cast<double>(done) / seconds : 0.0);
+  ctx.io.err << "deltatap: exported " << done << " deltas to " << *shown << " as source "
+             << escape_controls(source) << ": " << added << " new, " << (done - added)
+             << " already there (" << rate << " deltas/s)\n";
+  return kExitOk;
+}
+
 }  // namespace
 
 int cmd_export(Context& ctx) {
+  if (auto to = ctx.inv.option("--to")) return export_to_postgres(ctx, *to);
   int code = kExitOk;
   auto format = check_format(ctx, {"json", "ndjson", "csv"}, "json", code);
   if (!format) return code;

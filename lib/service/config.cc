@@ -26,6 +26,7 @@
 #include "base/redact.h"
 #include "base/secrets.h"
 #include "service/config_keys.h"
+#include "sinks/pg_connection.h"
 
 extern char** environ;
 
@@ -194,6 +195,12 @@ Result<Config> load_config(const CommandLine& cmdline, const Environment& env) {
                  ") is larger than [stream] backoff_max (" + format_duration(config.stream.backoff_max) +
                  ") (expected backoff_initial <= backoff_max)"};
   }
+  // Without files, delta ids start again at 1 at every start: the sink could
+  // not tell a new delta from an old one of the same id.
+  if (!config.postgres.url.empty() && !config.storage.enabled) {
+    return Error{"[postgres] url is set but [storage] enabled is off (expected storage on: the "
+                 "sink resumes from the store's files and needs delta ids that never repeat)"};
+  }
   if (auto s = resolve_token(env, config); !s) return Error{s.error()};
   return config;
 }
@@ -253,6 +260,13 @@ std::string describe_config(const Config& config) {
   if (config.http.listen.empty()) out << "# empty: the HTTP API is disabled\n";
   line(out, "listen", config.http.listen);
   line(out, "token", secret(config.http.token));
+
+  out << "\n[postgres]\n";
+  if (config.postgres.url.empty()) out << "# url empty: no PostgreSQL sink\n";
+  line(out, "url", config.postgres.url.empty() ? "" : redact_conninfo(config.postgres.url));
+  if (config.postgres.source.empty()) out << "# source empty: the host name\n";
+  line(out, "source", config.postgres.source);
+  line(out, "password_file", config.postgres.password_file);
 
   out << "\n[log]\n";
   line(out, "level", to_string(config.log.level));

@@ -19,6 +19,7 @@
 #include "base/logging.h"
 #include "base/result.h"
 #include "service/command_line.h"
+#include "sinks/postgres_options.h"
 #include "storage/storage_options.h"
 #include "stream/stream_options.h"
 
@@ -31,6 +32,7 @@ struct Config {
   RetentionOptions retention;
   HttpOptions http;
   LogOptions log;
+  PostgresOptions postgres;                  // off unless [postgres] url is set
 };
 
 // Loads file (cmdline.config_file, else none), then environment, then flags.

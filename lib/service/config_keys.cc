@@ -18,6 +18,8 @@
 #include "base/files.h"
 #include "base/json_text.h"
 #include "base/redact.h"
+#include "base/secrets.h"
+#include "sinks/pg_connection.h"
 
 namespace deltatap {
 
@@ -103,6 +105,12 @@ constexpr std::string_view kListenAllowed =
     "IP:PORT or [IPv6]:PORT with a port from 1 to 65535; empty disables the HTTP API";
 constexpr std::string_view kPersistExpected = "1 to store deltas or 0 not to";
 constexpr std::string_view kMillisExpected = "a positive integer, e.g. 60000";
+constexpr std::string_view kPostgresUrlExpected =
+    "a libpq connection string or URI, e.g. postgresql://deltatap@db.example/deltatap or "
+    "\"host=/run/postgresql dbname=deltatap\"; empty: no PostgreSQL sink";
+constexpr std::string_view kSourceExpected =
+    "a name of 1 to 200 characters without control characters, e.g. control-room-1; empty: the "
+    "host name";
 
 Result<std::uint64_t> parse_size(std::string_view value, const Origin& origin) {
   auto fail = [&] { return invalid(origin, value, "a size", kSizeExpected); };
@@ -244,6 +252,40 @@ Status check_readable_file(std::string_view value, const Origin& origin, std::st
   return ok_status();
 }
 
+// libpq's own parser decides (sinks/pg_connection.h). Its message may quote
+// a piece of the string, which could be a password: quoted pieces are cut.
+Status check_postgres_url(std::string_view value, const Origin& origin) {
+  if (value.empty()) return ok_status();
+  auto parsed = display_conninfo(value);
+  if (parsed.ok()) return ok_status();
+  // A quoted piece stays when it is punctuation or a keyword libpq knows
+  // (it parses as "piece=x"); anything else may be a value.
+  std::string detail, piece;
+  bool quoted = false;
+  for (char c : parsed.error()) {
+    if (c != '"') {
+      (quoted ? piece : detail) += c;
+      continue;
+    }
+    if (quoted) {
+      bool keyword = !piece.empty() && piece.find_first_of(" ='\\") == std::string::npos &&
+                     display_conninfo(piece + "=x").ok();
+      detail += "\"" + (piece.size() == 1 || keyword ? piece : std::string("(hidden)")) + "\"";
+      piece.clear();
+    }
+    quoted = !quoted;
+  }
+  return Error{origin.where + origin.name + ": the value (hidden) is not usable: " + detail +
+               " (expected " + std::string(kPostgresUrlExpected) + ")"};
+}
+
+Status check_source(std::string_view value, const Origin& origin) {
+  bool usable = value.size() <= 200;
+  for (unsigned char c : value) usable = usable && c >= 0x20 && c != 0x7f;
+  if (!usable) return invalid(origin, value, "a source name", kSourceExpected);
+  return ok_status();
+}
+
 }  // namespace
 
 // Bearer tokens travel in a header (the subprotocol list or Authorization), so
@@ -282,7 +324,7 @@ Status assign(Result<T> parsed, T& target) {
   return ok_status();
 }
 
-const std::array<KeySpec, 25> kKeys = {{
+const std::array<KeySpec, 28> kKeys = {{
     {"stream", "url", kUrlExpected,
      "The backend's WebSocket broadcast, which deltatapd connects to, and reconnects to with "
      "backoff when the connection ends",
@@ -458,6 +500,38 @@ const std::array<KeySpec, 25> kKeys = {{
        c.http.token = std::string(v);
        return ok_status();
      }},
+    {"postgres", "url", kPostgresUrlExpected,
+     "Replicate every stored delta into this PostgreSQL database (docs/postgres.md), at least "
+     "once and idempotently, resuming where it stopped after any restart. Needs [storage] "
+     "enabled. Shown without its password",
+     [](Config& c, std::string_view v, const Origin& o) -> Status {
+       std::string_view t = trim(v);
+       if (auto s = check_postgres_url(t, o); !s) return s;
+       c.postgres.url = std::string(t);
+       return ok_status();
+     }},
+    {"postgres", "source", kSourceExpected,
+     "This tap's name in the shared table (the `source` column), so that several taps can share "
+     "one database",
+     [](Config& c, std::string_view v, const Origin& o) -> Status {
+       std::string_view t = trim(v);
+       if (auto s = check_source(t, o); !s) return s;
+       c.postgres.source = std::string(t);
+       return ok_status();
+     }},
+    {"postgres", "password_file", "a path, or empty to leave the password to libpq (the URL, PGPASSFILE, ~/.pgpass)",
+     "A file holding the PostgreSQL password on one line (a trailing newline is dropped); "
+     "refused when readable by group or others. Read at start",
+     [](Config& c, std::string_view v, const Origin& o) -> Status {
+       if (auto s = check_path(v, o, "to leave the password to libpq"); !s) return s;
+       if (!v.empty()) {
+         if (auto read = read_secret_file(std::string(v)); !read) {
+           return Error{o.where + o.name + ": " + read.error()};
+         }
+       }
+       c.postgres.password_file = std::string(v);
+       return ok_status();
+     }},
     {"log", "level", kLevelExpected,
      "The least severe messages that are logged; debug adds a line per delta",
      [](Config& c, std::string_view v, const Origin& o) {
@@ -471,7 +545,8 @@ const std::array<KeySpec, 25> kKeys = {{
      }},
 }};
 
-constexpr std::array<std::string_view, 5> kSections = {"stream", "storage", "retention", "http", "log"};
+constexpr std::array<std::string_view, 6> kSections = {"stream", "storage", "retention", "http",
+                                                       "postgres", "log"};
 
 }  // namespace
 
@@ -545,7 +620,7 @@ Status set_snapshot_millis(Config& config, std::string_view v, const Origin& ori
 constexpr std::string_view kSnapshotMillisSyntax =
     "a number of milliseconds without a unit, e.g. 60000";
 
-constexpr std::array<EnvSpec, 10> kEnvironment = {{
+constexpr std::array<EnvSpec, 11> kEnvironment = {{
     {"DELTATAP_URL", "stream", "url"},
     {"DELTATAP_RECONCILE", "stream", "reconcile"},
     {"DELTATAP_TOKEN", "stream", "token"},
@@ -555,6 +630,7 @@ constexpr std::array<EnvSpec, 10> kEnvironment = {{
     {"PERSIST", "storage", "enabled", kPersistExpected, set_persist},
     {"SNAPSHOT_INTERVAL", "storage", "snapshot_interval", kSnapshotMillisSyntax, set_snapshot_millis},
     {"RETENTION_DAYS", "retention", "days"},
+    {"DELTATAP_POSTGRES_URL", "postgres", "url"},
     // Empty is meaningful here: it disables the HTTP API, as `[http] listen =` does.
     {"DELTATAP_HTTP", "http", "listen", {}, nullptr, true},
 }};

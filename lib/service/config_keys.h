@@ -51,7 +51,8 @@ struct Origin {
 // Checks `value` against its key's syntax and, only if it passes, stores it in
 // `config` (`[stream] header` appends; every other key replaces). On error
 // `config` is unchanged. `[stream] ca_file` must name an existing readable
-// regular file (or be empty); every other check looks at the text alone. A
+// regular file (or be empty) and `[postgres] password_file` a private one
+// (base/secrets.h); every other check looks at the text alone. A
 // path (`[storage] path`, `token_file`, `ca_file`) that is only white space is
 // refused; `[storage] path` may not be empty either. A URL is quoted in a
 // message with its user info and query values hidden (base/redact.h).
@@ -124,7 +125,7 @@ struct EnvSpec {
 
 // Every variable, in the order apply_environment applies them: DELTATAP_URL,
 // DELTATAP_TOKEN, DB_PATH, DELTATAP_LOG_LEVEL, DELTATAP_LOG_FORMAT, PERSIST,
-// SNAPSHOT_INTERVAL, RETENTION_DAYS, DELTATAP_HTTP.
+// SNAPSHOT_INTERVAL, RETENTION_DAYS, DELTATAP_POSTGRES_URL, DELTATAP_HTTP.
 std::span<const EnvSpec> environment_table();
 
 // Applies the variables of environment_table() over `config`, each through

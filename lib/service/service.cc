@@ -20,6 +20,7 @@
 #include "api/metrics.h"
 #include "base/files.h"
 #include "base/logging.h"
+#include "base/secrets.h"
 #include "base/json_text.h"
 #include "ingest/arrival_queue.h"
 #include "ingest/parser.h"
@@ -28,6 +29,7 @@
 #include "service/journal_replay.h"
 #include "service/notify.h"
 #include "service/snapshot_scheduler.h"
+#include "sinks/postgres_sink.h"
 #include "storage/journal.h"
 #include "storage/retention.h"
 #include "storage/snapshot.h"
@@ -47,6 +49,9 @@ constexpr std::size_t kMaxBatch = 2'000;
 constexpr auto kStatusInterval = std::chrono::seconds(1);
 // In the data directory: the lock a running daemon holds (design.md, Durability).
 constexpr const char* kLockFileName = ".deltatap.lock";
+// In the data directory: the highest delta id the PostgreSQL sink ever sent
+// (sinks/postgres_sink.h says why ids continue above it).
+constexpr const char* kPostgresSentIdFileName = "postgres-sent-id";
 
 double seconds_since(SteadyClock::time_point start) {
   return std::chrono::duration<double>(SteadyClock::now() - start).count();
@@ -110,11 +115,12 @@ class Service final : public ApiBackend {
     wait_for_signal();
     notifier_.status("Loading the store");
     publish_limits();
-    if (!open_store()) return 1;
+    if (!open_store()) return exit_code_ ? exit_code_ : 1;
     if (!start_http()) return 1;
     if (config_.storage.enabled) schedule_snapshot();
     if (replayed_ > 0) snapshots_->request("journal replay");
     schedule_retention();
+    if (postgres_) postgres_->start();
     start_stream();
     update_status();
     schedule_status();
@@ -164,6 +170,9 @@ class Service final : public ApiBackend {
     if (auto& error = snapshots_->last_error()) reasons.push_back("last snapshot failed: " + *error);
     if (journal_error_) reasons.push_back("journal writes failing: " + *journal_error_);
     if (auto& error = recorder_->last_error()) reasons.push_back("storing deltas failing: " + *error);
+    if (postgres_) {
+      for (auto& reason : postgres_->not_ready_reasons()) reasons.push_back(std::move(reason));
+    }
     return reasons;
   }
 
@@ -220,6 +229,9 @@ class Service final : public ApiBackend {
       }
       store_ = std::move(empty.value());
     }
+    // Before the replay and the first retention run: its hold keeps what it
+    // has not sent.
+    if (config_.postgres.enabled() && !create_postgres_sink()) return false;
     // Before the replay: it goes through the recorder, so that the ledger's
     // rules decide on replay what they decided when the deltas arrived.
     recorder_.emplace(*store_, metrics_.ingest(), RecorderOptions{config_.storage.max_deltas});
@@ -314,6 +326,31 @@ class Service final : public ApiBackend {
     return false;
   }
 
+  // The PostgreSQL sink, not yet started. A password file that cannot be
+  // read is a configuration error (exit 2), as a token file is.
+  bool create_postgres_sink() {
+    std::string password;
+    if (!config_.postgres.password_file.empty()) {
+      auto read = read_secret_file(config_.postgres.password_file);
+      if (!read.ok()) {
+        log_error("[postgres] password_file: " + read.error(), {{"ERROR", read.error()}});
+        exit_code_ = 2;
+        return false;
+      }
+      password = std::move(read.value());
+    }
+    auto sent_id_path =
+        (std::filesystem::path(directory_of(config_.storage.path)) / kPostgresSentIdFileName).string();
+    auto sink = PostgresSink::create(io_, *store_, config_.postgres, std::move(password), sent_id_path,
+                                     {metrics_.postgres_lag_deltas(), metrics_.postgres_errors()});
+    if (!sink.ok()) {
+      log_error("Cannot start the PostgreSQL sink: " + sink.error(), {{"ERROR", sink.error()}});
+      return false;
+    }
+    postgres_ = std::move(sink.value());
+    return true;
+  }
+
   // Replays what the last run journaled after its last snapshot
   // (journal_replay.h), then starts a new active journal file.
   bool open_journal() {
@@ -372,6 +409,12 @@ class Service final : public ApiBackend {
     StreamLaneOptions options;
     options.stream = config_.stream;
     options.last_id = store_->last_delta_id();
+    if (postgres_) {
+      // Ids the sink sent may be missing here after a kill -9: never reuse them.
+      auto sent = highest_sent_id(
+          (std::filesystem::path(directory_of(config_.storage.path)) / kPostgresSentIdFileName).string());
+      if (sent.ok()) options.last_id = std::max(options.last_id, *sent);
+    }
     if (live.ok()) options.live_sessions = std::move(live.value());
     options.reconciler = reconciler_options_from_environment();
     options.journal_fsync_interval = config_.storage.journal_fsync_interval;
@@ -498,6 +541,10 @@ class Service final : public ApiBackend {
         fresh->storage.journal = config_.storage.journal;
         fresh->http.listen = config_.http.listen;
       }
+      if (!(fresh->postgres == config_.postgres)) {
+        log_warning("[postgres] settings change only at restart; keeping the running values");
+        fresh->postgres = config_.postgres;
+      }
       config_ = std::move(fresh.value());
       init_logging(config_.log);
       recorder_->set_options(RecorderOptions{config_.storage.max_deltas});
@@ -524,6 +571,9 @@ class Service final : public ApiBackend {
     status_timer_.cancel();
     signals_.cancel();
     if (http_) http_->stop();
+    // Its thread ends within a poll slice; a batch cut short is sent again
+    // next time (the mark in the final snapshot says where to resume).
+    if (postgres_) postgres_->stop();
     // What the stream lane read before it closed is stored before the final
     // snapshot. Until then the store lane may have nothing of its own to wait
     // for: the guard keeps its loop running.
@@ -570,6 +620,7 @@ class Service final : public ApiBackend {
   ArrivalQueue queue_;
   std::optional<Recorder> recorder_;
   std::optional<SnapshotScheduler> snapshots_;
+  std::unique_ptr<PostgresSink> postgres_;  // after store_: stopped before it goes
   std::unique_ptr<StreamLane> lane_;  // last: stopped and joined before the rest go
   std::unique_ptr<HttpApi> http_;
   StoreLaneStall stall_;

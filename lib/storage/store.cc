@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <charconv>
 #include <functional>
+#include <limits>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -383,7 +384,13 @@ Result<std::vector<std::string>> Store::live_sessions() {
 
 Result<std::int64_t> Store::cleanup(TimePoint older_than) {
   std::string bound = format_timestamp(older_than);
-  return impl_->delete_where("created_at < ?1", [&](sqlite3_stmt* stmt) { bind_text(stmt, 1, bound); },
+  // A hold (a sink's backlog) bounds the ids; without one ?2 is the largest id.
+  std::int64_t hold = impl_->hold_after.value_or(std::numeric_limits<std::int64_t>::max());
+  return impl_->delete_where("created_at < ?1 AND id <= ?2",
+                             [&](sqlite3_stmt* stmt) {
+                               bind_text(stmt, 1, bound);
+                               sqlite3_bind_int64(stmt, 2, hold);
+                             },
                              "cleanup");
 }
 
@@ -401,9 +408,14 @@ Result<std::int64_t> Store::cleanup_events(TimePoint older_than) {
 Result<std::int64_t> Store::evict_beyond(std::int64_t max_rows) {
   std::int64_t excess = impl_->delta_count - max_rows;
   if (max_rows <= 0 || excess <= 0) return std::int64_t{0};
-  return impl_->delete_where("id IN (SELECT id FROM session_deltas ORDER BY id LIMIT ?1)",
-                             [&](sqlite3_stmt* stmt) { sqlite3_bind_int64(stmt, 1, excess); },
-                             "evict");
+  std::int64_t hold = impl_->hold_after.value_or(std::numeric_limits<std::int64_t>::max());
+  return impl_->delete_where(
+      "id IN (SELECT id FROM session_deltas WHERE id <= ?2 ORDER BY id LIMIT ?1)",
+      [&](sqlite3_stmt* stmt) {
+        sqlite3_bind_int64(stmt, 1, excess);
+        sqlite3_bind_int64(stmt, 2, hold);
+      },
+      "evict");
 }
 
 Status Store::compact() {
@@ -525,5 +537,70 @@ std::int64_t Store::last_delta_id() {
                "(SELECT MAX(id) FROM session_deltas), 0)")
       .value_or(0);
 }
+
+// --- sinks ---------------------------------------------------------------------
+
+namespace {
+
+// Created on first use: files written before sinks existed lack it, and the
+// table is additive (no schema version of its own).
+constexpr const char* kCreateSinkProgress =
+    "CREATE TABLE IF NOT EXISTS sink_progress (sink TEXT PRIMARY KEY, last_id INTEGER NOT NULL)";
+
+}  // namespace
+
+Result<std::int64_t> Store::sink_mark(const std::string& sink) {
+  auto present = impl_->scalar(
+      "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'sink_progress'");
+  if (!present.ok()) return Error{present.error()};
+  if (*present == 0) return std::int64_t{0};
+  auto stmt = impl_->statement("SELECT last_id FROM sink_progress WHERE sink = ?1");
+  if (!stmt.ok()) return Error{stmt.error()};
+  Use use(*stmt);
+  bind_text(*use, 1, sink);
+  int rc = sqlite3_step(*use);
+  if (rc == SQLITE_DONE) return std::int64_t{0};
+  if (rc != SQLITE_ROW) return Error{sqlite_error(impl_->db, "sink mark")};
+  return std::int64_t{sqlite3_column_int64(*use, 0)};
+}
+
+Status Store::set_sink_mark(const std::string& sink, std::int64_t last_id) {
+  if (auto s = impl_->exec(kCreateSinkProgress); !s.ok()) return s;
+  auto stmt = impl_->statement(
+      "INSERT INTO sink_progress (sink, last_id) VALUES (?1, ?2) "
+      "ON CONFLICT(sink) DO UPDATE SET last_id = excluded.last_id");
+  if (!stmt.ok()) return Error{stmt.error()};
+  Use use(*stmt);
+  bind_text(*use, 1, sink);
+  sqlite3_bind_int64(*use, 2, last_id);
+  if (sqlite3_step(*use) != SQLITE_DONE) return Error{sqlite_error(impl_->db, "sink mark")};
+  return ok_status();
+}
+
+Result<std::vector<StoredDelta>> Store::deltas_after(std::int64_t after_id, std::size_t limit) {
+  auto stmt = impl_->statement(std::string("SELECT ") + kDeltaColumns +
+                               " FROM session_deltas WHERE id > ?1 ORDER BY id LIMIT ?2");
+  if (!stmt.ok()) return Error{stmt.error()};
+  Use use(*stmt);
+  sqlite3_bind_int64(*use, 1, after_id);
+  sqlite3_bind_int64(*use, 2, static_cast<std::int64_t>(limit));
+  std::vector<StoredDelta> rows;
+  rows.reserve(std::min<std::size_t>(limit, 4096));
+  int rc;
+  while ((rc = sqlite3_step(*use)) == SQLITE_ROW) rows.push_back(read_delta(*use));
+  if (rc != SQLITE_DONE) return Error{sqlite_error(impl_->db, "deltas after")};
+  return rows;
+}
+
+Result<std::int64_t> Store::count_deltas_after(std::int64_t after_id) {
+  auto stmt = impl_->statement("SELECT COUNT(*) FROM session_deltas WHERE id > ?1");
+  if (!stmt.ok()) return Error{stmt.error()};
+  Use use(*stmt);
+  sqlite3_bind_int64(*use, 1, after_id);
+  if (sqlite3_step(*use) != SQLITE_ROW) return Error{sqlite_error(impl_->db, "count deltas")};
+  return std::int64_t{sqlite3_column_int64(*use, 0)};
+}
+
+void Store::hold_deltas_after(std::optional<std::int64_t> id) { impl_->hold_after = id; }
 
 }  // namespace deltatap

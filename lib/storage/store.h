@@ -175,13 +175,30 @@ class Store {
   // The ids of the sessions the ledger holds as live, sorted.
   Result<std::vector<std::string>> live_sessions();
 
+  // --- sinks (lib/sinks): what a sink has sent, kept in the table
+  // sink_progress(sink TEXT PRIMARY KEY, last_id INTEGER), which snapshots
+  // make durable (the journal does not hold it: after a kill -9 the mark may
+  // be older than what was sent, and the sink sends some deltas again).
+  // The highest id `sink` has sent (every delta up to it is sent); 0 when none.
+  Result<std::int64_t> sink_mark(const std::string& sink);
+  Status set_sink_mark(const std::string& sink, std::int64_t last_id);
+  // Up to `limit` deltas with id > `after_id`, by id (a sink's next batch).
+  Result<std::vector<StoredDelta>> deltas_after(std::int64_t after_id, std::size_t limit);
+  // How many deltas have id > `after_id` (a sink's backlog); O(backlog).
+  Result<std::int64_t> count_deltas_after(std::int64_t after_id);
+  // While set, cleanup() and evict_beyond() keep every delta with id > `id`:
+  // a sink has not sent them yet. nullopt (the default): no hold.
+  void hold_deltas_after(std::optional<std::int64_t> id);
+
   // Deletes deltas whose created_at is before `older_than`; returns how many.
+  // Deltas held for a sink (hold_deltas_after) stay.
   Result<std::int64_t> cleanup(TimePoint older_than);
   // Deletes stream events whose `at` is before `older_than`; returns how many.
   // A backend that flaps adds rows at every reconnect: without this they would
   // only ever grow.
   Result<std::int64_t> cleanup_events(TimePoint older_than);
-  // Evicts the oldest deltas beyond `max_rows`; returns how many went.
+  // Evicts the oldest deltas beyond `max_rows`, except those held for a sink;
+  // returns how many went.
   Result<std::int64_t> evict_beyond(std::int64_t max_rows);
   // Gives freed pages back (VACUUM); worth it after a large cleanup.
   Status compact();

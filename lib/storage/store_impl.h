@@ -42,6 +42,8 @@ struct Store::Impl {
   // Bumped whenever ledger rows change other than by adding a batch's rows
   // (deletes, rebuilds): whoever caches ledger rows starts over.
   std::uint64_t ledger_generation = 0;
+  // Deltas above this id are kept by cleanup and eviction (Store::hold_deltas_after).
+  std::optional<std::int64_t> hold_after;
 
   ~Impl() {
     // Every prepared statement goes first: sqlite3_close leaves the connection
