@@ -113,7 +113,7 @@ const std::vector<CommandSpec>& command_table() {
       {"export", {{"--format", true}, {"--out", true}, {"--csv-raw", false}, {"--to", true},
                   {"--source", true}}, 0,
        "usage: deltatap export [--format json|ndjson|csv] [--csv-raw] [--out FILE]\n"
-       "       deltatap --db FILE export --to postgresql://... [--source NAME]\n"
+       "       deltatap export --to postgresql://... [--source NAME]\n"
        "\n"
        "The whole history, newest first (the query order), streamed: json is an array of\n"
        "deltas (default), ndjson one delta per line, csv RFC 4180 with a header line\n"
@@ -134,11 +134,11 @@ const std::vector<CommandSpec>& command_table() {
        "terminal, a named pipe) is written in place; a directory, block device or\n"
        "socket is refused. A link is followed: the file it names is replaced.\n"
        "\n"
-       "--to copies the file's history into a PostgreSQL database (a libpq connection\n"
-       "string or URI; the password from it, PGPASSFILE or ~/.pgpass) in the schema\n"
-       "the daemon's [postgres] sink writes (docs/postgres.md), as source NAME (default:\n"
-       "the host name). Running it again adds nothing. A progress bar on a terminal,\n"
-       "else one summary line.\n"},
+       "--to copies the history of a file (give it with --db, before the command)\n"
+       "into a PostgreSQL database (a libpq connection string or URI; the password\n"
+       "from it, PGPASSFILE or ~/.pgpass) in the schema the daemon's [postgres] sink\n"
+       "writes (docs/postgres.md), as source NAME (default: the host name). Running it\n"
+       "again adds nothing. A progress bar on a terminal, else one summary line.\n"},
       {"cleanup", {{"--older-than", true}}, 0, kCleanupHelp},
       {"snapshot", {}, 0,
        "usage: deltatap snapshot\n"

@@ -30,7 +30,7 @@ __deltatap_command_options() {
   case $1 in
     stats | sessions | timeline) echo "--format |" ;;
     query) echo "--session --type --since --until --limit --before --format |" ;;
-    export) echo "--format --out | --csv-raw" ;;
+    export) echo "--format --out --to --source | --csv-raw" ;;
     cleanup) echo "--older-than |" ;;
     migrate) echo "--to |" ;;
     analytics) echo "--since --until --repo --tz --format |" ;;
