@@ -38,6 +38,18 @@
 namespace deltatap {
 
 // What the store cannot know about the daemon around it (GET /api/stats).
+// The PostgreSQL sink as /api/stats shows it (sinks/postgres_sink.h's
+// status, copied by the service: api/ does not reach sinks/).
+struct PostgresStats {
+  std::string target;  // the connection, without its password
+  std::string source;
+  bool connected = false;
+  std::int64_t mark = 0;  // highest delta id sent
+  std::int64_t lag = 0;   // deltas stored and not yet sent
+  std::uint64_t errors = 0;
+  std::optional<std::string> last_error;
+};
+
 struct StatsExtra {
   bool enabled = false;                          // storage on (PERSIST)
   std::string db_path;
@@ -48,6 +60,7 @@ struct StatsExtra {
   std::optional<std::string> stream_url;
   std::optional<std::uint64_t> journal_bytes;
   std::optional<std::string> started_at;
+  std::optional<PostgresStats> postgres;         // absent without [postgres] url
 };
 
 // What the API needs from the running daemon; the service implements it.

@@ -91,6 +91,27 @@ std::string stats_json(const StoreCounts& counts, const StatsExtra& extra) {
   out += ',';
   append_key(out, "startedAt");
   append_json_optional(out, extra.started_at);
+  out += ',';
+  append_key(out, "postgres");
+  if (!extra.postgres) {
+    out += "null";
+  } else {
+    const PostgresStats& pg = *extra.postgres;
+    out += '{';
+    append_key(out, "target");
+    append_json_string(out, pg.target);
+    out += ',';
+    append_key(out, "source");
+    append_json_string(out, pg.source);
+    out += ',';
+    append_key(out, "connected");
+    out += pg.connected ? "true" : "false";
+    out += ",\"mark\":" + std::to_string(pg.mark) + ",\"lag\":" + std::to_string(pg.lag) +
+           ",\"errors\":" + std::to_string(pg.errors) + ',';
+    append_key(out, "lastError");
+    append_json_optional(out, pg.last_error);
+    out += '}';
+  }
   out += '}';
   return out;
 }

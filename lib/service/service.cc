@@ -158,6 +158,11 @@ class Service final : public ApiBackend {
     extra.stream_url = display_url();
     if (journal_) extra.journal_bytes = journal_bytes_;
     extra.started_at = started_at_;
+    if (postgres_) {
+      auto status = postgres_->status();
+      extra.postgres = PostgresStats{status.target, status.source,       status.connected, status.mark,
+                                     status.lag,    status.errors,       status.last_error};
+    }
     return extra;
   }
 
