@@ -210,13 +210,35 @@ Result<HeatmapAnswer> compute_heatmap(Store& store, const AnalyticsRequest& requ
       answer.days[static_cast<std::size_t>(local.day - first_day)].deltas += deltas;
     }
   };
-  // A part of a quarter hour, counted from the deltas themselves.
+  // A part of a quarter hour, counted from the deltas themselves: the part,
+  // or, when it is most of the quarter hour, the quarter's total in
+  // `activity` less the rest. The live quarter hour, which `until` = now cuts,
+  // holds all the stream brought in the last minutes and next to nothing
+  // after now: counting the part itself read every one of those deltas.
+  auto count_between = [&](TimePoint from, TimePoint to) -> Result<QuarterCount> {
+    if (from >= to) return QuarterCount{};
+    return deltas_between(store, format_timestamp(from), format_timestamp(to), request.repo);
+  };
   auto add_part = [&](TimePoint from, TimePoint to) -> Status {
     if (from >= to) return ok_status();
-    auto counted =
-        deltas_between(store, format_timestamp(from), format_timestamp(to), request.repo);
-    if (!counted.ok()) return Error{counted.error()};
-    add(floor_quarter(from), counted->deltas, counted->inferred);
+    TimePoint quarter = floor_quarter(from);
+    if (to - from <= kQuarter / 2) {
+      auto counted = count_between(from, to);
+      if (!counted.ok()) return Error{counted.error()};
+      add(quarter, counted->deltas, counted->inferred);
+      return ok_status();
+    }
+    auto whole = activity_between(store, bucket_text(quarter), bucket_text(quarter + kQuarter),
+                                  request.repo);
+    if (!whole.ok()) return Error{whole.error()};
+    auto before = count_between(quarter, from);
+    if (!before.ok()) return Error{before.error()};
+    auto after = count_between(to, quarter + kQuarter);
+    if (!after.ok()) return Error{after.error()};
+    std::int64_t deltas = 0, inferred_deltas = 0;
+    for (const auto& row : *whole) deltas += row.deltas, inferred_deltas += row.inferred;
+    add(quarter, std::max<std::int64_t>(0, deltas - before->deltas - after->deltas),
+        std::max<std::int64_t>(0, inferred_deltas - before->inferred - after->inferred));
     return ok_status();
   };
 

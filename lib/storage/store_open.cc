@@ -130,7 +130,11 @@ void DatabaseImage::Free::operator()(unsigned char* p) const { sqlite3_free(p); 
 
 // Tuning is for the in-memory database only; files keep SQLite's defaults.
 Status Store::Impl::open_memory() {
-  if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+  // One thread at a time uses a store (the store lane): without SQLite's own
+  // mutex, every step and column read skips a lock and an unlock (15 % of an
+  // analytics answer's time in a profile).
+  if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      nullptr) !=
       SQLITE_OK) {
     return Error{sqlite_error(db, "open in-memory database")};
   }
