@@ -150,8 +150,8 @@ Result<DurationsAnswer> compute_durations(Store& store, const AnalyticsRequest& 
 }
 
 Result<ApprovalsAnswer> compute_approvals(Store& store, const AnalyticsRequest& request) {
-  auto rows = sessions_for_approvals(store, facts_window(request));
-  if (!rows.ok()) return Error{rows.error()};
+  auto facts = approvals_in(store, facts_window(request));
+  if (!facts.ok()) return Error{facts.error()};
   TimeZone tz = *request.tz;
   ApprovalsAnswer answer;
   answer.window = window_of(request);
@@ -159,24 +159,20 @@ Result<ApprovalsAnswer> compute_approvals(Store& store, const AnalyticsRequest& 
   for (auto day = first_day; day <= last_day; ++day) {
     answer.per_day.push_back({format_local_day(day)});
   }
+  answer.pending = facts->pending;
   std::vector<std::int64_t> to_decision;
-  for (const auto& row : *rows) {
-    auto decided = time_of(row.decided_at);
-    bool verdict = row.approval && (*row.approval == "approved" || *row.approval == "rejected");
-    if (verdict && decided && *decided >= request.since && *decided < request.until) {
-      bool approved = *row.approval == "approved";
-      ++(approved ? answer.approved : answer.rejected);
-      auto day = tz.local(*decided).day;
-      if (day >= first_day && day <= last_day) {
-        auto& per_day = answer.per_day[static_cast<std::size_t>(day - first_day)];
-        ++(approved ? per_day.approved : per_day.rejected);
-      }
-      if (inferred(row.decided_origin)) ++answer.inferred;
-      if (auto created = time_of(row.created_at); created && *created <= *decided) {
-        to_decision.push_back(ms_between(*created, *decided));
-      }
-    } else if (!verdict && row.approval && row.live) {
-      ++answer.pending;
+  for (const auto& decision : facts->decisions) {
+    auto decided = parse_timestamp(decision.decided_at);
+    if (!decided.ok() || *decided < request.since || *decided >= request.until) continue;
+    ++(decision.approved ? answer.approved : answer.rejected);
+    auto day = tz.local(*decided).day;
+    if (day >= first_day && day <= last_day) {
+      auto& per_day = answer.per_day[static_cast<std::size_t>(day - first_day)];
+      ++(decision.approved ? per_day.approved : per_day.rejected);
+    }
+    if (decision.inferred) ++answer.inferred;
+    if (auto created = time_of(decision.created_at); created && *created <= *decided) {
+      to_decision.push_back(ms_between(*created, *decided));
     }
   }
   if (answer.approved + answer.rejected > 0) {

@@ -61,12 +61,39 @@ Result<std::vector<SessionFacts>> sessions_created_in(Store& store, const FactsW
   return facts_where(store, window, "created_at >= ?1 AND created_at < ?2", "durations");
 }
 
-Result<std::vector<SessionFacts>> sessions_for_approvals(Store& store, const FactsWindow& window) {
-  return facts_where(store, window,
-                     "(decided_at >= ?1 AND decided_at < ?2 AND approval IN ('approved', "
-                     "'rejected')) OR (live AND approval IS NOT NULL AND approval NOT IN "
-                     "('approved', 'rejected') AND last_seen >= ?1 AND first_seen < ?2)",
-                     "approvals");
+Result<ApprovalFacts> approvals_in(Store& store, const FactsWindow& window) {
+  ApprovalFacts facts;
+  auto bind_window = [&](sqlite3_stmt* stmt) {
+    bind_text(stmt, 1, window.since);
+    bind_text(stmt, 2, window.until);
+    if (window.repo) bind_text(stmt, 3, *window.repo);
+  };
+  std::string repo = window.repo ? " AND repo = ?3" : "";
+  auto decided = store.prepared(
+      "SELECT approval = 'approved', decided_at, decided_origin <> 'stream', created_at FROM sessions "
+      "WHERE decided_at >= ?1 AND decided_at < ?2 AND approval IN ('approved', 'rejected')" + repo);
+  if (!decided.ok()) return Error{decided.error()};
+  {
+    Use use(*decided);
+    bind_window(*use);
+    int rc;
+    while ((rc = sqlite3_step(*use)) == SQLITE_ROW) {
+      facts.decisions.push_back({sqlite3_column_int(*use, 0) != 0, column_text(*use, 1),
+                                 sqlite3_column_int(*use, 2) == 1, column_optional(*use, 3)});
+    }
+    if (rc != SQLITE_DONE) return Error{sqlite_error(sqlite3_db_handle(*use), "approvals")};
+  }
+  auto pending = store.prepared(
+      "SELECT COUNT(*) FROM sessions WHERE live AND approval IS NOT NULL AND approval NOT IN "
+      "('approved', 'rejected') AND last_seen >= ?1 AND first_seen < ?2" + repo);
+  if (!pending.ok()) return Error{pending.error()};
+  Use use(*pending);
+  bind_window(*use);
+  if (sqlite3_step(*use) != SQLITE_ROW) {
+    return Error{sqlite_error(sqlite3_db_handle(*use), "pending approvals")};
+  }
+  facts.pending = sqlite3_column_int64(*use, 0);
+  return facts;
 }
 
 Result<std::vector<QuarterCount>> activity_between(Store& store, const std::string& first_bucket,
