@@ -151,7 +151,7 @@ deltatap_test_table(
   snapshot               300      unit                         -
   store                  180      unit,threads                 -
   stream                 300      process,threads              cpu
-  systemd_unit           300      process                      machine
+  systemd_unit           300      process                      machine,cpu
   timestamp              60       unit                         -
   websocket_client       300      process,threads              -
 )

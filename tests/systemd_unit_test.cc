@@ -31,6 +31,11 @@
 
 namespace {
 
+// The last `bytes` of `text`.
+std::string tail_of(const std::string& text, std::size_t bytes) {
+  return text.size() <= bytes ? text : text.substr(text.size() - bytes);
+}
+
 using namespace deltatap::testing;
 
 fs::path unit_path() { return source_dir() / "systemd" / "deltatap.service"; }
@@ -437,7 +442,12 @@ BOOST_AUTO_TEST_CASE(the_daemon_and_its_snapshot_child_make_only_allowed_system_
   };
   double before = snapshots();
   BOOST_TEST_REQUIRE(before >= 0);
-  BOOST_TEST_REQUIRE(::kill(daemon, SIGUSR1) == 0);
+  // Once (in a clean clone's run beside the PostgreSQL test) the daemon was
+  // gone here: say how it ended, so that the next time tells why.
+  BOOST_TEST_REQUIRE(::kill(daemon, SIGUSR1) == 0,
+                     "the daemon (pid " << daemon << ") cannot be signalled: " << std::strerror(errno)
+                                        << "; its stderr:\n" << traced.stderr_text()
+                                        << "\nthe trace's end:\n" << tail_of(read_file(trace), 3000));
   BOOST_TEST_REQUIRE(
       wait_until([&] { return snapshots() > before || failures() > 0; }, std::chrono::seconds(30)));
   BOOST_TEST(failures() == 0.0, traced.stderr_text());
