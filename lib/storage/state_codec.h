@@ -1,0 +1,91 @@
+// StateCodec: how a state (a JSON text) is kept in a database when
+// [storage] compression = zstd (design.md, "Capacity"), in the store and in
+// the archive files alike.
+//
+// A stored state value (session_deltas.before_state / after_state) is one of:
+//   - NULL: no state (a created delta's before, a deleted delta's after), or,
+//     for before_state only, a reference: before_ref names the delta whose
+//     after_state this before state equals (store.h);
+//   - TEXT: the JSON itself (compression off, or a row not converted yet);
+//   - BLOB: kEncodedTag, then the dictionary's id as 4 bytes little-endian
+//     (0: no dictionary), then one zstd frame holding the JSON text.
+// So a reader tells the two apart by the column's type alone, and a store
+// being converted holds both.
+//
+// The dictionaries live in the same database, in
+//   state_dictionaries(id INTEGER PRIMARY KEY, trained_at TEXT NOT NULL,
+//                      samples INTEGER NOT NULL, bytes BLOB NOT NULL)
+// A dictionary once written never changes; it stays while any value names it
+// (copying values to another database copies the rows they name with them).
+//
+// One codec per database connection, used only from the thread that owns the
+// connection. Errors are values; nothing here throws.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+
+namespace deltatap {
+
+inline constexpr char kEncodedTag = 'Z';
+
+// The table's DDL; Store's schema and the archive files both run it.
+inline constexpr const char* kCreateStateDictionaries =
+    "CREATE TABLE IF NOT EXISTS state_dictionaries (id INTEGER PRIMARY KEY, "
+    "trained_at TEXT NOT NULL, samples INTEGER NOT NULL, bytes BLOB NOT NULL)";
+
+class StateCodec {
+ public:
+  StateCodec();
+  ~StateCodec();
+  StateCodec(StateCodec&&) noexcept;
+  StateCodec& operator=(StateCodec&&) noexcept;
+
+  // Reads every row of `db`'s state_dictionaries (the table must exist); the
+  // newest (highest id) becomes the one encode() uses. Call again after
+  // another connection added one. An error names the table and SQLite's
+  // complaint.
+  Status load(sqlite3* db);
+
+  // Whether encode() has a dictionary (before the first training it has none
+  // and callers keep states as TEXT).
+  bool has_dictionary() const;
+  std::uint32_t newest_dictionary() const;  // 0 when none
+
+  // The BLOB form of `json`, with the newest dictionary.
+  std::string encode(std::string_view json);
+
+  // True when `value` (a column's bytes) is the BLOB form.
+  static bool is_encoded(std::string_view value);
+
+  // The JSON text a stored value stands for: a TEXT value as it is; a BLOB
+  // decoded. An error (never a guess) when its dictionary is unknown or the
+  // frame is corrupt, naming which.
+  Result<std::string> decode(std::string_view value);
+
+  // Trains a dictionary on `samples` (JSON texts, at least a few hundred),
+  // stores it in `db`'s state_dictionaries and makes it the newest; returns
+  // its id. Slow (tens to hundreds of ms): the store lane calls it in
+  // bounded steps or off the lane (state_trainer.h). An error when zstd
+  // cannot train on these samples.
+  Result<std::uint32_t> train(sqlite3* db, std::span<const std::string> samples);
+
+  // Registers the SQL function deltatap_json(value) on `db`: the JSON text of
+  // a stored value (NULL stays NULL), decoded with the dictionaries of that
+  // same database, loaded on first use. The view session_deltas_json and the
+  // loadable extension (tools/sqlite_extension) use it.
+  static Status register_sql_function(sqlite3* db);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace deltatap
