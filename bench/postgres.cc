@@ -3,8 +3,10 @@
 // Reads up to --rows deltas of a database file (what deltatapd stored), then
 // writes them into the PostgreSQL database at --url twice, each time under a
 // fresh source name so that every row is new:
-//   - "copy": the sink's own path (sinks/pg_writer.h): COPY of 5,000-row
-//     batches into a staging table, then INSERT … ON CONFLICT DO NOTHING;
+//   - "copy": the sink's own path (sinks/pg_parallel_writer.h): batches of
+//     --batch rows, each cut in two halves COPYed over two connections at once
+//     (straight into the table, since every id is new);
+//   - "copy_one": the same over one connection (what one backend can parse);
 //   - "naive": what generic shippers do: one INSERT per delta, a transaction
 //     per batch of the same size, the same table and conflict clause.
 // and once more "copy" under the first source (every row a duplicate: what a
@@ -12,7 +14,8 @@
 //
 //   bench_postgres --from DB --url CONNINFO [--rows N] [--batch B]
 //
-// Prints one JSON line: copy_rows_per_s, naive_rows_per_s, resend_rows_per_s.
+// Prints one JSON line: copy_rows_per_s, copy_one_rows_per_s, naive_rows_per_s,
+// resend_rows_per_s.
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +24,7 @@
 
 #include "bench.h"
 #include "sinks/pg_connection.h"
+#include "sinks/pg_parallel_writer.h"
 #include "sinks/pg_writer.h"
 #include "storage/store.h"
 
@@ -73,7 +77,7 @@ int main(int argc, char** argv) {
   auto from = args.text("from");
   auto url = args.text("url");
   auto limit = args.number("rows", 100'000);
-  auto batch = static_cast<std::size_t>(args.number("batch", 5'000));
+  auto batch = static_cast<std::size_t>(args.number("batch", 10'000));
   if (from.empty() || url.empty()) fail("usage: bench_postgres --from DB --url CONNINFO [--rows N]");
   auto rows = read_rows(from, limit);
   if (rows.empty()) fail(from + " holds no deltas");
@@ -90,17 +94,23 @@ int main(int argc, char** argv) {
   // A run of its own: sources nobody else writes.
   std::string run = std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
 
-  auto copy = [&](const std::string& source) {
-    PgDeltaWriter writer(source);
+  auto copy = [&](const std::string& source, std::size_t connections) {
+    PgParallelOptions writer_options;
+    writer_options.connect = options;
+    writer_options.source = source;
+    writer_options.statement_timeout = std::chrono::minutes(10);
+    writer_options.connections = connections;
+    PgParallelWriter writer(writer_options, never);
     auto started = SteadyClock::now();
     for (std::size_t start = 0; start < rows.size(); start += batch) {
       std::span<const StoredDelta> part(rows.data() + start, std::min(batch, rows.size() - start));
-      if (auto written = writer.write(db, part); !written.ok()) fail(written.error());
+      if (auto written = writer.write(part); !written.ok()) fail(written.error());
     }
     return static_cast<double>(rows.size()) / seconds_since(started);
   };
-  double copy_rate = copy("bench-copy-" + run);
-  double resend_rate = copy("bench-copy-" + run);
+  double copy_rate = copy("bench-copy-" + run, 2);
+  double resend_rate = copy("bench-copy-" + run, 2);
+  double copy_one_rate = copy("bench-copy-one-" + run, 1);
   auto started = SteadyClock::now();
   insert_naively(db, "bench-naive-" + run, rows, batch);
   double naive_rate = static_cast<double>(rows.size()) / seconds_since(started);
@@ -109,6 +119,7 @@ int main(int argc, char** argv) {
       .add("rows", static_cast<std::int64_t>(rows.size()))
       .add("batch", static_cast<std::int64_t>(batch))
       .add("copy_rows_per_s", copy_rate)
+      .add("copy_one_rows_per_s", copy_one_rate)
       .add("resend_rows_per_s", resend_rate)
       .add("naive_rows_per_s", naive_rate)
       .print();

@@ -12,9 +12,11 @@ here is stopped here, by its pid.
 """
 
 import argparse
+import glob
 import calendar
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -33,12 +35,43 @@ FULL = dict(ingest=300_000, small=100_000, small_hot=10_000, large=1_000_000,
             large_hot=100_000, journal=100_000, query_iterations=10_000,
             http_iterations=3_000, raw_repeat=5, serialize=5, snapshots=3,
             stream_rate=1_000, idle_seconds=60, analytics_sessions=20_000,
-            analytics_iterations=300)
+            analytics_iterations=300, pg_rows=100_000, pg_export=1_000_000, pg_lag_seconds=30)
 QUICK = dict(ingest=30_000, small=10_000, small_hot=1_000, large=100_000,
              large_hot=10_000, journal=10_000, query_iterations=2_000,
              http_iterations=500, raw_repeat=1, serialize=3, snapshots=2,
              stream_rate=1_000, idle_seconds=15, analytics_sessions=2_000,
-             analytics_iterations=50)
+             analytics_iterations=50, pg_rows=20_000, pg_export=100_000, pg_lag_seconds=10)
+
+
+class PgServer:
+    """A PostgreSQL of the bench's own, as tests/support/postgres_fixture.cc
+    starts one: initdb in a temporary directory (as `nobody` when run as root,
+    since PostgreSQL refuses root), listening on a Unix socket there only."""
+
+    def __init__(self, work):
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not bins:
+            raise RuntimeError("PostgreSQL's server programs are not installed (scripts/setup)")
+        self.bin = os.path.dirname(bins[-1])
+        self.dir = os.path.join(work, "postgres")
+        os.makedirs(self.dir)
+        self.prefix = []
+        if os.geteuid() == 0:
+            os.chown(self.dir, pwd.getpwnam("nobody").pw_uid, -1)
+            self.prefix = ["runuser", "-u", "nobody", "--"]
+        self.data = os.path.join(self.dir, "data")
+        self.port = free_port()
+        self.run("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        self.run("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"), "-w", "-o",
+                 f"-k {self.dir} -p {self.port} -c listen_addresses=''", "start")
+        self.url = f"host={self.dir} port={self.port} user=postgres dbname=postgres"
+
+    def run(self, tool, *args):
+        subprocess.run(self.prefix + [os.path.join(self.bin, tool), *args], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def stop(self):
+        self.run("pg_ctl", "-D", self.data, "-m", "fast", "stop")
 
 
 class DaemonExited(Exception):
@@ -479,6 +512,38 @@ class Bench:
                                          landed=after - before, seconds=seconds,
                                          reconnects=reconnects, **timings)
 
+    def postgres(self, templates):
+        """Issue 17: replication into a local PostgreSQL beside one INSERT per
+        delta on the same rows, the lag at a steady 2,000 deltas/s, and
+        `deltatap export --to` of a 1,000,000-delta file."""
+        s = self.sizes
+        server = PgServer(self.work)
+        try:
+            log(f"replicating {s['pg_rows']} deltas: COPY, resend, one INSERT per delta")
+            result = self.run_tool("postgres", "--from", templates, "--url", server.url,
+                                   "--rows", s["pg_rows"])
+            log(f"replication lag at 2,000 deltas/s for {s['pg_lag_seconds']} s")
+            result["lag"] = self.run_tool("postgres_lag", "--from", templates, "--url", server.url,
+                                          "--rate", 2_000, "--seconds", s["pg_lag_seconds"])
+            n = s["pg_export"]
+            data = os.path.join(self.work, "store-export")
+            log(f"building a store of {n} deltas for export --to")
+            self.run_tool("make_store", "--templates", templates, "--deltas", n,
+                          "--out", os.path.join(data, "sessions.sqlite"))
+            log("deltatap export --to")
+            started = time.monotonic()
+            subprocess.run([os.path.join(self.build, "deltatap"), "export", "--db",
+                            os.path.join(data, "sessions.sqlite"), "--to", server.url,
+                            "--source", "bench-export"], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            seconds = time.monotonic() - started
+            result["export"] = dict(deltas=n, seconds=seconds, rows_per_s=n / seconds)
+            if not self.keep:
+                shutil.rmtree(data, ignore_errors=True)
+        finally:
+            server.stop()
+        self.results["postgres"] = result
+
     def snapshot_while_streaming(self, label):
         store = self.results["stores"][label]
         rate = self.sizes["stream_rate"]
@@ -568,6 +633,11 @@ class Bench:
             self.analytics_http(self.results["ingest"]["session_update"]["db"])
             self.results["load_after"] = load_average()
             return
+        if only == "postgres":
+            self.ingest("session_update")
+            self.postgres(self.results["ingest"]["session_update"]["db"])
+            self.results["load_after"] = load_average()
+            return
         if only == "ingest":
             # Format A with and without the query load, nothing else.
             self.ingest("delta")
@@ -580,6 +650,7 @@ class Bench:
         templates = self.results["ingest"]["session_update"]["db"]
         self.make_stores(templates)
         self.analytics_http(templates)
+        self.postgres(templates)
         if not self.keep:
             shutil.rmtree(os.path.dirname(templates), ignore_errors=True)
         self.start_up_and_http()
@@ -645,6 +716,21 @@ def table(r, sizes, quick):
                 f"{a['landed']:,} deltas stored meanwhile ({a['landed'] / a['seconds']:,.0f}/s), "
                 f"{a['reconnects']:.0f} reconnects" if kind == "durations" else "",
                 "p99 ≤ 50 ms", verdict(a[kind + "_p99_us"] <= 50_000))
+
+    pg = r.get("postgres")
+    if pg:
+        row(f"PostgreSQL replication, {pg['rows']:,} deltas (issue 17)", "deltas/s: COPY (new rows)",
+            f"{pg['copy_rows_per_s']:,.0f} ({pg['copy_rows_per_s'] / pg['naive_rows_per_s']:.1f} × naive)",
+            f"one INSERT per delta {pg['naive_rows_per_s']:,.0f}/s; all resent (ON CONFLICT) "
+            f"{pg['resend_rows_per_s']:,.0f}/s", "≥ 50,000/s", verdict(pg["copy_rows_per_s"] >= 50_000))
+        lag = pg["lag"]
+        row("", f"lag at {lag['rate']:,.0f} deltas/s, {lag['deltas']:,} deltas",
+            f"p50 {ms(lag['lag_p50_us'])}, p99 {ms(lag['lag_p99_us'])}, max {ms(lag['lag_max_us'])}",
+            f"{lag['errors']} sink errors", "p99 ≤ 1 s", verdict(lag["lag_p99_us"] <= 1_000_000))
+        ex = pg["export"]
+        row("", f"`export --to`, {ex['deltas']:,} deltas",
+            f"{ex['rows_per_s']:,.0f}/s ({ex['seconds']:.1f} s)", "", "≥ 50,000/s",
+            verdict(ex["rows_per_s"] >= 50_000))
 
     if "stores" not in r:
         return finish_table(rows, r, quick)
@@ -750,9 +836,10 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--json", help="also write every raw figure here")
     parser.add_argument("--markdown", help="also write the table here")
-    parser.add_argument("--only", choices=["ingest", "analytics"],
+    parser.add_argument("--only", choices=["ingest", "analytics", "postgres"],
                         help="ingest: only format A ingest, with and without the query load; "
-                             "analytics: only the analytics answers at 1,000,000 deltas")
+                             "analytics: only the analytics answers at 1,000,000 deltas; "
+                             "postgres: only replication, its lag and export --to")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     work = tempfile.mkdtemp(prefix="deltatap-bench.")

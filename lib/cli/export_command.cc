@@ -21,6 +21,7 @@
 #include "cli/human_text.h"
 #include "cli/source.h"
 #include "sinks/pg_connection.h"
+#include "sinks/pg_parallel_writer.h"
 #include "sinks/pg_writer.h"
 #include "sinks/postgres_sink.h"
 #include "storage/store.h"
@@ -93,8 +94,8 @@ int export_in_place(Context& ctx, const std::string& path, mode_t type,
 
 // --- export --to postgresql://… ---------------------------------------------------
 
-// Deltas per COPY, as the sink's batch_rows (sinks/postgres_options.h).
-constexpr std::size_t kExportBatch = 5'000;
+// Deltas per batch: two COPYs of 5,000, one per connection (pg_parallel_writer.h).
+constexpr std::size_t kExportBatch = 10'000;
 
 // "[#######-------------]  35%  350000/1000000 deltas": redrawn in place on a
 // terminal (carriage return, no newline until the end).
@@ -130,10 +131,15 @@ int export_to_postgres(Context& ctx, const std::string& url) {
   if (auto s = ensure_pg_schema(**connection); !s.ok()) {
     return fail(ctx, "cannot prepare the schema in " + *shown + ": " + s.error());
   }
+  connection->reset();  // the check's; the writer opens its own two
   Store& store = ctx.file->store();
   const std::int64_t total = store.delta_count();
   const bool progress = ::isatty(STDERR_FILENO) == 1;
-  PgDeltaWriter writer(source);
+  PgParallelOptions writer_options;
+  writer_options.connect = options;
+  writer_options.source = source;
+  writer_options.statement_timeout = PostgresOptions{}.statement_timeout;
+  PgParallelWriter writer(writer_options, never);
   std::vector<StoredDelta> batch;
   batch.reserve(kExportBatch);
   std::int64_t done = 0, added = 0;
@@ -141,7 +147,7 @@ int export_to_postgres(Context& ctx, const std::string& url) {
   auto started = std::chrono::steady_clock::now();
   auto drawn = started;
   auto flush = [&]() -> bool {
-    auto written = writer.write(**connection, batch);
+    auto written = writer.write(batch);
     if (!written.ok()) {
       error = written.error();
       return false;

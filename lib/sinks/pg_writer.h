@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -52,9 +53,11 @@ class PgDeltaWriter {
  public:
   explicit PgDeltaWriter(std::string source) : source_(std::move(source)) {}
 
-  // Writes `rows` in one transaction (COPY into a temporary staging table,
-  // then INSERT … ON CONFLICT DO NOTHING), creating the months' partitions
-  // first. Returns how many rows were new; 0 for a batch sent before. On error
+  // Writes `rows` in one transaction, creating the months' partitions first:
+  // when every id is above the highest PostgreSQL holds for this source
+  // (read once per connection, then kept), one COPY straight into the table;
+  // otherwise COPY into a temporary staging table, then INSERT … ON CONFLICT
+  // DO NOTHING. Returns how many rows were new; 0 for a batch sent before. On error
   // nothing of the batch is kept; the caller retries it, on a new connection
   // when connection.broken().
   Result<std::int64_t> write(PgConnection& connection, std::span<const StoredDelta> rows);
@@ -67,11 +70,17 @@ class PgDeltaWriter {
 
  private:
   Status ensure_partitions(PgConnection& connection, std::span<const StoredDelta> rows);
+  // buffer_ = the rows in COPY's text format, led by the source column when
+  // `with_source` (the direct COPY; the staging table has none).
+  void build_copy_text(std::span<const StoredDelta> rows, bool with_source);
 
   std::string source_;
   bool staging_ready_ = false;
   std::set<std::string> months_;  // "YYYY-MM" known to have a partition
   std::string buffer_;            // the COPY text, reused between batches
+  // The highest id of this source in PostgreSQL, as far as this connection
+  // knows; unknown after reset() or a failed batch.
+  std::optional<std::int64_t> highest_;
 };
 
 }  // namespace deltatap

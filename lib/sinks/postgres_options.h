@@ -21,6 +21,7 @@ struct PostgresOptions {
 
   // Not configuration keys: the sink's working limits.
   std::size_t batch_rows = 5'000;               // deltas per COPY
+  std::size_t connections = 2;  // a batch's halves go over two at once (pg_parallel_writer.h)
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds statement_timeout{60'000};  // one batch, end to end
   std::chrono::milliseconds backoff_initial{500};

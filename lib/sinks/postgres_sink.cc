@@ -13,6 +13,7 @@
 #include "base/files.h"
 #include "base/logging.h"
 #include "sinks/pg_connection.h"
+#include "sinks/pg_parallel_writer.h"
 #include "sinks/pg_writer.h"
 #include "storage/store.h"
 
@@ -252,12 +253,14 @@ void PostgresSink::report(const Status& outcome) {
 }
 
 void PostgresSink::run() {
-  PgConnectOptions connect_options;
-  connect_options.url = options_.url;
-  connect_options.password = password_;
-  connect_options.connect_timeout = options_.connect_timeout;
-  std::unique_ptr<PgConnection> connection;
-  PgDeltaWriter writer(options_.source);
+  PgParallelOptions writer_options;
+  writer_options.connect.url = options_.url;
+  writer_options.connect.password = password_;
+  writer_options.connect.connect_timeout = options_.connect_timeout;
+  writer_options.source = options_.source;
+  writer_options.statement_timeout = options_.statement_timeout;
+  writer_options.connections = options_.connections;
+  PgParallelWriter writer(writer_options, stop_);
   auto backoff = options_.backoff_initial;
   for (;;) {
     std::vector<StoredDelta> rows;
@@ -269,32 +272,14 @@ void PostgresSink::run() {
       batches_.pop_front();
     }
     for (;;) {
-      Status outcome = ok_status();
-      if (!connection) {
-        auto made = PgConnection::connect(connect_options, stop_);
-        if (made.ok()) {
-          connection = std::move(made.value());
-          connection->set_timeout(options_.statement_timeout);
-          writer.reset();
-          outcome = ensure_pg_schema(*connection);
-          if (!outcome.ok()) connection.reset();
-        } else {
-          outcome = Error{made.error()};
-        }
-      }
-      if (outcome.ok()) outcome = note_sent(rows.back().id);
+      Status outcome = note_sent(rows.back().id);
       if (outcome.ok()) {
-        auto written = writer.write(*connection, rows);
-        if (!written.ok()) {
-          outcome = Error{written.error()};
-          // The next attempt starts clean: the staging table or a partition
-          // may be what went wrong.
-          writer.reset();
-          if (connection->broken()) connection.reset();
-        }
+        // Connects (again) when needed; on failure the next attempt starts
+        // clean: the staging table or a partition may be what went wrong.
+        if (auto written = writer.write(rows); !written.ok()) outcome = Error{written.error()};
       }
       if (stop_) return;  // an attempt cut short by stop() is no failure
-      connected_ = connection != nullptr;
+      connected_ = writer.connected();
       report(outcome);
       if (outcome.ok()) {
         backoff = options_.backoff_initial;
