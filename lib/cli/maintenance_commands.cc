@@ -16,6 +16,7 @@
 #include "cli/human_text.h"
 #include "cli/source.h"
 #include "cli/table.h"
+#include "storage/archive_file.h"
 #include "storage/snapshot.h"
 #include "storage/store.h"
 
@@ -139,6 +140,36 @@ int cmd_snapshot(Context& ctx) {
   return kExitOk;
 }
 
+namespace {
+
+// Every archive file beside ctx.where (storage/archive_file.h's check), one
+// line each; kExitFailed when any fails.
+int check_archives(const Context& ctx) {
+  auto directory = archive_directory_for(ctx.where);
+  auto files = list_archive_files(directory);
+  if (!files.ok()) return fail(ctx, files.error());
+  ctx.io.out << "archive:        " << escape_controls(directory) << " (" << files->size()
+             << (files->size() == 1 ? " file)\n" : " files)\n");
+  int damaged = 0;
+  for (const auto& file : *files) {
+    auto verdict = check_archive_file(file.path);
+    std::string text = verdict.ok() ? *verdict : "check failed: " + verdict.error();
+    bool good = verdict.ok() && *verdict == "ok";
+    if (!good) ++damaged;
+    ctx.io.out << "  " << file.month << ":      "
+               << escape_controls(good ? "ok" + std::string(file.sealed ? " (read-only)" : "")
+                                       : text)
+               << '\n';
+  }
+  if (damaged > 0) {
+    return fail(ctx, std::to_string(damaged) + " archive file" + (damaged == 1 ? " is" : "s are") +
+                         " damaged");
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
 int cmd_check(Context& ctx) {
   if (ctx.file) {
     auto& store = ctx.file->store();
@@ -160,7 +191,11 @@ int cmd_check(Context& ctx) {
     }
     ctx.io.out << "deltas:         " << counts.deltas << '\n';
     if (!ok) return fail(ctx, ctx.where + " is damaged");
+    if (ctx.inv.option("--archive")) return check_archives(ctx);
     return kExitOk;
+  }
+  if (ctx.inv.option("--archive")) {
+    return usage(ctx.io, "check --archive reads the archive files beside a file: give it with --db");
   }
   auto ready = ctx.source->fetch("GET", "/readyz");
   if (!ready.ok()) return fail(ctx, ready.error());
