@@ -194,7 +194,7 @@ BOOST_AUTO_TEST_CASE(retention_archives_before_it_deletes) {
   retention.days = 30;
   retention.archive = true;
   auto options = options_in(dir);
-  auto pruned = prune_expired(*store, kNow, retention, options.directory);
+  auto pruned = prune_expired(*store, kNow, retention, options);
   BOOST_REQUIRE_MESSAGE(pruned.ok(), pruned.error());
   BOOST_TEST(pruned->deltas == 6);
   BOOST_TEST(pruned->archived == 6);

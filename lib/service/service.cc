@@ -97,6 +97,19 @@ struct StoreLaneStall {
   }
 };
 
+// A test hook: DELTATAP_TEST_ARCHIVE_KILL=1 makes the process SIGKILL itself
+// once the first batch of an archive move is durable in its file and before
+// it leaves the store: the crash that storage/archive.h promises survives.
+// Unset in production.
+std::function<void()> archive_kill_hook() {
+  const char* text = std::getenv("DELTATAP_TEST_ARCHIVE_KILL");
+  if (!text || std::string_view(text) != "1") return {};
+  return [] {
+    log_warning("Test hook: killed in the middle of an archive move");
+    std::raise(SIGKILL);
+  };
+}
+
 // The daemon: the store lane (this thread: the store, the timers, the HTTP API)
 // and the stream lane (its own thread), joined by the arrival queue.
 class Service final : public ApiBackend {
@@ -508,8 +521,10 @@ class Service final : public ApiBackend {
   // Retention's run (storage/retention.h), archiving first when [retention]
   // archive is on, and what it did counted in the metrics.
   Result<Pruned> prune() {
-    auto pruned = prune_expired(*store_, retention_now(), config_.retention,
-                                archive_directory_for(config_.storage.path));
+    ArchiveOptions archive;
+    archive.directory = archive_directory_for(config_.storage.path);
+    archive.after_write = archive_kill_hook();
+    auto pruned = prune_expired(*store_, retention_now(), config_.retention, archive);
     if (!pruned.ok()) return pruned;
     metrics_.cleanup_deleted().inc(static_cast<std::uint64_t>(pruned->deltas));
     metrics_.archive_deltas().inc(static_cast<std::uint64_t>(pruned->archived));

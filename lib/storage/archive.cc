@@ -384,6 +384,7 @@ Result<ArchiveRun> archive_expired(Store& store, const ArchiveOptions& options,
     auto batch = write_next_batch(store, options, older_than);
     if (!batch.ok()) return Error{batch.error()};
     if (!*batch) break;
+    if (options.after_write) options.after_write();
     auto deleted = delete_archived_batch(store, **batch);
     if (!deleted.ok()) return Error{deleted.error()};
     // The rows read are the rows deleted (one thread, nothing in between):

@@ -35,6 +35,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -53,6 +54,10 @@ struct ArchiveOptions {
   std::string directory;             // archive_directory_for([storage] path)
   std::int64_t batch_rows = 50'000;  // deltas per transaction (and per delete)
   int keep_days = 0;                 // [retention] archive_days; 0 keeps every file
+  // A test hook, called after each batch is durable in its file and before
+  // it is deleted from the store (the service's DELTATAP_TEST_ARCHIVE_KILL
+  // kills the process there). Empty in production.
+  std::function<void()> after_write;
 };
 
 // One batch written to its file, not yet deleted from the store: the

@@ -17,27 +17,24 @@ TimePoint retention_cutoff(TimePoint now, int days) {
 }
 
 Result<Pruned> prune_expired(Store& store, TimePoint now, int days) {
-  return prune_expired(store, now, RetentionOptions{.days = days}, std::string());
+  return prune_expired(store, now, RetentionOptions{.days = days}, ArchiveOptions{});
 }
 
 Result<Pruned> prune_expired(Store& store, TimePoint now, const RetentionOptions& retention,
-                             const std::string& archive_directory) {
+                             ArchiveOptions archive) {
   int days = retention.days;
+  archive.keep_days = retention.archive_days;
   Pruned pruned;
   if (retention.archive && retention.archive_days > 0 && days <= 0) {
     // Nothing expires from the store, but old archive files still go.
-    auto removed = remove_old_archives({.directory = archive_directory,
-                                        .keep_days = retention.archive_days}, now);
+    auto removed = remove_old_archives(archive, now);
     if (!removed.ok()) return Error{removed.error()};
     pruned.archive_files_removed = *removed;
   }
   if (days <= 0) return pruned;
   auto cutoff = retention_cutoff(now, days);
   if (retention.archive) {
-    ArchiveOptions options;
-    options.directory = archive_directory;
-    options.keep_days = retention.archive_days;
-    auto run = archive_expired(store, options, cutoff, now);
+    auto run = archive_expired(store, archive, cutoff, now);
     if (!run.ok()) return Error{"archiving old deltas failed: " + run.error()};
     pruned.archived = run->moved;
     pruned.archive_files_removed = run->removed;
@@ -49,7 +46,7 @@ Result<Pruned> prune_expired(Store& store, TimePoint now, const RetentionOptions
                 {"MONTHS", months},
                 {"FILES_SEALED", std::to_string(run->sealed)},
                 {"FILES_REMOVED", std::to_string(run->removed)},
-                {"ARCHIVE_DIR", archive_directory}});
+                {"ARCHIVE_DIR", archive.directory}});
     }
   }
   // With the archive on, what is left due is held for nothing: the archive

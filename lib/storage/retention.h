@@ -16,6 +16,7 @@
 
 #include "base/result.h"
 #include "base/timestamp.h"
+#include "storage/archive.h"
 #include "storage/storage_options.h"
 
 namespace deltatap {
@@ -41,11 +42,12 @@ struct Pruned {
 Result<Pruned> prune_expired(Store& store, TimePoint now, int days);
 
 // As above with `retention`'s days; with retention.archive the deltas due are
-// archived into `archive_directory` first (archive_days bounds its files).
+// archived into `archive`'s directory first (retention.archive_days, which
+// replaces archive.keep_days, bounds its files).
 // An archive that fails stops the run before any delta that is not in a file
 // is deleted: the error says why, and the deltas stay for the next run.
 Result<Pruned> prune_expired(Store& store, TimePoint now, const RetentionOptions& retention,
-                             const std::string& archive_directory);
+                             ArchiveOptions archive);
 
 // As prune_expired; returns the deltas deleted (what /metrics counts).
 Result<std::int64_t> apply_retention(Store& store, TimePoint now, int days);
