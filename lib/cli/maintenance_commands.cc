@@ -36,6 +36,23 @@ std::optional<std::uint32_t> file_schema_version(const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+// An unsigned integer member of a flat JSON object; 0 when absent.
+std::uint64_t json_number_member(std::string_view object, std::string_view key) {
+  auto members = raw_object_members(object);
+  if (!members.ok()) return 0;
+  for (const auto& m : *members) {
+    if (m.key != key) continue;
+    std::uint64_t value = 0;
+    std::from_chars(m.value.data(), m.value.data() + m.value.size(), value);
+    return value;
+  }
+  return 0;
+}
+
+}  // namespace
+
 int cmd_stats(Context& ctx) {
   int code = kExitOk;
   auto format = check_format(ctx, {"table", "json"}, "table", code);
@@ -80,6 +97,14 @@ int cmd_stats(Context& ctx) {
       if (value == "false") value = "no";
     }
     table.rows.push_back({std::string(label), value});
+  }
+  // The archive files, when there are any (docs/archives.md): one line.
+  auto archive = std::find_if(members->begin(), members->end(),
+                              [](const RawMember& m) { return m.key == "archive"; });
+  if (archive != members->end() && archive->value != "null") {
+    auto files = json_number_member(archive->value, "files");
+    auto bytes = json_number_member(archive->value, "bytes");
+    table.rows.push_back({"Archive files", std::to_string(files) + " (" + human_bytes(bytes) + ")"});
   }
   table.colour = [&](std::size_t row, std::size_t column) -> std::string_view {
     if (column == 1 && table.rows[row][0] == "Last snapshot error") return "31";

@@ -292,6 +292,9 @@ Result<ArchiveFile> ArchiveFile::open_readonly(const std::string& path) {
   if (sqlite3_open_v2(path.c_str(), &impl->db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
     return impl->fail("open");
   }
+  // The CLI may read a file while the daemon commits a batch into it: wait
+  // for that commit rather than fail.
+  sqlite3_busy_timeout(impl->db, 5'000);
   if (auto month = impl->read_info(); !month.ok()) return Error{month.error()};
   if (auto s = impl->codec.load(impl->db); !s.ok()) return Error{path + ": " + s.error()};
   return ArchiveFile(std::move(impl));
