@@ -254,6 +254,8 @@ Result<ArchiveFile> ArchiveFile::open_for_writing(const std::string& path, std::
                       nullptr) != SQLITE_OK) {
     return impl->fail("open");
   }
+  // A reader (the CLI on the same file) may hold it for a moment.
+  sqlite3_busy_timeout(impl->db, 5'000);
   if (!exists && ::chmod(path.c_str(), 0600) != 0) {
     return Error{errno_text("cannot set the mode of", path)};
   }

@@ -28,6 +28,8 @@ Result<ArchiveReader> ArchiveReader::open(const std::string& directory) {
   if (!entries.ok()) return Error{entries.error()};
   ArchiveReader reader;
   for (const auto& entry : *entries) {
+    // Empty: being created by the daemon this instant, holding no rows yet.
+    if (entry.bytes == 0) continue;
     auto file = ArchiveFile::open_readonly(entry.path);
     if (!file.ok()) return Error{file.error()};
     reader.files_.push_back(std::make_unique<ArchiveFile>(std::move(*file)));
