@@ -140,6 +140,9 @@ BOOST_AUTO_TEST_CASE(a_daemon_killed_in_a_move_loses_nothing_and_duplicates_noth
   BOOST_REQUIRE_MESSAGE(wait_until([&] { return count_of(setup.db) == std::to_string(kRecent); },
                                    60s),
                         "deltatapd: " << daemon.stderr_text());
+  BOOST_REQUIRE_MESSAGE(
+      wait_until([&] { return http_request(setup.port, "GET", "/healthz").status == 200; }, 30s),
+      "deltatapd: " << daemon.stderr_text());
   auto archived = setup.archived_ids();
   BOOST_TEST(archived.size() == static_cast<std::size_t>(kOld));
   for (const auto& [id, times] : archived) {

@@ -116,7 +116,8 @@ const std::vector<CommandSpec>& command_table() {
        "Put -- before an id that starts with '-'.\n"},
       {"export", {{"--format", true}, {"--out", true}, {"--csv-raw", false}, {"--to", true},
                   {"--source", true}, {"--archive", false}}, 0,
-       "usage: deltatap export [--format json|ndjson|csv] [--csv-raw] [--out FILE] [--archive]\n"
+       "usage: deltatap export [--format json|ndjson|csv] [--csv-raw] [--out FILE]\n"
+       "                       [--archive]\n"
        "       deltatap export --to postgresql://... [--source NAME]\n"
        "\n"
        "The whole history, newest first (the query order), streamed: json is an array of\n"
