@@ -115,6 +115,8 @@ deltatap_test_table(
   # test                 timeout  labels                       sharing
   analytics              120      unit                         -
   analytics_http         300      process                      -
+  archive                120      unit                         -
+  archive_daemon         240      process                      -
   base                   60       unit                         -
   cli                    240      process                      -
   completion             180      process                      machine

@@ -671,3 +671,23 @@ BOOST_AUTO_TEST_CASE(reconcile_keys_default_show_and_refuse) {
   BOOST_TEST(bad.exit_code == 2, bad.out);
   BOOST_TEST(bad.err.find("[stream] reconcile: \"maybe\" is not a boolean") != std::string::npos, bad.err);
 }
+
+BOOST_AUTO_TEST_CASE(archive_keys_parse_and_need_storage) {
+  ConfFile on("[storage]\nenabled = on\n[retention]\narchive = on\narchive_days = 365\n");
+  auto config = load(on.args());
+  BOOST_TEST_REQUIRE(config.ok(), why(config));
+  BOOST_TEST(config->retention.archive);
+  BOOST_TEST(config->retention.archive_days == 365);
+  auto defaults = load({});
+  BOOST_TEST_REQUIRE(defaults.ok());
+  BOOST_TEST(!defaults->retention.archive);
+  BOOST_TEST(defaults->retention.archive_days == 0);
+  BOOST_TEST(describe_config(*config).find("archive = on\narchive_days = 365\n") != std::string::npos);
+
+  ConfFile without_storage("[storage]\nenabled = off\n[retention]\narchive = on\n");
+  expect_refused(load(without_storage.args()), {"[retention] archive", "[storage] enabled"});
+  ConfFile bad("[storage]\nenabled = on\n[retention]\narchive = sometimes\n");
+  expect_refused(load(bad.args()), {"archive", "\"sometimes\"", "on or off"});
+  ConfFile bad_days("[storage]\nenabled = on\n[retention]\narchive_days = -3\n");
+  expect_refused(load(bad_days.args()), {"archive_days", "\"-3\"", ">= 0"});
+}

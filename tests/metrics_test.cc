@@ -122,6 +122,8 @@ BOOST_AUTO_TEST_CASE(gauges_show_what_was_set) {
   metrics.snapshot_last_success().set(1762776000.25);
   metrics.snapshot_failures().inc();
   metrics.cleanup_deleted().inc(42);
+  BOOST_TEST(sample(metrics.render(), "deltatap_archive_deltas_total") == "0");  // there from the start
+  metrics.archive_deltas().inc(40);
   auto page = metrics.render();
   BOOST_TEST(sample(page, "deltatap_websocket_connected") == "1");
   BOOST_TEST(sample(page, "deltatap_websocket_reconnects_total") == "2");
@@ -132,6 +134,7 @@ BOOST_AUTO_TEST_CASE(gauges_show_what_was_set) {
   BOOST_TEST(sample(page, "deltatap_snapshot_last_success_timestamp_seconds") == "1762776000.25");
   BOOST_TEST(sample(page, "deltatap_snapshot_failures_total") == "1");
   BOOST_TEST(sample(page, "deltatap_cleanup_deleted_total") == "42");
+  BOOST_TEST(sample(page, "deltatap_archive_deltas_total") == "40");
 }
 
 BOOST_AUTO_TEST_CASE(updates_from_another_thread_are_all_counted) {

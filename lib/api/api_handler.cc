@@ -23,6 +23,7 @@
 #include "base/duration.h"
 #include "base/logging.h"
 #include "storage/analytics_reads.h"
+#include "storage/archive_reader.h"
 
 namespace deltatap {
 
@@ -176,6 +177,16 @@ std::variant<DeltaQuery, ApiReply> read_delta_query(const Params& params) {
   return query;
 }
 
+// ?archive=1: the answer reads the archive files as well as memory
+// (storage/archive_reader.h); 0 or absent: memory only.
+std::variant<bool, ApiReply> read_archive_flag(const Params& params) {
+  auto value = get(params, "archive");
+  if (!value || *value == "0") return false;
+  if (*value == "1") return true;
+  return parameter_error("archive", "archive must be 1 (read the archive files too) or 0, got " +
+                                        quoted(*value));
+}
+
 // A duration before now (base/duration.h: "30d", "12h", "2w", ...), or an ISO
 // 8601 date-time. The duration needs its unit here: a bare "30" would be 30
 // seconds, which is rarely what a cleanup means.
@@ -204,6 +215,7 @@ struct ExportState {
   Metrics* metrics;
   ExportWriter writer;
   int page_rows;
+  std::shared_ptr<ArchiveReader> archive;  // ?archive=1: the files too
   std::optional<std::string> cursor;
   bool started = false;
   bool finished = false;
@@ -220,7 +232,8 @@ Result<std::optional<std::string>> next_export_chunk(ExportState& state) {
   query.limit = state.page_rows;
   query.before = state.cursor;
   auto start = SteadyClock::now();
-  auto page = state.store->get_deltas(query);
+  auto page = state.archive ? state.archive->get_deltas(*state.store, query)
+                            : state.store->get_deltas(query);
   state.metrics->query_duration(QueryKind::export_page).observe(seconds_since(start));
   if (!page.ok()) return Error{page.error()};
   for (const auto& row : page->deltas) state.writer.row(chunk, row);
@@ -280,8 +293,31 @@ void stats(const Call& call) {
   call.reply(stats_reply(counts, call.backend.stats_extra()));
 }
 
+// The archive files of ?archive=1, opened for this request, or the reply
+// that says why not.
+std::variant<std::shared_ptr<ArchiveReader>, ApiReply> open_archive(const Call& call) {
+  auto directory = call.backend.archive_directory();
+  if (!directory) {
+    return error_reply(409, "no archive",
+                       "storage is off ([storage] enabled / PERSIST=1), so there are no archive "
+                       "files to read");
+  }
+  auto reader = ArchiveReader::open(*directory);
+  if (!reader.ok()) return error_reply(500, "cannot read the archive", reader.error());
+  return std::make_shared<ArchiveReader>(std::move(*reader));
+}
+
 void answer_deltas(const Call& call, const DeltaQuery& query) {
-  auto page = call.backend.store().get_deltas(query);
+  auto archive = read_archive_flag(call.params);
+  if (auto* refused = std::get_if<ApiReply>(&archive)) return call.reply(std::move(*refused));
+  Result<DeltaPage> page = Error{""};
+  if (std::get<bool>(archive)) {
+    auto reader = open_archive(call);
+    if (auto* refused = std::get_if<ApiReply>(&reader)) return call.reply(std::move(*refused));
+    page = std::get<std::shared_ptr<ArchiveReader>>(reader)->get_deltas(call.backend.store(), query);
+  } else {
+    page = call.backend.store().get_deltas(query);
+  }
   if (!page.ok()) return call.reply(error_reply(500, "query failed", page.error()));
   call.reply(delta_page_reply(*page));
 }
@@ -340,9 +376,17 @@ void export_all(const Call& call) {
     }
     cells = CsvCells::raw;
   }
+  auto archive = read_archive_flag(call.params);
+  if (auto* refused = std::get_if<ApiReply>(&archive)) return call.reply(std::move(*refused));
+  std::shared_ptr<ArchiveReader> reader;
+  if (std::get<bool>(archive)) {
+    auto opened = open_archive(call);
+    if (auto* refused = std::get_if<ApiReply>(&opened)) return call.reply(std::move(*refused));
+    reader = std::get<std::shared_ptr<ArchiveReader>>(opened);
+  }
   auto state = std::make_shared<ExportState>(ExportState{
       &call.backend.store(), &call.backend.metrics(), ExportWriter(format, cells),
-      call.options.export_page_rows});
+      call.options.export_page_rows, std::move(reader)});
   call.reply(export_reply(format, [state] { return next_export_chunk(*state); }));
 }
 
@@ -413,16 +457,16 @@ const std::vector<Route>& routes() {
       {.path = "/metrics", .timed = QueryKind::stats, .endpoint = metrics_page},
       {.path = "/api/stats", .timed = QueryKind::stats, .endpoint = stats},
       {.path = "/api/deltas",
-       .params = {"sessionId", "type", "since", "until", "limit", "before"},
+       .params = {"sessionId", "type", "since", "until", "limit", "before", "archive"},
        .timed = QueryKind::deltas,
        .endpoint = deltas},
       {.path = kDeltasPrefix,
        .prefix = true,
-       .params = {"type", "since", "until", "limit", "before"},
+       .params = {"type", "since", "until", "limit", "before", "archive"},
        .timed = QueryKind::deltas,
        .endpoint = session_deltas},
       {.path = "/api/sessions", .timed = QueryKind::sessions, .endpoint = sessions},
-      {.path = "/api/export", .params = {"format", "csv"}, .endpoint = export_all},
+      {.path = "/api/export", .params = {"format", "csv", "archive"}, .endpoint = export_all},
       {.path = "/api/analytics/durations",
        .params = {"since", "until", "repo", "format"},
        .timed = QueryKind::analytics,

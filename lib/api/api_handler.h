@@ -50,6 +50,15 @@ struct PostgresStats {
   std::optional<std::string> last_error;
 };
 
+// The archive files ([retention] archive; storage/archive.h) as /api/stats
+// shows them.
+struct ArchiveStats {
+  std::string directory;
+  std::uint64_t files = 0;  // deltas-YYYY-MM.sqlite files in it
+  std::uint64_t bytes = 0;  // their size on disk
+  std::uint64_t moved = 0;  // deltas moved into them since start (0 offline)
+};
+
 struct StatsExtra {
   bool enabled = false;                          // storage on (PERSIST)
   std::string db_path;
@@ -61,6 +70,7 @@ struct StatsExtra {
   std::optional<std::uint64_t> journal_bytes;
   std::optional<std::string> started_at;
   std::optional<PostgresStats> postgres;         // absent without [postgres] url
+  std::optional<ArchiveStats> archive;           // absent with [retention] archive off
 };
 
 // What the API needs from the running daemon; the service implements it.
@@ -80,6 +90,10 @@ class ApiBackend {
   // deletes and, when anything went, compacts; the handler counts the deletions
   // in the metrics, so an override must not count them again.
   virtual Result<std::int64_t> cleanup(TimePoint older_than);
+  // The directory of the archive files (storage/archive_file.h) that
+  // ?archive=1 reads beside the store; nullopt when there can be none
+  // (storage off), and ?archive=1 is then refused (409).
+  virtual std::optional<std::string> archive_directory() { return std::nullopt; }
 };
 
 struct ApiRequest {

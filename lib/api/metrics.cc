@@ -410,8 +410,12 @@ std::string Metrics::render() const {
                 "max_deltas); 0 means no limit.");
   append_sample(out, "store_max_deltas", {}, store_max_deltas_.value());
   append_header(out, "cleanup_deleted_total", "counter",
-                "Deltas deleted by retention and cleanup requests.");
+                "Deltas removed from memory by retention (archived ones included) and cleanup requests.");
   append_sample(out, "cleanup_deleted_total", {}, cleanup_deleted_.value());
+  append_header(out, "archive_deltas_total", "counter",
+                "Deltas moved into archive files ([retention] archive) since start; retention "
+                "counts them in cleanup_deleted_total too, as they left memory.");
+  append_sample(out, "archive_deltas_total", {}, archive_deltas_.value());
   append_header(out, "journal_bytes", "gauge", "Size of the write-ahead journal on disk.");
   append_sample(out, "journal_bytes", {}, journal_bytes_.value());
   append_header(out, "postgres_lag_deltas", "gauge",

@@ -96,6 +96,8 @@ class Metrics {
   Gauge& database_file_bytes() { return file_bytes_; }
   Gauge& delta_count() { return delta_count_; }
   Counter& cleanup_deleted() { return cleanup_deleted_; }
+  // Deltas moved into archive files by retention (storage/archive.h).
+  Counter& archive_deltas() { return archive_deltas_; }
   // Sessions the ledger holds as live (set at scrape time from the store).
   Gauge& sessions_live() { return sessions_live_; }
   Gauge& journal_bytes() { return journal_bytes_; }
@@ -122,6 +124,7 @@ class Metrics {
   Gauge memory_bytes_, file_bytes_, delta_count_, journal_bytes_;
   Gauge sessions_live_;
   Counter cleanup_deleted_;
+  Counter archive_deltas_;
   std::array<std::unique_ptr<Histogram>, kQueryKinds> query_duration_;
   LabelledCounters http_requests_;
   Gauge start_time_;

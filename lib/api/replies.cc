@@ -112,6 +112,18 @@ std::string stats_json(const StoreCounts& counts, const StatsExtra& extra) {
     append_json_optional(out, pg.last_error);
     out += '}';
   }
+  out += ',';
+  append_key(out, "archive");
+  if (!extra.archive) {
+    out += "null";
+  } else {
+    const ArchiveStats& archive = *extra.archive;
+    out += '{';
+    append_key(out, "directory");
+    append_json_string(out, archive.directory);
+    out += ",\"files\":" + std::to_string(archive.files) + ",\"bytes\":" +
+           std::to_string(archive.bytes) + ",\"moved\":" + std::to_string(archive.moved) + '}';
+  }
   out += '}';
   return out;
 }

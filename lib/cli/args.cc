@@ -71,11 +71,11 @@ const std::vector<CommandSpec>& command_table() {
        "snapshot. --format json prints GET /api/stats as it is.\n"},
       {"query",
        {{"--session", true}, {"--type", true}, {"--since", true}, {"--until", true},
-        {"--limit", true}, {"--before", true}, {"--format", true}},
+        {"--limit", true}, {"--before", true}, {"--format", true}, {"--archive", false}},
        0,
        "usage: deltatap query [--session ID] [--type created|updated|deleted]\n"
        "                      [--since TIME] [--until TIME] [--limit N] [--before CURSOR]\n"
-       "                      [--format table|json|ndjson|csv]\n"
+       "                      [--format table|json|ndjson|csv] [--archive]\n"
        "\n"
        "Deltas, newest first (ties by id). Filters combine: --since includes, --until\n"
        "excludes; TIME is ISO 8601 (2025-11-10T12:00:00Z, or with an offset). --limit is\n"
@@ -86,14 +86,17 @@ const std::vector<CommandSpec>& command_table() {
        "re-announced after a backend restart with a changed state) or reconcile (brought\n"
        "in line with the backend's live sessions). GAP says gap when changes of the\n"
        "session before that delta were not observed. json, ndjson and csv carry both\n"
-       "as origin (stream, resync, reconcile) and gap (true/false; csv 1/0).\n"},
+       "as origin (stream, resync, reconcile) and gap (true/false; csv 1/0).\n"
+       "--archive reads the monthly archive files ([retention] archive; with --db the\n"
+       "directory archive beside the file) as well as memory, in the same order and\n"
+       "with the same cursor (docs/archives.md).\n"},
       {"sessions", {{"--format", true}}, 0,
        "usage: deltatap sessions [--format table|json|ndjson|csv]\n"
        "\n"
        "One row per session: deltas by type, first and last seen (delta timestamps), the\n"
        "type of the newest delta and, in the table, the planStatus of its state.\n"},
-      {"timeline", {{"--format", true}}, 1,
-       "usage: deltatap timeline SESSION_ID [--format text|json]\n"
+      {"timeline", {{"--format", true}, {"--archive", false}}, 1,
+       "usage: deltatap timeline SESSION_ID [--format text|json] [--archive]\n"
        "\n"
        "The session's history in the order it arrived (by delta id, never re-sorted by\n"
        "timestamp), with the fields each delta changed between before and after, nested\n"
@@ -109,10 +112,12 @@ const std::vector<CommandSpec>& command_table() {
        "restart\" or \"inferred: reconciled with the backend's live sessions\". A time\n"
        "earlier than the step before it is marked \"(timestamp earlier than the previous\n"
        "step)\". --format json gives each delta its origin and gap.\n"
+       "--archive adds the session's deltas kept in the archive files (query --help).\n"
        "Put -- before an id that starts with '-'.\n"},
       {"export", {{"--format", true}, {"--out", true}, {"--csv-raw", false}, {"--to", true},
-                  {"--source", true}}, 0,
+                  {"--source", true}, {"--archive", false}}, 0,
        "usage: deltatap export [--format json|ndjson|csv] [--csv-raw] [--out FILE]\n"
+       "                       [--archive]\n"
        "       deltatap export --to postgresql://... [--source NAME]\n"
        "\n"
        "The whole history, newest first (the query order), streamed: json is an array of\n"
@@ -120,7 +125,8 @@ const std::vector<CommandSpec>& command_table() {
        "(id,type,sessionId,timestamp,createdAt,before,after,origin,gap; states as JSON\n"
        "text, gap 0 or 1). origin is stream for what the backend sent, resync or\n"
        "reconcile for what deltatap inferred; gap 1 means changes of the session before\n"
-       "that delta were not observed.\n"
+       "that delta were not observed. --archive exports the archive files' deltas too\n"
+       "(query --help), in the same order.\n"
        "\n"
        "CSV cells that a spreadsheet would run as a formula (those starting with\n"
        "= + - @, a tab or a carriage return, such as a session id =cmd|' /C calc'!A0)\n"
@@ -175,12 +181,15 @@ const std::vector<CommandSpec>& command_table() {
        "shade blocks in four steps up to the busiest hour; otherwise, and with NO_COLOR\n"
        "or --color never, the counts. json is the API's answer as it is; csv\n"
        "is a table (durations by measure, approvals by day, the heatmap's grid).\n"},
-      {"check", {}, 0,
-       "usage: deltatap check\n"
+      {"check", {{"--archive", false}}, 0,
+       "usage: deltatap check [--archive]\n"
        "\n"
        "With --db: SQLite's integrity check and the schema version of the file (exit 1\n"
        "when the file is damaged or from a newer deltatap). Live: the daemon's readiness\n"
-       "(GET /readyz) with its reasons, and the schema version it runs.\n"},
+       "(GET /readyz) with its reasons, and the schema version it runs.\n"
+       "--archive (with --db) also checks every archive file in the directory archive\n"
+       "beside the file: SQLite's integrity check, and that every state decodes (exit 1\n"
+       "when one fails).\n"},
   };
   return table;
 }

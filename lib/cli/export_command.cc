@@ -188,12 +188,17 @@ int export_to_postgres(Context& ctx, const std::string& url) {
 }  // namespace
 
 int cmd_export(Context& ctx) {
-  if (auto to = ctx.inv.option("--to")) return export_to_postgres(ctx, *to);
+  if (auto to = ctx.inv.option("--to")) {
+    // The copy to PostgreSQL reads the file's store alone.
+    if (ctx.inv.option("--archive")) return usage(ctx.io, "--archive does not go with --to");
+    return export_to_postgres(ctx, *to);
+  }
   int code = kExitOk;
   auto format = check_format(ctx, {"json", "ndjson", "csv"}, "json", code);
   if (!format) return code;
   std::vector<std::pair<std::string, std::string>> params = {{"format", *format}};
   if (ctx.inv.option("--csv-raw")) params.emplace_back("csv", "raw");
+  if (ctx.inv.option("--archive")) params.emplace_back("archive", "1");
   std::string target = with_params("/api/export", params);
   auto out_option = ctx.inv.option("--out");
   if (!out_option) {

@@ -16,6 +16,7 @@
 #include "cli/human_text.h"
 #include "cli/source.h"
 #include "cli/table.h"
+#include "storage/archive_file.h"
 #include "storage/snapshot.h"
 #include "storage/store.h"
 
@@ -31,6 +32,23 @@ std::optional<std::uint32_t> file_schema_version(const std::string& path) {
   if (!in.read(reinterpret_cast<char*>(header), sizeof header)) return std::nullopt;
   return (std::uint32_t{header[60]} << 24) | (std::uint32_t{header[61]} << 16) |
          (std::uint32_t{header[62]} << 8) | std::uint32_t{header[63]};
+}
+
+}  // namespace
+
+namespace {
+
+// An unsigned integer member of a flat JSON object; 0 when absent.
+std::uint64_t json_number_member(std::string_view object, std::string_view key) {
+  auto members = raw_object_members(object);
+  if (!members.ok()) return 0;
+  for (const auto& m : *members) {
+    if (m.key != key) continue;
+    std::uint64_t value = 0;
+    std::from_chars(m.value.data(), m.value.data() + m.value.size(), value);
+    return value;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -79,6 +97,14 @@ int cmd_stats(Context& ctx) {
       if (value == "false") value = "no";
     }
     table.rows.push_back({std::string(label), value});
+  }
+  // The archive files, when there are any (docs/archives.md): one line.
+  auto archive = std::find_if(members->begin(), members->end(),
+                              [](const RawMember& m) { return m.key == "archive"; });
+  if (archive != members->end() && archive->value != "null") {
+    auto files = json_number_member(archive->value, "files");
+    auto bytes = json_number_member(archive->value, "bytes");
+    table.rows.push_back({"Archive files", std::to_string(files) + " (" + human_bytes(bytes) + ")"});
   }
   table.colour = [&](std::size_t row, std::size_t column) -> std::string_view {
     if (column == 1 && table.rows[row][0] == "Last snapshot error") return "31";
@@ -139,6 +165,36 @@ int cmd_snapshot(Context& ctx) {
   return kExitOk;
 }
 
+namespace {
+
+// Every archive file beside ctx.where (storage/archive_file.h's check), one
+// line each; kExitFailed when any fails.
+int check_archives(const Context& ctx) {
+  auto directory = archive_directory_for(ctx.where);
+  auto files = list_archive_files(directory);
+  if (!files.ok()) return fail(ctx, files.error());
+  ctx.io.out << "archive:        " << escape_controls(directory) << " (" << files->size()
+             << (files->size() == 1 ? " file)\n" : " files)\n");
+  int damaged = 0;
+  for (const auto& file : *files) {
+    auto verdict = check_archive_file(file.path);
+    std::string text = verdict.ok() ? *verdict : "check failed: " + verdict.error();
+    bool good = verdict.ok() && *verdict == "ok";
+    if (!good) ++damaged;
+    ctx.io.out << "  " << file.month << ":      "
+               << escape_controls(good ? "ok" + std::string(file.sealed ? " (read-only)" : "")
+                                       : text)
+               << '\n';
+  }
+  if (damaged > 0) {
+    return fail(ctx, std::to_string(damaged) + " archive file" + (damaged == 1 ? " is" : "s are") +
+                         " damaged");
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
 int cmd_check(Context& ctx) {
   if (ctx.file) {
     auto& store = ctx.file->store();
@@ -160,7 +216,11 @@ int cmd_check(Context& ctx) {
     }
     ctx.io.out << "deltas:         " << counts.deltas << '\n';
     if (!ok) return fail(ctx, ctx.where + " is damaged");
+    if (ctx.inv.option("--archive")) return check_archives(ctx);
     return kExitOk;
+  }
+  if (ctx.inv.option("--archive")) {
+    return usage(ctx.io, "check --archive reads the archive files beside a file: give it with --db");
   }
   auto ready = ctx.source->fetch("GET", "/readyz");
   if (!ready.ok()) return fail(ctx, ready.error());

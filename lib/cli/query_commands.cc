@@ -89,6 +89,7 @@ int cmd_query(Context& ctx) {
                                std::pair{"--limit", "limit"}, std::pair{"--before", "before"}}) {
     if (auto value = ctx.inv.option(option)) params.emplace_back(param, *value);
   }
+  if (ctx.inv.option("--archive")) params.emplace_back("archive", "1");
   auto answer = get_ok(ctx, "GET", with_params("/api/deltas", params), code);
   if (!answer) return code;
   if (*format == "json") {

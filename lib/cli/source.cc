@@ -17,6 +17,7 @@
 #include "api/http_api.h"
 #include "api/metrics.h"
 #include "base/files.h"
+#include "storage/archive_file.h"
 #include "storage/snapshot.h"
 #include "storage/store.h"
 
@@ -70,6 +71,16 @@ class FileBackend : public ApiBackend {
     extra.enabled = true;
     extra.db_path = path_;
     extra.file_size = file_size(path_);
+    // Shown when there are archive files beside the file.
+    if (auto files = list_archive_files(archive_directory_for(path_)); files.ok() && !files->empty()) {
+      ArchiveStats archive;
+      archive.directory = archive_directory_for(path_);
+      for (const auto& file : *files) {
+        ++archive.files;
+        archive.bytes += file.bytes;
+      }
+      extra.archive = archive;
+    }
     return extra;
   }
   std::vector<std::string> not_ready_reasons() override { return {}; }
@@ -77,6 +88,10 @@ class FileBackend : public ApiBackend {
     done(Error{"no daemon: snapshot needs the live API (--url)"}, 0, 0);
   }
   Metrics& metrics() override { return metrics_; }
+  // The directory a daemon with this file as [storage] path keeps its archives in.
+  std::optional<std::string> archive_directory() override {
+    return archive_directory_for(path_);
+  }
 
  private:
   std::unique_ptr<Store> store_;

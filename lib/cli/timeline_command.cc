@@ -48,6 +48,7 @@ std::optional<std::vector<StoredDelta>> fetch_history(const Context& ctx,
     std::vector<std::pair<std::string, std::string>> params = {
         {"limit", std::to_string(kMaxQueryLimit)}};
     if (cursor) params.emplace_back("before", *cursor);
+    if (ctx.inv.option("--archive")) params.emplace_back("archive", "1");
     auto answer =
         get_ok(ctx, "GET", with_params("/api/deltas/" + percent_encode(session), params), code);
     if (!answer) return std::nullopt;

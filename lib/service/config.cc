@@ -201,6 +201,13 @@ Result<Config> load_config(const CommandLine& cmdline, const Environment& env) {
     return Error{"[postgres] url is set but [storage] enabled is off (expected storage on: the "
                  "sink resumes from the store's files and needs delta ids that never repeat)"};
   }
+  // The archive files live beside the snapshot file, and a delta leaves
+  // memory for them only when its id will never be reused.
+  if (config.retention.archive && !config.storage.enabled) {
+    return Error{"[retention] archive is on but [storage] enabled is off (expected storage on: "
+                 "archive files are kept in the directory archive beside [storage] path, which "
+                 "only a store with files has; or archive = off)"};
+  }
   if (auto s = resolve_token(env, config); !s) return Error{s.error()};
   return config;
 }
@@ -255,6 +262,8 @@ std::string describe_config(const Config& config) {
 
   out << "\n[retention]\n";
   line(out, "days", std::to_string(config.retention.days));
+  line(out, "archive", onoff(config.retention.archive));
+  line(out, "archive_days", std::to_string(config.retention.archive_days));
 
   out << "\n[http]\n";
   if (config.http.listen.empty()) out << "# empty: the HTTP API is disabled\n";

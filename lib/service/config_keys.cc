@@ -35,7 +35,7 @@ Status assign(Result<T> parsed, T& target) {
   return ok_status();
 }
 
-const std::array<KeySpec, 28> kKeys = {{
+const std::array<KeySpec, 30> kKeys = {{
     {"stream", "url", kUrlExpected,
      "The backend's WebSocket broadcast, which deltatapd connects to, and reconnects to with "
      "backoff when the connection ends",
@@ -190,6 +190,29 @@ const std::array<KeySpec, 28> kKeys = {{
          return invalid(o, v, "a number of days", kDaysExpected);
        }
        c.retention.days = static_cast<int>(*n);
+       return ok_status();
+     }},
+    {"retention", "archive", kArchiveExpected,
+     "Move the deltas that days removes into monthly archive files (SQLite, compressed, "
+     "read-only once their month is over) under the directory archive beside [storage] path, "
+     "each written and fsync'd before the deltas leave memory (docs/archives.md). deltatap "
+     "query|timeline|export --archive and ?archive=1 read across memory and archives. Needs "
+     "[storage] enabled",
+     [](Config& c, std::string_view v, const Origin& o) -> Status {
+       auto on = parse_bool(v, o);
+       if (!on) return invalid(o, v, "on or off", kArchiveExpected);
+       c.retention.archive = *on;
+       return ok_status();
+     }},
+    {"retention", "archive_days", kArchiveDaysExpected,
+     "Delete a month's archive file once its newest delta was stored more than this many days "
+     "ago; 0 keeps every file",
+     [](Config& c, std::string_view v, const Origin& o) -> Status {
+       auto n = parse_integer(trim(v));
+       if (!n || *n > kMaxRetentionDays) {
+         return invalid(o, v, "a number of days", kArchiveDaysExpected);
+       }
+       c.retention.archive_days = static_cast<int>(*n);
        return ok_status();
      }},
     {"http", "listen", kListenAllowed,

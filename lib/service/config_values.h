@@ -41,6 +41,10 @@ inline constexpr std::string_view kCaFileExpected =
     "an existing readable regular file of PEM CA certificates, or empty for the system's only";
 inline constexpr std::string_view kMaxDeltasExpected = "an integer >= 0; 0 means no limit";
 inline constexpr std::string_view kDaysExpected = "an integer >= 0, e.g. 30; 0 keeps everything";
+inline constexpr std::string_view kArchiveExpected =
+    "on or off (also true, false, yes, no, 1 or 0); on needs [storage] enabled";
+inline constexpr std::string_view kArchiveDaysExpected =
+    "an integer >= 0, e.g. 365; 0 keeps every archive file";
 inline constexpr std::string_view kTokenAllowed =
     "a token without white space, control characters or commas, such as a hex or base64url "
     "string; empty for none";

@@ -19,6 +19,10 @@ struct StorageOptions {
 
 struct RetentionOptions {
   int days = 30;                             // 0 keeps everything
+  // On: what `days` removes goes first into monthly archive files beside
+  // [storage] path (storage/archive.h); needs storage enabled.
+  bool archive = false;
+  int archive_days = 0;                      // archive files kept; 0 keeps all
 };
 
 }  // namespace deltatap

@@ -603,4 +603,16 @@ Result<std::int64_t> Store::count_deltas_after(std::int64_t after_id) {
 
 void Store::hold_deltas_after(std::optional<std::int64_t> id) { impl_->hold_after = id; }
 
+std::optional<std::int64_t> Store::held_after() const { return impl_->hold_after; }
+
+// --- the storage room's writers ------------------------------------------------
+
+sqlite3* Store::connection() { return impl_->db; }
+
+Result<std::int64_t> Store::delete_deltas_where(const std::string& where,
+                                                const std::function<void(sqlite3_stmt*)>& bind,
+                                                const char* what) {
+  return impl_->delete_where(where, bind, what);
+}
+
 }  // namespace deltatap

@@ -236,6 +236,23 @@ class Store {
   // sequence): a journal entry with a higher id is not in this database yet.
   std::int64_t last_delta_id();
 
+  // --- the storage room's own writers that keep their SQL beside their
+  // concept (storage/archive.h); nothing outside storage/ calls these.
+  // The store's connection, for reading rows on the store's thread. Writing
+  // deltas through it would bypass the ledger and the counts: deletions go
+  // through delete_deltas_where.
+  sqlite3* connection();
+  // Deletes the deltas matching `where` (an SQL condition over
+  // session_deltas' columns whose parameters `bind` binds) through the
+  // store's one deletion path, in one transaction: the ledger, the counts and
+  // the references of surviving rows to deleted ones stay right (as cleanup()
+  // does). Returns how many went; an error names `what` and SQLite's complaint.
+  Result<std::int64_t> delete_deltas_where(const std::string& where,
+                                           const std::function<void(sqlite3_stmt*)>& bind,
+                                           const char* what);
+  // The hold of hold_deltas_after(): deltas above this id are kept.
+  std::optional<std::int64_t> held_after() const;
+
  private:
   struct Impl;
   explicit Store(std::unique_ptr<Impl> impl);

@@ -28,9 +28,11 @@ __deltatap_global_flags="--utc --local --no-color --help --version"
 # The options of a command, value-taking ones first, then a | and the flags.
 __deltatap_command_options() {
   case $1 in
-    stats | sessions | timeline) echo "--format |" ;;
-    query) echo "--session --type --since --until --limit --before --format |" ;;
-    export) echo "--format --out --to --source | --csv-raw" ;;
+    stats | sessions) echo "--format |" ;;
+    timeline) echo "--format | --archive" ;;
+    query) echo "--session --type --since --until --limit --before --format | --archive" ;;
+    export) echo "--format --out --to --source | --csv-raw --archive" ;;
+    check) echo "| --archive" ;;
     cleanup) echo "--older-than |" ;;
     migrate) echo "--to |" ;;
     analytics) echo "--since --until --repo --tz --format |" ;;

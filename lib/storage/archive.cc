@@ -1,0 +1,457 @@
+// Archive: the move of expired deltas into monthly files, sealing them and
+// bounding them (archive.h says what and why).
+#include "storage/archive.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <unordered_set>
+#include <utility>
+
+#include "base/files.h"
+#include "storage/archive_file.h"
+#include "storage/sqlite_statement.h"
+#include "storage/state_codec.h"
+#include "storage/store.h"
+
+namespace deltatap {
+
+namespace {
+
+// A column's value as stored, whatever its type.
+struct Value {
+  int type = SQLITE_NULL;  // SQLITE_NULL, SQLITE_TEXT or SQLITE_BLOB
+  std::string bytes;
+};
+
+struct Row {
+  std::int64_t id = 0;
+  std::string session_id, delta_type, timestamp, created_at, origin;
+  int gap = 0;
+  Value before, after;
+  std::optional<std::int64_t> before_ref;
+};
+
+Value read_value(sqlite3_stmt* stmt, int column) {
+  Value value;
+  value.type = sqlite3_column_type(stmt, column);
+  if (value.type == SQLITE_BLOB) {
+    auto data = static_cast<const char*>(sqlite3_column_blob(stmt, column));
+    if (data) value.bytes.assign(data, static_cast<std::size_t>(sqlite3_column_bytes(stmt, column)));
+  } else if (value.type != SQLITE_NULL) {
+    // Numbers never are states; read whatever is there as text.
+    value.type = SQLITE_TEXT;
+    value.bytes = column_text(stmt, column);
+  }
+  return value;
+}
+
+Result<Statement> prepare(sqlite3* db, const char* sql) {
+  sqlite3_stmt* raw = nullptr;
+  if (sqlite3_prepare_v2(db, sql, -1, &raw, nullptr) != SQLITE_OK) {
+    return Error{sqlite_error(db, "prepare")};
+  }
+  return Statement(raw);
+}
+
+Status exec(sqlite3* db, const char* sql, const std::string& path) {
+  char* message = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+    std::string text = message ? message : sqlite3_errmsg(db);
+    sqlite3_free(message);
+    return Error{path + ": " + sql + ": " + text};
+  }
+  return ok_status();
+}
+
+Status fsync_path(const std::string& path, bool directory) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
+  if (fd < 0) return Error{errno_text("cannot open", path)};
+  int synced = ::fsync(fd);
+  int error = errno;
+  ::close(fd);
+  if (synced != 0) return Error{errno_text("cannot fsync", path, error)};
+  return ok_status();
+}
+
+// Whether the store's session_deltas has before_ref (a store written before
+// compression existed has none: every before state is a value).
+bool store_has_before_ref(sqlite3* db) {
+  auto stmt = prepare(db, "SELECT COUNT(*) FROM pragma_table_info('session_deltas') "
+                          "WHERE name = 'before_ref'");
+  return stmt.ok() && sqlite3_step(stmt->get()) == SQLITE_ROW &&
+         sqlite3_column_int(stmt->get(), 0) > 0;
+}
+
+std::uint32_t dictionary_of(const std::string& blob) {
+  if (blob.size() < 5) return 0;
+  std::uint32_t id = 0;
+  for (int i = 4; i >= 1; --i) id = (id << 8) | static_cast<unsigned char>(blob[i]);
+  return id;
+}
+
+// Copies one batch into one file: the states as stored, the dictionaries
+// they name, references materialised where the file will not hold their row.
+class BatchWriter {
+ public:
+  BatchWriter(sqlite3* store_db, ArchiveFile& file) : store_db_(store_db), file_(file) {}
+
+  Status materialise_references(std::vector<Row>& rows) {
+    std::unordered_set<std::int64_t> in_batch;
+    for (const auto& row : rows) in_batch.insert(row.id);
+    auto in_file = prepare(file_.db(), "SELECT 1 FROM session_deltas WHERE id = ?1");
+    auto in_store = prepare(store_db_, "SELECT after_state FROM session_deltas WHERE id = ?1");
+    if (!in_file.ok()) return Error{in_file.error()};
+    if (!in_store.ok()) return Error{in_store.error()};
+    for (auto& row : rows) {
+      if (!row.before_ref) continue;
+      auto ref = *row.before_ref;
+      if (in_batch.count(ref)) continue;
+      Use file_use(in_file->get());
+      sqlite3_bind_int64(in_file->get(), 1, ref);
+      if (sqlite3_step(in_file->get()) == SQLITE_ROW) continue;
+      Use store_use(in_store->get());
+      sqlite3_bind_int64(in_store->get(), 1, ref);
+      if (sqlite3_step(in_store->get()) != SQLITE_ROW ||
+          sqlite3_column_type(in_store->get(), 0) == SQLITE_NULL) {
+        return Error{"delta " + std::to_string(row.id) + ": before_ref " + std::to_string(ref) +
+                     " names no stored state"};
+      }
+      row.before = read_value(in_store->get(), 0);
+      row.before_ref.reset();
+    }
+    return ok_status();
+  }
+
+  // A dictionary for the file's TEXT states, when it has none and the batch
+  // brings enough of them to train one worth having. A failed training
+  // leaves the states TEXT, which every reader takes.
+  void train_if_needed(const std::vector<Row>& rows) {
+    if (file_.codec().has_dictionary()) return;
+    std::vector<std::string> samples;
+    for (const auto& row : rows) {
+      for (const Value* value : {&row.before, &row.after}) {
+        if (value->type == SQLITE_TEXT && samples.size() < kMaxArchiveTrainingStates) {
+          samples.push_back(value->bytes);
+        }
+      }
+    }
+    if (samples.size() < kMinArchiveTrainingStates) return;
+    (void)file_.codec().train(file_.db(), samples);
+  }
+
+  Status insert(const std::vector<Row>& rows) {
+    auto stmt = prepare(file_.db(),
+                        "INSERT OR IGNORE INTO session_deltas (id, session_id, delta_type, "
+                        "before_state, after_state, timestamp, created_at, origin, gap, "
+                        "before_ref) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    if (!stmt.ok()) return Error{stmt.error()};
+    sqlite3_stmt* s = stmt->get();
+    for (const auto& row : rows) {
+      Use use(s);
+      sqlite3_bind_int64(s, 1, row.id);
+      bind_text(s, 2, row.session_id);
+      bind_text(s, 3, row.delta_type);
+      if (auto st = bind_value(s, 4, row.before); !st.ok()) {
+        return Error{"delta " + std::to_string(row.id) + ": " + st.error()};
+      }
+      if (auto st = bind_value(s, 5, row.after); !st.ok()) {
+        return Error{"delta " + std::to_string(row.id) + ": " + st.error()};
+      }
+      bind_text(s, 6, row.timestamp);
+      bind_text(s, 7, row.created_at);
+      bind_text(s, 8, row.origin);
+      sqlite3_bind_int(s, 9, row.gap);
+      if (row.before_ref) {
+        sqlite3_bind_int64(s, 10, *row.before_ref);
+      } else {
+        sqlite3_bind_null(s, 10);
+      }
+      if (sqlite3_step(s) != SQLITE_DONE) return Error{sqlite_error(file_.db(), "insert")};
+    }
+    return ok_status();
+  }
+
+ private:
+  enum class Dictionary { shared, clashes };
+
+  void bind_encoded_or_text(sqlite3_stmt* s, int index, const std::string& json) {
+    if (file_.codec().has_dictionary()) {
+      auto blob = file_.codec().encode(json);
+      sqlite3_bind_blob64(s, index, blob.data(), blob.size(), SQLITE_TRANSIENT);
+    } else {
+      sqlite3_bind_text64(s, index, json.data(), json.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+    }
+  }
+
+  Status bind_value(sqlite3_stmt* s, int index, const Value& value) {
+    if (value.type == SQLITE_NULL) {
+      sqlite3_bind_null(s, index);
+      return ok_status();
+    }
+    if (value.type == SQLITE_TEXT) {
+      bind_encoded_or_text(s, index, value.bytes);
+      return ok_status();
+    }
+    auto id = dictionary_of(value.bytes);
+    auto dictionary = id == 0 ? Result<Dictionary>(Dictionary::shared) : copy_dictionary(id);
+    if (!dictionary.ok()) return Error{dictionary.error()};
+    if (*dictionary == Dictionary::shared) {
+      sqlite3_bind_blob64(s, index, value.bytes.data(), value.bytes.size(), SQLITE_STATIC);
+      return ok_status();
+    }
+    // The file has another dictionary of that id: the value goes in as the
+    // file's own, through its JSON text.
+    if (!store_codec_) {
+      store_codec_.emplace();
+      if (auto st = store_codec_->load(store_db_); !st.ok()) return st;
+    }
+    auto json = store_codec_->decode(value.bytes);
+    if (!json.ok()) return Error{json.error()};
+    bind_encoded_or_text(s, index, *json);
+    return ok_status();
+  }
+
+  // Makes the store's dictionary `id` available in the file under the same
+  // id, or says that the file's dictionary of that id is another.
+  Result<Dictionary> copy_dictionary(std::uint32_t id) {
+    if (auto found = dictionaries_.find(id); found != dictionaries_.end()) return found->second;
+    auto from_store = prepare(store_db_,
+                              "SELECT trained_at, samples, bytes FROM state_dictionaries WHERE id = ?1");
+    if (!from_store.ok()) return Error{from_store.error()};
+    sqlite3_bind_int64(from_store->get(), 1, id);
+    if (sqlite3_step(from_store->get()) != SQLITE_ROW) {
+      return Error{"the store has no state dictionary " + std::to_string(id)};
+    }
+    Value bytes = read_value(from_store->get(), 2);
+    auto in_file = prepare(file_.db(), "SELECT bytes FROM state_dictionaries WHERE id = ?1");
+    if (!in_file.ok()) return Error{in_file.error()};
+    sqlite3_bind_int64(in_file->get(), 1, id);
+    Dictionary result = Dictionary::shared;
+    if (sqlite3_step(in_file->get()) == SQLITE_ROW) {
+      if (read_value(in_file->get(), 0).bytes != bytes.bytes) result = Dictionary::clashes;
+    } else {
+      auto insert = prepare(file_.db(),
+                            "INSERT INTO state_dictionaries (id, trained_at, samples, bytes) "
+                            "VALUES (?1, ?2, ?3, ?4)");
+      if (!insert.ok()) return Error{insert.error()};
+      sqlite3_bind_int64(insert->get(), 1, id);
+      sqlite3_bind_value(insert->get(), 2, sqlite3_column_value(from_store->get(), 0));
+      sqlite3_bind_value(insert->get(), 3, sqlite3_column_value(from_store->get(), 1));
+      sqlite3_bind_blob64(insert->get(), 4, bytes.bytes.data(), bytes.bytes.size(), SQLITE_STATIC);
+      if (sqlite3_step(insert->get()) != SQLITE_DONE) {
+        return Error{sqlite_error(file_.db(), "copy state dictionary")};
+      }
+    }
+    dictionaries_.emplace(id, result);
+    return result;
+  }
+
+  sqlite3* store_db_;
+  ArchiveFile& file_;
+  std::map<std::uint32_t, Dictionary> dictionaries_;
+  std::optional<StateCodec> store_codec_;  // loaded only for a clash
+};
+
+Result<std::vector<Row>> read_batch(sqlite3* db, const ArchivedBatch& batch, std::int64_t limit) {
+  std::string sql =
+      std::string("SELECT id, session_id, delta_type, before_state, after_state, timestamp, "
+                  "created_at, origin, gap, ") +
+      (store_has_before_ref(db) ? "before_ref" : "NULL") +
+      " FROM session_deltas WHERE created_at >= ?1 AND created_at < ?2 AND id <= ?3 "
+      "ORDER BY created_at, id LIMIT ?4";
+  auto stmt = prepare(db, sql.c_str());
+  if (!stmt.ok()) return Error{stmt.error()};
+  sqlite3_stmt* s = stmt->get();
+  bind_text(s, 1, batch.from);
+  bind_text(s, 2, batch.to);
+  sqlite3_bind_int64(s, 3, batch.hold);
+  sqlite3_bind_int64(s, 4, limit);
+  std::vector<Row> rows;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    Row row;
+    row.id = sqlite3_column_int64(s, 0);
+    row.session_id = column_text(s, 1);
+    row.delta_type = column_text(s, 2);
+    row.before = read_value(s, 3);
+    row.after = read_value(s, 4);
+    row.timestamp = column_text(s, 5);
+    row.created_at = column_text(s, 6);
+    row.origin = column_text(s, 7);
+    row.gap = sqlite3_column_int(s, 8);
+    if (sqlite3_column_type(s, 9) != SQLITE_NULL && row.before.type == SQLITE_NULL) {
+      row.before_ref = sqlite3_column_int64(s, 9);
+    }
+    rows.push_back(std::move(row));
+  }
+  if (rc != SQLITE_DONE) return Error{sqlite_error(db, "read deltas to archive")};
+  return rows;
+}
+
+// The first created_at of the deltas due (not held), if any.
+Result<std::optional<std::string>> oldest_due(sqlite3* db, const std::string& bound,
+                                              std::int64_t hold) {
+  auto stmt = prepare(db, "SELECT MIN(created_at) FROM session_deltas "
+                          "WHERE created_at < ?1 AND id <= ?2");
+  if (!stmt.ok()) return Error{stmt.error()};
+  bind_text(stmt->get(), 1, bound);
+  sqlite3_bind_int64(stmt->get(), 2, hold);
+  if (sqlite3_step(stmt->get()) != SQLITE_ROW) return Error{sqlite_error(db, "oldest delta due")};
+  return column_optional(stmt->get(), 0);
+}
+
+Result<bool> store_holds_month(sqlite3* db, const std::string& from, const std::string& to) {
+  auto stmt = prepare(db, "SELECT EXISTS (SELECT 1 FROM session_deltas "
+                          "WHERE created_at >= ?1 AND created_at < ?2)");
+  if (!stmt.ok()) return Error{stmt.error()};
+  bind_text(stmt->get(), 1, from);
+  bind_text(stmt->get(), 2, to);
+  if (sqlite3_step(stmt->get()) != SQLITE_ROW) return Error{sqlite_error(db, "month's deltas")};
+  return sqlite3_column_int(stmt->get(), 0) != 0;
+}
+
+}  // namespace
+
+Result<std::optional<ArchivedBatch>> write_next_batch(Store& store, const ArchiveOptions& options,
+                                                      TimePoint older_than) {
+  sqlite3* db = store.connection();
+  std::string bound = format_timestamp(older_than);
+  ArchivedBatch batch;
+  batch.hold = store.held_after().value_or(std::numeric_limits<std::int64_t>::max());
+  auto oldest = oldest_due(db, bound, batch.hold);
+  if (!oldest.ok()) return Error{oldest.error()};
+  if (!*oldest) return std::optional<ArchivedBatch>();
+  batch.month = month_of(**oldest);
+  batch.from = month_start(batch.month);
+  batch.to = std::min(next_month_start(batch.month), bound);
+  auto rows = read_batch(db, batch, std::max<std::int64_t>(options.batch_rows, 1));
+  if (!rows.ok()) return Error{rows.error()};
+  if (rows->empty()) return Error{"no deltas of " + batch.month + " to archive, yet one is due"};
+  batch.rows = static_cast<std::int64_t>(rows->size());
+  batch.last_created_at = rows->back().created_at;
+  batch.last_id = rows->back().id;
+
+  if (auto s = make_private_directories(options.directory); !s.ok()) return Error{s.error()};
+  batch.path = options.directory + "/" + archive_file_name(batch.month);
+  auto file = ArchiveFile::open_for_writing(batch.path, batch.month, &batch.file_created);
+  if (!file.ok()) return Error{file.error()};
+  BatchWriter writer(db, *file);
+  if (auto s = writer.materialise_references(*rows); !s.ok()) {
+    return Error{batch.path + ": " + s.error()};
+  }
+  writer.train_if_needed(*rows);
+  if (auto s = exec(file->db(), "BEGIN IMMEDIATE", batch.path); !s.ok()) return Error{s.error()};
+  if (auto s = writer.insert(*rows); !s.ok()) {
+    (void)exec(file->db(), "ROLLBACK", batch.path);
+    return Error{batch.path + ": " + s.error()};
+  }
+  if (auto s = exec(file->db(), "COMMIT", batch.path); !s.ok()) {
+    (void)exec(file->db(), "ROLLBACK", batch.path);
+    return Error{s.error()};
+  }
+  // synchronous = FULL has the commit on disk; the explicit fsyncs say so
+  // without relying on the file's settings, and make a new file's name durable.
+  if (auto s = fsync_path(batch.path, false); !s.ok()) return Error{s.error()};
+  if (batch.file_created) {
+    if (auto s = fsync_path(options.directory, true); !s.ok()) return Error{s.error()};
+  }
+  return std::optional<ArchivedBatch>(std::move(batch));
+}
+
+Result<std::int64_t> delete_archived_batch(Store& store, const ArchivedBatch& batch) {
+  return store.delete_deltas_where(
+      "created_at >= ?1 AND created_at < ?2 AND id <= ?3 AND (created_at, id) <= (?4, ?5)",
+      [&](sqlite3_stmt* stmt) {
+        bind_text(stmt, 1, batch.from);
+        bind_text(stmt, 2, batch.to);
+        sqlite3_bind_int64(stmt, 3, batch.hold);
+        bind_text(stmt, 4, batch.last_created_at);
+        sqlite3_bind_int64(stmt, 5, batch.last_id);
+      },
+      "delete archived deltas");
+}
+
+Result<ArchiveRun> archive_expired(Store& store, const ArchiveOptions& options,
+                                   TimePoint older_than, TimePoint now) {
+  ArchiveRun run;
+  for (;;) {
+    auto batch = write_next_batch(store, options, older_than);
+    if (!batch.ok()) return Error{batch.error()};
+    if (!*batch) break;
+    if (options.after_write) options.after_write();
+    auto deleted = delete_archived_batch(store, **batch);
+    if (!deleted.ok()) return Error{deleted.error()};
+    // The rows read are the rows deleted (one thread, nothing in between):
+    // none deleted would loop for ever.
+    if (*deleted == 0) return Error{"archived deltas of " + (*batch)->month + " were not deleted"};
+    run.moved += *deleted;
+    if (run.months.empty() || run.months.back() != (*batch)->month) {
+      run.months.push_back((*batch)->month);
+    }
+  }
+  auto sealed = seal_archives(store, options, older_than);
+  if (!sealed.ok()) return Error{sealed.error()};
+  run.sealed = *sealed;
+  auto removed = remove_old_archives(options, now);
+  if (!removed.ok()) return Error{removed.error()};
+  run.removed = *removed;
+  return run;
+}
+
+Result<std::int64_t> seal_archives(Store& store, const ArchiveOptions& options,
+                                   TimePoint older_than) {
+  auto files = list_archive_files(options.directory);
+  if (!files.ok()) return Error{files.error()};
+  std::string bound = format_timestamp(older_than);
+  std::int64_t sealed = 0;
+  for (const auto& file : *files) {
+    if (file.sealed) continue;
+    auto to = next_month_start(file.month);
+    // Rows of this month still come while the cutoff is inside it.
+    if (to > bound) continue;
+    auto holds = store_holds_month(store.connection(), month_start(file.month), to);
+    if (!holds.ok()) return Error{holds.error()};
+    if (*holds) continue;  // held for a sink: they come later
+    if (::chmod(file.path.c_str(), kSealedArchiveMode) != 0) {
+      return Error{errno_text("cannot make read-only", file.path)};
+    }
+    ++sealed;
+  }
+  return sealed;
+}
+
+Result<std::int64_t> remove_old_archives(const ArchiveOptions& options, TimePoint now) {
+  if (options.keep_days <= 0) return std::int64_t{0};
+  auto files = list_archive_files(options.directory);
+  if (!files.ok()) return Error{files.error()};
+  std::string limit = format_timestamp(now - std::chrono::days(options.keep_days));
+  std::int64_t removed = 0;
+  for (const auto& file : *files) {
+    if (!file.sealed) continue;
+    // Cheap test first: a month that ends after the limit has rows too new.
+    if (month_start(file.month) >= limit) continue;
+    std::optional<std::string> newest;
+    {
+      auto opened = ArchiveFile::open_readonly(file.path);
+      if (!opened.ok()) return Error{opened.error()};
+      auto read = opened->newest_created_at();
+      if (!read.ok()) return Error{read.error()};
+      newest = std::move(*read);
+    }
+    if (newest && *newest >= limit) continue;
+    if (::unlink(file.path.c_str()) != 0) return Error{errno_text("cannot delete", file.path)};
+    ++removed;
+  }
+  if (removed > 0) {
+    if (auto s = fsync_path(options.directory, true); !s.ok()) return Error{s.error()};
+  }
+  return removed;
+}
+
+}  // namespace deltatap

@@ -1,0 +1,430 @@
+// ArchiveFile: naming, opening and creating a monthly archive, reading its
+// rows back as the store's, and its integrity check.
+#include "storage/archive_file.h"
+
+#include <dirent.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <utility>
+
+#include "base/files.h"
+#include "storage/sqlite_statement.h"
+
+namespace deltatap {
+
+namespace {
+
+constexpr std::string_view kPrefix = "deltas-";
+constexpr std::string_view kSuffix = ".sqlite";
+
+// The store's session_deltas and before_ref (state_codec.h). ids are the
+// store's: no AUTOINCREMENT, a row keeps the id it had.
+constexpr const char* kCreateSchema = R"sql(
+CREATE TABLE IF NOT EXISTS session_deltas (
+  id INTEGER PRIMARY KEY,
+  session_id TEXT NOT NULL,
+  delta_type TEXT NOT NULL CHECK(delta_type IN ('created', 'updated', 'deleted')),
+  before_state TEXT,
+  after_state TEXT,
+  timestamp TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  origin TEXT NOT NULL DEFAULT 'stream' CHECK(origin IN ('stream', 'resync', 'reconcile')),
+  gap INTEGER NOT NULL DEFAULT 0 CHECK(gap IN (0, 1)),
+  before_ref INTEGER
+);
+CREATE INDEX IF NOT EXISTS idx_session_deltas_session_id ON session_deltas(session_id);
+CREATE INDEX IF NOT EXISTS idx_session_deltas_timestamp ON session_deltas(timestamp);
+CREATE INDEX IF NOT EXISTS idx_session_deltas_created_at ON session_deltas(created_at);
+CREATE INDEX IF NOT EXISTS idx_session_deltas_session_ts ON session_deltas(session_id, timestamp);
+CREATE TABLE IF NOT EXISTS archive_info (
+  format_version INTEGER NOT NULL,
+  month TEXT NOT NULL
+);)sql";
+
+constexpr const char* kColumns =
+    "id, session_id, delta_type, before_state, after_state, timestamp, created_at, origin, gap, "
+    "before_ref";
+
+Status exec(sqlite3* db, const std::string& sql, std::string_view what) {
+  char* message = nullptr;
+  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
+    std::string text = message ? message : sqlite3_errmsg(db);
+    sqlite3_free(message);
+    return Error{std::string(what) + ": " + text};
+  }
+  return ok_status();
+}
+
+Result<Statement> prepare(sqlite3* db, const std::string& sql) {
+  sqlite3_stmt* raw = nullptr;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &raw, nullptr) != SQLITE_OK) {
+    return Error{sqlite_error(db, "prepare")};
+  }
+  return Statement(raw);
+}
+
+std::string_view column_bytes(sqlite3_stmt* stmt, int column) {
+  const void* data = sqlite3_column_type(stmt, column) == SQLITE_BLOB
+                         ? sqlite3_column_blob(stmt, column)
+                         : static_cast<const void*>(sqlite3_column_text(stmt, column));
+  if (!data) return {};
+  return {static_cast<const char*>(data), static_cast<std::size_t>(sqlite3_column_bytes(stmt, column))};
+}
+
+bool two_digits(std::string_view text) {
+  return text.size() == 2 && std::isdigit(static_cast<unsigned char>(text[0])) &&
+         std::isdigit(static_cast<unsigned char>(text[1]));
+}
+
+bool is_month(std::string_view month) {
+  if (month.size() != 7 || month[4] != '-') return false;
+  for (std::size_t i = 0; i < 4; ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(month[i]))) return false;
+  }
+  if (!two_digits(month.substr(5))) return false;
+  int m = (month[5] - '0') * 10 + (month[6] - '0');
+  return m >= 1 && m <= 12;
+}
+
+}  // namespace
+
+std::string archive_directory_for(const std::string& store_path) {
+  std::string parent = directory_of(store_path);
+  return parent == "/" ? "/archive" : parent + "/archive";
+}
+
+std::string month_of(std::string_view normalised_time) {
+  return std::string(normalised_time.substr(0, 7));
+}
+
+std::string month_start(std::string_view month) {
+  return std::string(month) + "-01T00:00:00.000Z";
+}
+
+std::string next_month_start(std::string_view month) {
+  int year = 0, number = 0;
+  std::from_chars(month.data(), month.data() + 4, year);
+  std::from_chars(month.data() + 5, month.data() + 7, number);
+  if (++number > 12) {
+    number = 1;
+    ++year;
+  }
+  char text[8];
+  std::snprintf(text, sizeof text, "%04d-%02d", year, number);
+  return month_start(text);
+}
+
+std::string archive_file_name(std::string_view month) {
+  return std::string(kPrefix) + std::string(month) + std::string(kSuffix);
+}
+
+std::optional<std::string> month_of_file_name(std::string_view name) {
+  if (name.size() != kPrefix.size() + 7 + kSuffix.size()) return std::nullopt;
+  if (name.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
+  if (name.substr(name.size() - kSuffix.size()) != kSuffix) return std::nullopt;
+  auto month = name.substr(kPrefix.size(), 7);
+  if (!is_month(month)) return std::nullopt;
+  return std::string(month);
+}
+
+Result<std::vector<ArchiveFileEntry>> list_archive_files(const std::string& directory) {
+  std::vector<ArchiveFileEntry> files;
+  DIR* dir = ::opendir(directory.c_str());
+  if (!dir) {
+    if (errno == ENOENT) return files;
+    return Error{errno_text("cannot list", directory)};
+  }
+  while (dirent* entry = ::readdir(dir)) {
+    auto month = month_of_file_name(entry->d_name);
+    if (!month) continue;
+    ArchiveFileEntry file;
+    file.month = *month;
+    file.path = directory + "/" + entry->d_name;
+    struct stat info {};
+    if (::stat(file.path.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) continue;
+    file.bytes = static_cast<std::uint64_t>(info.st_size);
+    file.sealed = (info.st_mode & S_IWUSR) == 0;
+    files.push_back(std::move(file));
+  }
+  ::closedir(dir);
+  std::sort(files.begin(), files.end(),
+            [](const auto& a, const auto& b) { return a.month < b.month; });
+  return files;
+}
+
+// ---------------------------------------------------------------------------
+
+struct ArchiveFile::Impl {
+  sqlite3* db = nullptr;
+  std::string path;
+  StateCodec codec;
+
+  ~Impl() { sqlite3_close(db); }
+
+  Error fail(std::string_view what) const { return Error{path + ": " + sqlite_error(db, what)}; }
+
+  // archive_info's month, or an error when the file is not an archive this
+  // binary can read.
+  Result<std::string> read_info() {
+    auto stmt = prepare(db, "SELECT format_version, month FROM archive_info LIMIT 1");
+    if (!stmt.ok()) return Error{path + ": not a deltatap archive (" + stmt.error() + ")"};
+    if (sqlite3_step(stmt->get()) != SQLITE_ROW) {
+      return Error{path + ": not a deltatap archive (archive_info is empty)"};
+    }
+    auto version = sqlite3_column_int64(stmt->get(), 0);
+    if (version > kArchiveFormatVersion) {
+      return Error{path + ": written by a newer deltatap (archive format " +
+                   std::to_string(version) + ", this one reads up to " +
+                   std::to_string(kArchiveFormatVersion) + ")"};
+    }
+    return column_text(stmt->get(), 1);
+  }
+
+  // The JSON text of a stored value; a reference resolved within this file.
+  Result<std::optional<std::string>> state(sqlite3_stmt* row, int column, bool before) {
+    if (sqlite3_column_type(row, column) != SQLITE_NULL) {
+      auto text = codec.decode(column_bytes(row, column));
+      if (!text.ok()) return Error{text.error()};
+      return std::optional<std::string>(std::move(*text));
+    }
+    if (!before || sqlite3_column_type(row, 9) == SQLITE_NULL) {
+      return std::optional<std::string>();
+    }
+    auto ref = sqlite3_column_int64(row, 9);
+    auto stmt = prepare(db, "SELECT after_state FROM session_deltas WHERE id = ?1");
+    if (!stmt.ok()) return Error{stmt.error()};
+    sqlite3_bind_int64(stmt->get(), 1, ref);
+    if (sqlite3_step(stmt->get()) != SQLITE_ROW ||
+        sqlite3_column_type(stmt->get(), 0) == SQLITE_NULL) {
+      return Error{"before_ref " + std::to_string(ref) + " names no row with a state"};
+    }
+    auto text = codec.decode(column_bytes(stmt->get(), 0));
+    if (!text.ok()) return Error{text.error()};
+    return std::optional<std::string>(std::move(*text));
+  }
+
+  Result<StoredDelta> read_row(sqlite3_stmt* row) {
+    StoredDelta delta;
+    delta.id = sqlite3_column_int64(row, 0);
+    delta.delta.session_id = column_text(row, 1);
+    delta.delta.type = parse_delta_type(column_text(row, 2)).value_or(DeltaType::updated);
+    auto before = state(row, 3, true);
+    if (!before.ok()) return Error{path + ": delta " + std::to_string(delta.id) + ": " + before.error()};
+    auto after = state(row, 4, false);
+    if (!after.ok()) return Error{path + ": delta " + std::to_string(delta.id) + ": " + after.error()};
+    delta.delta.before = std::move(*before);
+    delta.delta.after = std::move(*after);
+    delta.delta.timestamp = column_text(row, 5);
+    delta.created_at = column_text(row, 6);
+    delta.origin = parse_delta_origin(column_text(row, 7)).value_or(DeltaOrigin::stream);
+    delta.gap = sqlite3_column_int(row, 8) != 0;
+    return delta;
+  }
+};
+
+ArchiveFile::ArchiveFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ArchiveFile::ArchiveFile(ArchiveFile&&) noexcept = default;
+ArchiveFile& ArchiveFile::operator=(ArchiveFile&&) noexcept = default;
+ArchiveFile::~ArchiveFile() = default;
+
+sqlite3* ArchiveFile::db() const { return impl_->db; }
+const std::string& ArchiveFile::path() const { return impl_->path; }
+StateCodec& ArchiveFile::codec() { return impl_->codec; }
+
+Result<ArchiveFile> ArchiveFile::open_for_writing(const std::string& path, std::string_view month,
+                                                  bool* created) {
+  struct stat info {};
+  bool exists = ::stat(path.c_str(), &info) == 0;
+  *created = !exists;
+  // A sealed file takes rows again only when held rows of its month are
+  // released late (a sink's hold): it is sealed again after the move.
+  if (exists && (info.st_mode & S_IWUSR) == 0 && ::chmod(path.c_str(), 0600) != 0) {
+    return Error{errno_text("cannot make writable", path)};
+  }
+  if (!is_month(month)) return Error{path + ": not a month: " + std::string(month)};
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  if (sqlite3_open_v2(path.c_str(), &impl->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                      nullptr) != SQLITE_OK) {
+    return impl->fail("open");
+  }
+  // A reader (the CLI on the same file) may hold it for a moment.
+  sqlite3_busy_timeout(impl->db, 5'000);
+  if (!exists && ::chmod(path.c_str(), 0600) != 0) {
+    return Error{errno_text("cannot set the mode of", path)};
+  }
+  // A batch (up to 50,000 rows and their index entries) fits in the page
+  // cache, so its pages are written once, at COMMIT.
+  if (auto s = exec(impl->db,
+                    "PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL; "
+                    "PRAGMA cache_size = -131072",
+                    path);
+      !s.ok()) {
+    return Error{s.error()};
+  }
+  if (auto s = exec(impl->db, std::string("BEGIN IMMEDIATE;") + kCreateSchema + ";" +
+                                  kCreateStateDictionaries,
+                    path);
+      !s.ok()) {
+    return Error{s.error()};
+  }
+  auto count = prepare(impl->db, "SELECT COUNT(*) FROM archive_info");
+  bool empty = count.ok() && sqlite3_step(count->get()) == SQLITE_ROW &&
+               sqlite3_column_int64(count->get(), 0) == 0;
+  count = Statement();
+  if (empty) {
+    std::string insert = "INSERT INTO archive_info (format_version, month) VALUES (" +
+                         std::to_string(kArchiveFormatVersion) + ", '" + std::string(month) + "')";
+    if (auto s = exec(impl->db, insert, path); !s.ok()) return Error{s.error()};
+  }
+  if (auto s = exec(impl->db, "COMMIT", path); !s.ok()) return Error{s.error()};
+  auto info_month = impl->read_info();
+  if (!info_month.ok()) return Error{info_month.error()};
+  if (*info_month != month) {
+    return Error{path + ": holds the month " + *info_month + ", not " + std::string(month)};
+  }
+  if (auto s = impl->codec.load(impl->db); !s.ok()) return Error{path + ": " + s.error()};
+  return ArchiveFile(std::move(impl));
+}
+
+Result<ArchiveFile> ArchiveFile::open_readonly(const std::string& path) {
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  if (sqlite3_open_v2(path.c_str(), &impl->db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    return impl->fail("open");
+  }
+  // The CLI may read a file while the daemon commits a batch into it: wait
+  // for that commit rather than fail.
+  sqlite3_busy_timeout(impl->db, 5'000);
+  if (auto month = impl->read_info(); !month.ok()) return Error{month.error()};
+  if (auto s = impl->codec.load(impl->db); !s.ok()) return Error{path + ": " + s.error()};
+  return ArchiveFile(std::move(impl));
+}
+
+Result<std::vector<StoredDelta>> ArchiveFile::query(const DeltaQuery& query, int limit, bool* more) {
+  *more = false;
+  std::optional<Cursor> cursor;
+  if (query.before) {
+    cursor = parse_cursor(*query.before);
+    if (!cursor) return Error{"invalid cursor"};
+  }
+  // The store's query (store.cc, get_deltas), over this file.
+  std::string sql = std::string("SELECT ") + kColumns + " FROM session_deltas WHERE 1";
+  if (query.session_id) sql += " AND session_id = :sid";
+  if (query.type) sql += " AND delta_type = :type";
+  if (query.since) sql += " AND timestamp >= :since";
+  if (query.until) sql += " AND timestamp < :until";
+  if (cursor) sql += " AND timestamp <= :cts AND (timestamp, id) < (:cts, :cid)";
+  sql += " ORDER BY timestamp DESC, id DESC LIMIT :limit";
+  auto stmt = prepare(impl_->db, sql);
+  if (!stmt.ok()) return Error{impl_->path + ": " + stmt.error()};
+  sqlite3_stmt* s = stmt->get();
+  auto bind = [s](const char* name, std::string_view text) {
+    bind_text(s, sqlite3_bind_parameter_index(s, name), text);
+  };
+  std::string type = query.type ? std::string(to_string(*query.type)) : std::string();
+  if (query.session_id) bind(":sid", *query.session_id);
+  if (query.type) bind(":type", type);
+  if (query.since) bind(":since", *query.since);
+  if (query.until) bind(":until", *query.until);
+  if (cursor) {
+    bind(":cts", cursor->timestamp);
+    sqlite3_bind_int64(s, sqlite3_bind_parameter_index(s, ":cid"), cursor->id);
+  }
+  sqlite3_bind_int64(s, sqlite3_bind_parameter_index(s, ":limit"), std::int64_t{limit} + 1);
+  std::vector<StoredDelta> rows;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    if (static_cast<int>(rows.size()) == limit) {
+      *more = true;
+      break;
+    }
+    auto row = impl_->read_row(s);
+    if (!row.ok()) return Error{row.error()};
+    rows.push_back(std::move(*row));
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return impl_->fail("query");
+  return rows;
+}
+
+Result<std::vector<StoredDelta>> ArchiveFile::session_history(const std::string& session_id) {
+  auto stmt = prepare(impl_->db, std::string("SELECT ") + kColumns +
+                                     " FROM session_deltas WHERE session_id = ?1 ORDER BY id");
+  if (!stmt.ok()) return Error{impl_->path + ": " + stmt.error()};
+  bind_text(stmt->get(), 1, session_id);
+  std::vector<StoredDelta> rows;
+  int rc;
+  while ((rc = sqlite3_step(stmt->get())) == SQLITE_ROW) {
+    auto row = impl_->read_row(stmt->get());
+    if (!row.ok()) return Error{row.error()};
+    rows.push_back(std::move(*row));
+  }
+  if (rc != SQLITE_DONE) return impl_->fail("session history");
+  return rows;
+}
+
+Result<std::optional<std::string>> ArchiveFile::newest_created_at() {
+  auto stmt = prepare(impl_->db, "SELECT MAX(created_at) FROM session_deltas");
+  if (!stmt.ok() || sqlite3_step(stmt->get()) != SQLITE_ROW) return impl_->fail("newest row");
+  return column_optional(stmt->get(), 0);
+}
+
+Result<std::int64_t> ArchiveFile::row_count() {
+  auto stmt = prepare(impl_->db, "SELECT COUNT(*) FROM session_deltas");
+  if (!stmt.ok() || sqlite3_step(stmt->get()) != SQLITE_ROW) return impl_->fail("count rows");
+  return std::int64_t{sqlite3_column_int64(stmt->get(), 0)};
+}
+
+Result<std::string> check_archive_file(const std::string& path) {
+  auto file = ArchiveFile::open_readonly(path);
+  if (!file.ok()) {
+    // A file SQLite cannot read as a database at all is a failed check, not
+    // a missing one: say what it is.
+    struct stat info {};
+    if (::stat(path.c_str(), &info) != 0) return Error{file.error()};
+    return file.error();
+  }
+  sqlite3* db = file->db();
+  {
+    auto stmt = prepare(db, "PRAGMA integrity_check");
+    if (!stmt.ok()) return path + ": " + stmt.error();
+    if (sqlite3_step(stmt->get()) != SQLITE_ROW) return path + ": " + sqlite_error(db, "integrity_check");
+    auto verdict = column_text(stmt->get(), 0);
+    if (verdict != "ok") return path + ": " + verdict;
+  }
+  auto stmt = prepare(db, std::string("SELECT ") + kColumns + " FROM session_deltas ORDER BY id");
+  if (!stmt.ok()) return path + ": " + stmt.error();
+  auto& codec = file->codec();
+  int rc;
+  while ((rc = sqlite3_step(stmt->get())) == SQLITE_ROW) {
+    auto id = sqlite3_column_int64(stmt->get(), 0);
+    for (int column : {3, 4}) {
+      if (sqlite3_column_type(stmt->get(), column) == SQLITE_NULL) continue;
+      auto text = codec.decode(column_bytes(stmt->get(), column));
+      if (!text.ok()) {
+        return path + ": delta " + std::to_string(id) + ": " +
+               (column == 3 ? "before_state" : "after_state") + " does not decode: " + text.error();
+      }
+    }
+    if (sqlite3_column_type(stmt->get(), 9) != SQLITE_NULL) {
+      auto ref = sqlite3_column_int64(stmt->get(), 9);
+      auto target = prepare(db, "SELECT after_state IS NOT NULL FROM session_deltas WHERE id = ?1");
+      if (!target.ok()) return path + ": " + target.error();
+      sqlite3_bind_int64(target->get(), 1, ref);
+      if (sqlite3_step(target->get()) != SQLITE_ROW || sqlite3_column_int(target->get(), 0) == 0) {
+        return path + ": delta " + std::to_string(id) + ": before_ref " + std::to_string(ref) +
+               " names no row of this file with an after_state";
+      }
+    }
+  }
+  if (rc != SQLITE_DONE) return path + ": " + sqlite_error(db, "read rows");
+  return std::string("ok");
+}
+
+}  // namespace deltatap
