@@ -328,7 +328,7 @@ if(DELTATAP_DPKG_SHLIBDEPS)
 else()
   # What the binaries link against on Debian 12, for machines without dpkg-dev.
   set(deltatap_library_depends
-      "libboost-log1.81.0, libboost-thread1.81.0, libboost-url1.81.0, libsqlite3-0, libssl3, zlib1g, libsystemd0, libxxhash0, libdate-tz3, tzdata, libpq5, libc6, libstdc++6, libgcc-s1")
+      "libboost-log1.81.0, libboost-thread1.81.0, libboost-url1.81.0, libsqlite3-0, libssl3, zlib1g, libsystemd0, libxxhash0, libzstd1, libdate-tz3, tzdata, libpq5, libc6, libstdc++6, libgcc-s1")
 endif()
 
 # The daemon's package. postinst runs systemd-sysusers (from systemd, or the
