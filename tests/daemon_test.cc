@@ -10,6 +10,7 @@
 #include <set>
 
 #include "test_support.h"
+#include "storage/store.h"
 
 using namespace deltatap::testing;
 
@@ -187,7 +188,7 @@ BOOST_AUTO_TEST_CASE(a_version_0_database_comes_back_migrated_with_every_row) {
   BOOST_REQUIRE(wait_until([&] { return daemon.stderr_contains("Database loaded"); }));
   daemon.signal(SIGTERM);
   BOOST_TEST(daemon.wait().value_or(-1) == 0, daemon.stderr_text());
-  BOOST_TEST(query_db(db_path, "PRAGMA user_version")[0][0] == "2");
+  BOOST_TEST(query_db(db_path, "PRAGMA user_version")[0][0] == std::to_string(deltatap::kSchemaVersion));
   BOOST_TEST(query_db(db_path, "SELECT COUNT(*) FROM session_deltas")[0][0] == "200");
   auto odd = query_db(db_path, "SELECT DISTINCT timestamp FROM session_deltas ORDER BY 1");
   BOOST_REQUIRE_EQUAL(odd.size(), 2u);
