@@ -115,6 +115,7 @@ BOOST_AUTO_TEST_CASE(every_file_key_is_read) {
       "journal = off\n"
       "journal_fsync_interval = 1d\n"
       "max_deltas = 5000\n"
+      "compression = ZSTD\n"
       "[retention]\n"
       "days = 0\n"
       "[http]\n"
@@ -142,6 +143,7 @@ BOOST_AUTO_TEST_CASE(every_file_key_is_read) {
   BOOST_TEST(!config->storage.journal);
   BOOST_TEST(config->storage.journal_fsync_interval.count() == 86'400'000);
   BOOST_TEST(config->storage.max_deltas == 5000u);
+  BOOST_TEST((config->storage.compression == Compression::zstd));
   BOOST_TEST(config->retention.days == 0);
   BOOST_TEST(config->http.listen == "[::1]:8080");
   BOOST_TEST(config->http.token == "http-secret");
@@ -272,6 +274,8 @@ BOOST_AUTO_TEST_CASE(bad_values_are_refused_naming_key_and_value) {
   expect_refused(file_value("stream", "max_message_bytes = 16MB"), {"[stream] max_message_bytes", "\"16MB\"", "MiB"});
   expect_refused(file_value("stream", "insecure_skip_verify = maybe"), {"[stream] insecure_skip_verify", "\"maybe\"", "on, off"});
   expect_refused(file_value("storage", "enabled = 2"), {"[storage] enabled", "\"2\""});
+  expect_refused(file_value("storage", "compression = gzip"),
+                 {"[storage] compression", "\"gzip\"", "off", "zstd"});
   expect_refused(file_value("log", "level = verbose"), {"[log] level", "\"verbose\"", "debug, info, warning or error"});
   expect_refused(file_value("log", "format = xml"), {"[log] format", "\"xml\"", "journal, text, json"});
   expect_refused(file_value("stream", "url = http://127.0.0.1:3001/ws"), {"[stream] url", "\"http://127.0.0.1:3001/ws\"", "ws:// or wss://"});
