@@ -540,6 +540,7 @@ StoreCounts Store::counts() {
   counts.oldest = impl_->scalar_text("SELECT MIN(timestamp) FROM session_deltas");
   counts.newest = impl_->scalar_text("SELECT MAX(timestamp) FROM session_deltas");
   counts.schema_version = static_cast<int>(impl_->scalar("PRAGMA user_version").value_or(0));
+  counts.compression = compression_stats();
   return counts;
 }
 

@@ -115,17 +115,6 @@ struct StreamEvent {
   std::string reason;
 };
 
-struct StoreCounts {
-  std::int64_t deltas = 0;
-  std::int64_t sessions = 0;
-  std::int64_t rejected = 0;
-  std::int64_t rejected_evicted = 0;
-  std::int64_t stream_events = 0;
-  std::int64_t memory_bytes = 0;  // page_count * page_size
-  std::optional<std::string> oldest, newest;  // delta timestamps
-  int schema_version = kSchemaVersion;
-};
-
 // [storage] compression as it stands (GET /api/stats' `compression`, the
 // metric deltatap_compression_ratio).
 struct CompressionStats {
@@ -143,6 +132,18 @@ struct CompressionStats {
   double ratio() const {
     return json_bytes ? static_cast<double>(encoded_bytes) / static_cast<double>(json_bytes) : 0;
   }
+};
+
+struct StoreCounts {
+  std::int64_t deltas = 0;
+  std::int64_t sessions = 0;
+  std::int64_t rejected = 0;
+  std::int64_t rejected_evicted = 0;
+  std::int64_t stream_events = 0;
+  std::int64_t memory_bytes = 0;  // page_count * page_size
+  std::optional<std::string> oldest, newest;  // delta timestamps
+  int schema_version = kSchemaVersion;
+  CompressionStats compression;
 };
 
 struct StoreOptions {
