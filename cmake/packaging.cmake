@@ -103,7 +103,8 @@ if(deltatap_use_buildflags)
   endforeach()
 
   set(deltatap_shipped_targets deltatap_base deltatap_sim deltatap_lib)
-  set(deltatap_shipped_programs)
+  # The sqlite3 extension (tools/sqlite_extension.cc) ships too, linked like a program.
+  set(deltatap_shipped_programs deltatap_sqlite)
   foreach(main ${DELTATAP_MAINS})
     get_filename_component(name ${main} NAME_WE)
     list(APPEND deltatap_shipped_programs ${name})
