@@ -485,7 +485,7 @@ BOOST_AUTO_TEST_CASE(check_config_text_hides_secrets_and_shows_every_key) {
                    "reconcile = on", "reconcile_url =",
                    "idle_timeout = 90s", "backoff_initial = 500ms", "backoff_max = 30s",
                    "max_message_bytes = 16MiB", "snapshot_interval = 1m", "journal = on",
-                   "journal_fsync_interval = 100ms", "days = 30", "listen = 127.0.0.1:9477",
+                   "journal_fsync_interval = 100ms", "compression = off", "days = 30", "listen = 127.0.0.1:9477",
                    "level = info", "format = auto", "[stream]", "[storage]", "[retention]", "[http]",
                    "[log]"}) {
     BOOST_TEST(text.find(key) != std::string::npos, key << " missing:\n" << text);
@@ -536,6 +536,7 @@ BOOST_AUTO_TEST_CASE(shipped_configuration_parses_and_documents_the_defaults) {
   BOOST_TEST(config->storage.journal == defaults.storage.journal);
   BOOST_TEST(config->storage.journal_fsync_interval.count() == defaults.storage.journal_fsync_interval.count());
   BOOST_TEST(config->storage.max_deltas == defaults.storage.max_deltas);
+  BOOST_TEST((config->storage.compression == defaults.storage.compression));
   BOOST_TEST(config->retention.days == defaults.retention.days);
   BOOST_TEST(config->http.listen == defaults.http.listen);
   BOOST_TEST(config->http.token == defaults.http.token);
@@ -547,7 +548,7 @@ BOOST_AUTO_TEST_CASE(shipped_configuration_parses_and_documents_the_defaults) {
   for (auto word : {"url", "token", "token_file", "header", "ca_file", "insecure_skip_verify",
                     "connect_timeout", "idle_timeout", "backoff_initial", "backoff_max",
                     "max_message_bytes", "reconcile", "reconcile_url", "enabled", "path", "snapshot_interval", "journal",
-                    "journal_fsync_interval", "days", "listen", "level", "format", "DELTATAP_URL",
+                    "journal_fsync_interval", "compression", "days", "listen", "level", "format", "DELTATAP_URL",
                     "DELTATAP_TOKEN", "CREDENTIALS_DIRECTORY", "PERSIST", "DB_PATH", "SNAPSHOT_INTERVAL",
                     "RETENTION_DAYS", "DELTATAP_HTTP", "DELTATAP_LOG_LEVEL", "DELTATAP_LOG_FORMAT"}) {
     BOOST_TEST(text.find(word) != std::string::npos, word);
