@@ -29,6 +29,7 @@
 #include "service/journal_replay.h"
 #include "service/notify.h"
 #include "service/snapshot_scheduler.h"
+#include "service/state_conversion.h"
 #include "sinks/postgres_sink.h"
 #include "storage/journal.h"
 #include "storage/retention.h"
@@ -45,11 +46,6 @@ namespace {
 // At most this many deltas in one transaction, so that HTTP requests get the
 // store lane between batches under a flood.
 constexpr std::size_t kMaxBatch = 2'000;
-// [storage] compression: rows converted per step (design.md, "Capacity"),
-// and the wait between steps once nothing is left (a dictionary trained
-// meanwhile is stored by the next step, and restarts the conversion).
-constexpr std::size_t kConvertRows = 2'000;
-constexpr auto kConvertIdle = std::chrono::seconds(1);
 // How often gauges and the systemd STATUS= line are brought up to date.
 constexpr auto kStatusInterval = std::chrono::seconds(1);
 // In the data directory: the lock a running daemon holds (design.md, Durability).
@@ -125,7 +121,7 @@ class Service final : public ApiBackend {
     if (config_.storage.enabled) schedule_snapshot();
     if (replayed_ > 0) snapshots_->request("journal replay");
     schedule_retention();
-    schedule_conversion();
+    conversion_->start();
     if (postgres_) postgres_->start();
     start_stream();
     update_status();
@@ -241,6 +237,7 @@ class Service final : public ApiBackend {
       store_ = std::move(empty.value());
     }
     store_->set_compression(config_.storage.compression);
+    conversion_.emplace(io_, *store_);
     // Before the replay and the first retention run: its hold keeps what it
     // has not sent.
     if (config_.postgres.enabled() && !create_postgres_sink()) return false;
@@ -506,27 +503,6 @@ class Service final : public ApiBackend {
     });
   }
 
-  // Converts the stored rows to [storage] compression in steps of
-  // kConvertRows, each posted behind whatever else the store lane has to do,
-  // like batches are; once nothing is left, a step a second.
-  void schedule_conversion(std::chrono::milliseconds wait = kConvertIdle) {
-    conversion_timer_.expires_after(wait);
-    conversion_timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec || stopping_) return;
-      auto step = store_->convert_step(kConvertRows);
-      if (!step.ok()) {
-        if (!conversion_error_) {
-          log_error("Converting stored states failed; retrying", {{"ERROR", step.error()}});
-        }
-        conversion_error_ = step.error();
-        schedule_conversion(std::chrono::seconds(60));
-        return;
-      }
-      conversion_error_.reset();
-      schedule_conversion(*step > 0 ? std::chrono::milliseconds(0) : kConvertIdle);
-    });
-  }
-
   // Gauges and the STATUS= line, once a second.
   void update_status() {
     auto counts_deltas = store_->delta_count();
@@ -604,7 +580,7 @@ class Service final : public ApiBackend {
     snapshot_timer_.cancel();
     retention_timer_.cancel();
     status_timer_.cancel();
-    conversion_timer_.cancel();
+    if (conversion_) conversion_->stop();
     signals_.cancel();
     if (http_) http_->stop();
     // Its thread ends within a poll slice; a batch cut short is sent again
@@ -646,14 +622,13 @@ class Service final : public ApiBackend {
   asio::steady_timer snapshot_timer_{io_};
   asio::steady_timer retention_timer_;
   asio::steady_timer status_timer_;
-  asio::steady_timer conversion_timer_{io_};
-  std::optional<std::string> conversion_error_;  // logged once until a step works
   ServiceNotifier notifier_;
   Metrics metrics_;
   // Before everything that writes in the data directory, so destroyed after it
   // all: the lock is the last thing this process lets go of.
   std::optional<FileLock> data_lock_;
   std::unique_ptr<Store> store_;
+  std::optional<StateConversion> conversion_;  // [storage] compression, in the background
   std::unique_ptr<Journal> journal_;  // after store_: destroyed first, flushing its buffer
   ArrivalQueue queue_;
   std::optional<Recorder> recorder_;
