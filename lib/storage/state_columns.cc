@@ -1,5 +1,6 @@
 #include "storage/state_columns.h"
 
+#include <algorithm>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -61,6 +62,7 @@ Status StateColumns::open(sqlite3* db) {
 }
 
 void StateColumns::close() {
+  highest_ = Statement();
   resolve_ = Statement();
   scan_ = Statement();
   update_ = Statement();
@@ -140,9 +142,24 @@ void StateColumns::bind_before(sqlite3_stmt* stmt, int state_index, int ref_inde
 }
 
 Result<std::vector<std::int64_t>> StateColumns::references(sqlite3* db, SessionLedger* ledger,
-                                                           std::span<const StoredDelta> rows) {
+                                                           std::span<const StoredDelta> rows,
+                                                           bool predict_ids,
+                                                           std::int64_t* first_predicted) {
   std::vector<std::int64_t> refs(rows.size(), 0);
+  *first_predicted = 0;
   if (mode_ != Compression::zstd || !ledger) return refs;
+  std::int64_t next_id = 0;  // the id the next row without one will get; 0: not known
+  if (predict_ids && std::all_of(rows.begin(), rows.end(),
+                                 [](const StoredDelta& row) { return row.id == 0; })) {
+    auto stmt = cached(db, highest_,
+                       "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = "
+                       "'session_deltas'), 0), COALESCE((SELECT MAX(id) FROM session_deltas), 0))");
+    if (!stmt.ok()) return Error{stmt.error()};
+    Use use(*stmt);
+    if (sqlite3_step(*use) != SQLITE_ROW) return Error{sqlite_error(db, "next delta id")};
+    next_id = sqlite3_column_int64(*use, 0) + 1;
+    *first_predicted = next_id;
+  }
   // A session's last row so far in this batch: its id (0: not known before
   // the insert) and its after state (null: none).
   struct Last {
@@ -166,7 +183,8 @@ Result<std::vector<std::int64_t>> StateColumns::references(sqlite3* db, SessionL
         }
       }
     }
-    batch[delta.session_id] = Last{rows[i].id, delta.after ? &*delta.after : nullptr};
+    std::int64_t id = rows[i].id > 0 ? rows[i].id : (next_id ? next_id++ : 0);
+    batch[delta.session_id] = Last{id, delta.after ? &*delta.after : nullptr};
   }
   return refs;
 }

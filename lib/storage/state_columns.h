@@ -93,9 +93,15 @@ class StateColumns {
   Status between_batches(sqlite3* db);
 
   // For each row of a batch about to be inserted, the before_ref to store (0:
-  // none). `ledger` may be null (no ledger: no references).
+  // none). `ledger` may be null (no ledger: no references). A row refers to
+  // an earlier row of the batch only when that row's id is known: its own,
+  // or, with `predict_ids` and no row having an id of its own, the id
+  // AUTOINCREMENT will give it (the next after the highest ever, in order).
+  // `*first_predicted` is then that first id (else 0): the caller checks the
+  // ids assigned against it and fails the batch when they differ.
   Result<std::vector<std::int64_t>> references(sqlite3* db, SessionLedger* ledger,
-                                               std::span<const StoredDelta> rows);
+                                               std::span<const StoredDelta> rows,
+                                               bool predict_ids, std::int64_t* first_predicted);
   // Binds a state as the mode wants it stored (TEXT, or BLOB once a
   // dictionary exists), and notes it for training and the ratio. TEXT is
   // bound without a copy (`state` outlives the step); a BLOB is copied.
@@ -160,7 +166,7 @@ class StateColumns {
   std::int64_t convert_after_ = 0;
   bool converted_ = false;
   bool table_sampled_ = false;  // start_training_from_table ran since the last switch
-  Statement resolve_, scan_, update_;
+  Statement resolve_, scan_, update_, highest_;
 };
 
 }  // namespace deltatap

@@ -241,12 +241,20 @@ Status Store::Impl::save_rows(std::span<const StoredDelta> deltas, std::int64_t 
   if (auto s = columns.between_batches(db); !s.ok()) return s;
   return insert_batch([&]() -> Status {
     std::int64_t inserted = 0;
-    auto refs = columns.references(db, has_ledger ? &ledger : nullptr, deltas);
+    std::int64_t predicted = 0;
+    auto refs = columns.references(db, has_ledger ? &ledger : nullptr, deltas, ids != nullptr,
+                                   &predicted);
     if (!refs.ok()) return Error{refs.error()};
     auto s = insert_rows(
         deltas.size(), [&](std::size_t i) -> const StoredDelta& { return deltas[i]; }, *refs, ids,
         &inserted);
     if (!s.ok()) return s;
+    // References within the batch named the ids foreseen: had they been
+    // others, the batch is undone rather than kept pointing elsewhere.
+    if (predicted && (ids->empty() || ids->front() != predicted ||
+                      ids->back() != predicted + static_cast<std::int64_t>(ids->size()) - 1)) {
+      return Error{"insert delta: ids other than foreseen for references"};
+    }
     if (auto noted = note_ids_through(ids_through); !noted.ok()) return noted;
     if (!has_ledger || deltas.empty()) return ok_status();
     // Duplicates ignored (a replay of ids already held): which ones cannot be
