@@ -9,7 +9,7 @@
 // session's last row comes from the ledger (its last_id and the digest of its
 // last state: equal digests are taken as equal texts, as the ledger's rules
 // do, base/digest.h) or, within a batch, from an earlier row of the batch
-// with an id of its own (compared byte for byte).
+// whose id is known before the insert (compared byte for byte).
 //
 // Dictionaries: after kTrainAfter states written without one, one is trained
 // on the newest kTrainSamples states; it is trained again when the ratio
