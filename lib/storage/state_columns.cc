@@ -149,8 +149,10 @@ Result<std::vector<std::int64_t>> StateColumns::references(sqlite3* db, SessionL
   *first_predicted = 0;
   if (mode_ != Compression::zstd || !ledger) return refs;
   std::int64_t next_id = 0;  // the id the next row without one will get; 0: not known
-  if (predict_ids && !rows.empty() && std::all_of(rows.begin(), rows.end(),
-                                 [](const StoredDelta& row) { return row.id == 0; })) {
+  bool all_new = !rows.empty() && std::all_of(rows.begin(), rows.end(), [](const StoredDelta& row) {
+    return row.id == 0;
+  });
+  if (predict_ids && all_new) {
     auto stmt = cached(db, highest_,
                        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = "
                        "'session_deltas'), 0), COALESCE((SELECT MAX(id) FROM session_deltas), 0))");
