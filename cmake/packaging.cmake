@@ -103,7 +103,8 @@ if(deltatap_use_buildflags)
   endforeach()
 
   set(deltatap_shipped_targets deltatap_base deltatap_sim deltatap_lib)
-  set(deltatap_shipped_programs)
+  # The sqlite3 extension (tools/sqlite_extension.cc) ships too, linked like a program.
+  set(deltatap_shipped_programs deltatap_sqlite)
   foreach(main ${DELTATAP_MAINS})
     get_filename_component(name ${main} NAME_WE)
     list(APPEND deltatap_shipped_programs ${name})
@@ -328,7 +329,7 @@ if(DELTATAP_DPKG_SHLIBDEPS)
 else()
   # What the binaries link against on Debian 12, for machines without dpkg-dev.
   set(deltatap_library_depends
-      "libboost-log1.81.0, libboost-thread1.81.0, libboost-url1.81.0, libsqlite3-0, libssl3, zlib1g, libsystemd0, libxxhash0, libdate-tz3, tzdata, libpq5, libc6, libstdc++6, libgcc-s1")
+      "libboost-log1.81.0, libboost-thread1.81.0, libboost-url1.81.0, libsqlite3-0, libssl3, zlib1g, libsystemd0, libxxhash0, libzstd1, libdate-tz3, tzdata, libpq5, libc6, libstdc++6, libgcc-s1")
 endif()
 
 # The daemon's package. postinst runs systemd-sysusers (from systemd, or the

@@ -37,6 +37,11 @@ foreach(uses_oracle test_parser_corpus test_parser)
   endif()
 endforeach()
 
+# compression_test loads the SQLite extension into a sqlite3 shell.
+if(TARGET test_compression AND TARGET deltatap_sqlite)
+  add_dependencies(test_compression deltatap_sqlite)
+endif()
+
 # The timeouts below are for the normal build. The sanitizer builds run the
 # same tests slower (ASan+UBSan is a Debug build; TSan checks every memory
 # access), so their timeouts are these times a factor.
@@ -120,6 +125,7 @@ deltatap_test_table(
   base                   60       unit                         -
   cli                    240      process                      -
   completion             180      process                      machine
+  compression            300      process,threads              -
   config                 60       unit                         -
   console                300      process                      -
   daemon                 240      process,threads              -

@@ -115,6 +115,7 @@ BOOST_AUTO_TEST_CASE(every_file_key_is_read) {
       "journal = off\n"
       "journal_fsync_interval = 1d\n"
       "max_deltas = 5000\n"
+      "compression = ZSTD\n"
       "[retention]\n"
       "days = 0\n"
       "[http]\n"
@@ -142,6 +143,7 @@ BOOST_AUTO_TEST_CASE(every_file_key_is_read) {
   BOOST_TEST(!config->storage.journal);
   BOOST_TEST(config->storage.journal_fsync_interval.count() == 86'400'000);
   BOOST_TEST(config->storage.max_deltas == 5000u);
+  BOOST_TEST((config->storage.compression == Compression::zstd));
   BOOST_TEST(config->retention.days == 0);
   BOOST_TEST(config->http.listen == "[::1]:8080");
   BOOST_TEST(config->http.token == "http-secret");
@@ -272,6 +274,8 @@ BOOST_AUTO_TEST_CASE(bad_values_are_refused_naming_key_and_value) {
   expect_refused(file_value("stream", "max_message_bytes = 16MB"), {"[stream] max_message_bytes", "\"16MB\"", "MiB"});
   expect_refused(file_value("stream", "insecure_skip_verify = maybe"), {"[stream] insecure_skip_verify", "\"maybe\"", "on, off"});
   expect_refused(file_value("storage", "enabled = 2"), {"[storage] enabled", "\"2\""});
+  expect_refused(file_value("storage", "compression = gzip"),
+                 {"[storage] compression", "\"gzip\"", "off", "zstd"});
   expect_refused(file_value("log", "level = verbose"), {"[log] level", "\"verbose\"", "debug, info, warning or error"});
   expect_refused(file_value("log", "format = xml"), {"[log] format", "\"xml\"", "journal, text, json"});
   expect_refused(file_value("stream", "url = http://127.0.0.1:3001/ws"), {"[stream] url", "\"http://127.0.0.1:3001/ws\"", "ws:// or wss://"});
@@ -481,7 +485,7 @@ BOOST_AUTO_TEST_CASE(check_config_text_hides_secrets_and_shows_every_key) {
                    "reconcile = on", "reconcile_url =",
                    "idle_timeout = 90s", "backoff_initial = 500ms", "backoff_max = 30s",
                    "max_message_bytes = 16MiB", "snapshot_interval = 1m", "journal = on",
-                   "journal_fsync_interval = 100ms", "days = 30", "listen = 127.0.0.1:9477",
+                   "journal_fsync_interval = 100ms", "compression = off", "days = 30", "listen = 127.0.0.1:9477",
                    "level = info", "format = auto", "[stream]", "[storage]", "[retention]", "[http]",
                    "[log]"}) {
     BOOST_TEST(text.find(key) != std::string::npos, key << " missing:\n" << text);
@@ -532,6 +536,7 @@ BOOST_AUTO_TEST_CASE(shipped_configuration_parses_and_documents_the_defaults) {
   BOOST_TEST(config->storage.journal == defaults.storage.journal);
   BOOST_TEST(config->storage.journal_fsync_interval.count() == defaults.storage.journal_fsync_interval.count());
   BOOST_TEST(config->storage.max_deltas == defaults.storage.max_deltas);
+  BOOST_TEST((config->storage.compression == defaults.storage.compression));
   BOOST_TEST(config->retention.days == defaults.retention.days);
   BOOST_TEST(config->http.listen == defaults.http.listen);
   BOOST_TEST(config->http.token == defaults.http.token);
@@ -543,7 +548,7 @@ BOOST_AUTO_TEST_CASE(shipped_configuration_parses_and_documents_the_defaults) {
   for (auto word : {"url", "token", "token_file", "header", "ca_file", "insecure_skip_verify",
                     "connect_timeout", "idle_timeout", "backoff_initial", "backoff_max",
                     "max_message_bytes", "reconcile", "reconcile_url", "enabled", "path", "snapshot_interval", "journal",
-                    "journal_fsync_interval", "days", "listen", "level", "format", "DELTATAP_URL",
+                    "journal_fsync_interval", "compression", "days", "listen", "level", "format", "DELTATAP_URL",
                     "DELTATAP_TOKEN", "CREDENTIALS_DIRECTORY", "PERSIST", "DB_PATH", "SNAPSHOT_INTERVAL",
                     "RETENTION_DAYS", "DELTATAP_HTTP", "DELTATAP_LOG_LEVEL", "DELTATAP_LOG_FORMAT"}) {
     BOOST_TEST(text.find(word) != std::string::npos, word);

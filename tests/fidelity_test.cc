@@ -200,10 +200,13 @@ BOOST_AUTO_TEST_CASE(migrations_and_rollback_keep_the_history) {
   auto cli = (bin_dir() / "deltatap").string();
 
   // 0 -> 2: every row, times normalised, the ledger built from the history.
-  auto forward = run_command({cli, "migrate", "--to", "2", "--db", v0.string()});
+  const std::string current = std::to_string(kSchemaVersion);
+  auto forward = run_command({cli, "migrate", "--to", current, "--db", v0.string()});
   BOOST_REQUIRE_MESSAGE(forward.exit_code == 0, forward.err);
-  BOOST_TEST(forward.out.find("schema version 0 -> 2, 4 deltas kept") != std::string::npos, forward.out);
-  BOOST_TEST(query_db(v0, "PRAGMA user_version")[0][0] == "2");
+  BOOST_TEST(forward.out.find("schema version 0 -> " + current + ", 4 deltas kept") !=
+                 std::string::npos,
+             forward.out);
+  BOOST_TEST(query_db(v0, "PRAGMA user_version")[0][0] == std::to_string(kSchemaVersion));
   auto v2_history = history(v0);
   BOOST_REQUIRE_EQUAL(v2_history.size(), 4u);
   BOOST_TEST(v2_history[2][5] == "2025-11-10T10:01:00.000Z");  // +02:00 normalised
@@ -232,11 +235,11 @@ BOOST_AUTO_TEST_CASE(migrations_and_rollback_keep_the_history) {
 
   // Version 1 loads (read-only too) migrated, and 1 -> 2 gives the same history and ledger.
   BOOST_TEST(ledger_text(v0).find("s3 1/0/0") != std::string::npos);
-  auto again = run_command({cli, "migrate", "--to", "2", "--db", v0.string()});
+  auto again = run_command({cli, "migrate", "--to", current, "--db", v0.string()});
   BOOST_REQUIRE_MESSAGE(again.exit_code == 0, again.err);
   BOOST_TEST(history(v0) == v2_history);
   BOOST_TEST(ledger_text(v0).find(v2_ledger.substr(0, v2_ledger.find('\n'))) != std::string::npos);
-  auto same = run_command({cli, "migrate", "--to", "2", "--db", v0.string()});
+  auto same = run_command({cli, "migrate", "--to", current, "--db", v0.string()});
   BOOST_TEST(same.out.find("nothing to do") != std::string::npos, same.out);
 
   // The document's INSERT works on version 2 as well: origin and gap take their defaults.

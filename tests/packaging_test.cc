@@ -219,7 +219,9 @@ BOOST_AUTO_TEST_CASE(deb_holds_binaries_unit_sysusers_conf_and_docs) {
       "./usr/lib/systemd/system/deltatap.service", "./usr/lib/sysusers.d/deltatap.conf",
       "./etc/deltatap/deltatap.conf", "./usr/share/doc/deltatap/README.md",
       "./usr/share/doc/deltatap/service.md", "./usr/share/doc/deltatap/copyright",
-      "./usr/share/doc/deltatap/changelog.gz"};
+      "./usr/share/doc/deltatap/changelog.gz",
+      // The sqlite3 extension for compressed files (docs/capacity.md).
+      "./usr/lib/deltatap/deltatap_sqlite.so"};
   for (const auto& name : executables()) {
     if (!kToolPrograms.count(name)) expected.push_back("./usr/bin/" + name);
   }

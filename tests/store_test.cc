@@ -85,7 +85,8 @@ BOOST_AUTO_TEST_CASE(new_database_has_the_schema_and_version) {
   for (const char* expected :
        {"session_deltas", "rejected_messages", "stream_events", "idx_session_deltas_session_id",
         "idx_session_deltas_timestamp", "idx_session_deltas_created_at",
-        "idx_session_deltas_session_ts"}) {
+        "idx_session_deltas_session_ts", "idx_session_deltas_before_ref", "state_dictionaries",
+        "session_deltas_json"}) {
     BOOST_TEST(found.count(expected) == 1u, expected);
   }
   BOOST_TEST(query_db(file, "PRAGMA user_version")[0][0] == std::to_string(kSchemaVersion));

@@ -279,6 +279,7 @@ void metrics_page(const Call& call) {
   metrics.delta_count().set(static_cast<double>(stored));
   metrics.database_memory_bytes().set(static_cast<double>(memory_bytes));
   metrics.database_file_bytes().set(static_cast<double>(extra.file_size));
+  metrics.compression_ratio().set(store.compression_stats().ratio());
   if (extra.journal_bytes) metrics.journal_bytes().set(static_cast<double>(*extra.journal_bytes));
   if (extra.connected) metrics.websocket_connected().set(*extra.connected ? 1 : 0);
   // A count over the ledger's rows (one per session), not the history.

@@ -409,6 +409,10 @@ std::string Metrics::render() const {
                 "The memory guard: deltas kept before the oldest are evicted ([storage] "
                 "max_deltas); 0 means no limit.");
   append_sample(out, "store_max_deltas", {}, store_max_deltas_.value());
+  append_header(out, "compression_ratio", "gauge",
+                "[storage] compression: encoded bytes / JSON bytes of the states encoded since "
+                "start (0 before any; 0.2 is 5x smaller).");
+  append_sample(out, "compression_ratio", {}, compression_ratio_.value());
   append_header(out, "cleanup_deleted_total", "counter",
                 "Deltas removed from memory by retention (archived ones included) and cleanup requests.");
   append_sample(out, "cleanup_deleted_total", {}, cleanup_deleted_.value());

@@ -103,6 +103,9 @@ class Metrics {
   Gauge& journal_bytes() { return journal_bytes_; }
   // The PostgreSQL sink (sinks/postgres_sink.h): deltas not yet sent, failed attempts.
   Gauge& postgres_lag_deltas() { return postgres_lag_deltas_; }
+  // [storage] compression: encoded / JSON bytes of the states encoded since
+  // start (0 before any, and with compression off).
+  Gauge& compression_ratio() { return compression_ratio_; }
   Counter& postgres_errors() { return postgres_errors_; }
 
   Histogram& query_duration(QueryKind kind) { return *query_duration_[static_cast<std::size_t>(kind)]; }
@@ -132,6 +135,7 @@ class Metrics {
   // once (it cannot change); start_time_ when /proc cannot tell.
   double process_start_time_ = 0;
   Gauge postgres_lag_deltas_;
+  Gauge compression_ratio_;
   Counter postgres_errors_;
 };
 

@@ -1,6 +1,7 @@
 #include "api/replies.h"
 
 #include <charconv>
+#include <cstdio>
 #include <utility>
 
 #include "base/json_text.h"
@@ -124,6 +125,29 @@ std::string stats_json(const StoreCounts& counts, const StatsExtra& extra) {
     out += ",\"files\":" + std::to_string(archive.files) + ",\"bytes\":" +
            std::to_string(archive.bytes) + ",\"moved\":" + std::to_string(archive.moved) + '}';
   }
+  // [storage] compression: ratio is encoded / JSON bytes of the states this
+  // process encoded (0 before any), as deltatap_compression_ratio.
+  const CompressionStats& zc = counts.compression;
+  out += ',';
+  append_key(out, "compression");
+  out += '{';
+  append_key(out, "mode");
+  append_json_string(out, zc.mode);
+  out += ",\"dictionaries\":" + std::to_string(zc.dictionaries) +
+         ",\"newestDictionary\":" + std::to_string(zc.newest_dictionary) +
+         ",\"jsonBytes\":" + std::to_string(zc.json_bytes) +
+         ",\"encodedBytes\":" + std::to_string(zc.encoded_bytes) + ",\"ratio\":";
+  char ratio[32];
+  std::snprintf(ratio, sizeof ratio, "%.4f", zc.ratio());
+  out += ratio;
+  out += ",\"references\":" + std::to_string(zc.references) +
+         ",\"training\":" + (zc.training ? "true" : "false") +
+         ",\"converted\":" + (zc.converted ? "true" : "false") + ',';
+  append_key(out, "lastTrainingError");
+  append_json_optional(out, zc.last_training_error.empty()
+                                ? std::optional<std::string>()
+                                : std::optional<std::string>(zc.last_training_error));
+  out += '}';
   out += '}';
   return out;
 }

@@ -152,13 +152,14 @@ const std::vector<CommandSpec>& command_table() {
        "Asks the running daemon to write its snapshot file now (like SIGUSR1) and prints\n"
        "the file, its size and how long it took. Needs the live daemon (not --db).\n"},
       {"migrate", {{"--to", true}}, 0,
-       "usage: deltatap migrate --to 1|2   (on the file given by the global option)\n"
+       "usage: deltatap migrate --to 1|3   (on the file given by the global option)\n"
        "\n"
        "Rewrites a database file as another schema version, atomically (a crash leaves\n"
        "the old file or the new one). --to 1 rolls back for an older deltatap: every\n"
        "delta is kept, without its origin and gap, and the session ledger is dropped\n"
-       "(version 1 rebuilds its own summary). --to 2 does ahead of time what deltatapd\n"
-       "does when it loads a file of version 0 or 1. Refused while a deltatapd holds the\n"
+       "(version 1 rebuilds its own summary), and compressed states are written out as\n"
+       "JSON. --to 3 does ahead of time what deltatapd does when it loads a file of\n"
+       "version 0, 1 or 2. Refused while a deltatapd holds the\n"
        "file's directory. The file is named with --db: deltatap --db FILE migrate --to 1\n"},
       {"analytics",
        {{"--since", true}, {"--until", true}, {"--repo", true}, {"--tz", true}, {"--format", true}},

@@ -259,6 +259,7 @@ std::string describe_config(const Config& config) {
   line(out, "journal", onoff(config.storage.journal));
   line(out, "journal_fsync_interval", format_duration(config.storage.journal_fsync_interval));
   line(out, "max_deltas", std::to_string(config.storage.max_deltas));
+  line(out, "compression", config.storage.compression == Compression::zstd ? "zstd" : "off");
 
   out << "\n[retention]\n";
   line(out, "days", std::to_string(config.retention.days));

@@ -35,7 +35,7 @@ Status assign(Result<T> parsed, T& target) {
   return ok_status();
 }
 
-const std::array<KeySpec, 30> kKeys = {{
+const std::array<KeySpec, 31> kKeys = {{
     {"stream", "url", kUrlExpected,
      "The backend's WebSocket broadcast, which deltatapd connects to, and reconnects to with "
      "backoff when the connection ends",
@@ -181,6 +181,15 @@ const std::array<KeySpec, 30> kKeys = {{
        if (!n) return invalid(o, v, "a number of deltas", kMaxDeltasExpected);
        c.storage.max_deltas = static_cast<std::uint64_t>(*n);
        return ok_status();
+     }},
+    {"storage", "compression", kCompressionExpected,
+     "How states are kept in memory and in the file. zstd: compressed with a dictionary trained "
+     "on the store's own states once 2,000 exist (kept in the file), and a before state equal to "
+     "its session's last state kept as a reference; every reader still gets the JSON text, and "
+     "the view session_deltas_json gives it to sqlite3 (docs/capacity.md). Switching converts "
+     "the stored rows in the background. Changes only at restart",
+     [](Config& c, std::string_view v, const Origin& o) {
+       return assign(parse_compression(v, o), c.storage.compression);
      }},
     {"retention", "days", kDaysExpected,
      "Delete deltas stored more than this many days ago, at start and then every day at 00:00 UTC",

@@ -121,6 +121,13 @@ Result<std::optional<LogFormat>> parse_format(std::string_view value, const Orig
   return invalid(origin, value, "a log format", kFormatExpected);
 }
 
+Result<Compression> parse_compression(std::string_view value, const Origin& origin) {
+  std::string v = lower(trim(value));
+  if (v == "off") return Compression::off;
+  if (v == "zstd") return Compression::zstd;
+  return invalid(origin, value, "a compression", kCompressionExpected);
+}
+
 // The client's own rules (stream/stream_options.h), so that what passes here
 // is exactly what the client will connect to. The value is quoted with its
 // user info and query values hidden (base/redact.h). When it has user info,

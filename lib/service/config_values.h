@@ -40,6 +40,9 @@ inline constexpr std::string_view kPathExpected =
 inline constexpr std::string_view kCaFileExpected =
     "an existing readable regular file of PEM CA certificates, or empty for the system's only";
 inline constexpr std::string_view kMaxDeltasExpected = "an integer >= 0; 0 means no limit";
+inline constexpr std::string_view kCompressionExpected =
+    "off (the states as JSON text) or zstd (compressed with a dictionary trained on the store's "
+    "own states)";
 inline constexpr std::string_view kDaysExpected = "an integer >= 0, e.g. 30; 0 keeps everything";
 inline constexpr std::string_view kArchiveExpected =
     "on or off (also true, false, yes, no, 1 or 0); on needs [storage] enabled";
@@ -70,6 +73,7 @@ Result<std::uint64_t> parse_size(std::string_view value, const Origin& origin);
 Result<bool> parse_bool(std::string_view value, const Origin& origin);
 Result<LogLevel> parse_level(std::string_view value, const Origin& origin);
 Result<std::optional<LogFormat>> parse_format(std::string_view value, const Origin& origin);
+Result<Compression> parse_compression(std::string_view value, const Origin& origin);
 Status check_url(std::string_view value, const Origin& origin);
 Status check_reconcile_url(std::string_view value, const Origin& origin);
 Status check_listen(std::string_view value, const Origin& origin);

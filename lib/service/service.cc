@@ -29,6 +29,7 @@
 #include "service/journal_replay.h"
 #include "service/notify.h"
 #include "service/snapshot_scheduler.h"
+#include "service/state_conversion.h"
 #include "sinks/postgres_sink.h"
 #include "storage/archive_file.h"
 #include "storage/journal.h"
@@ -134,6 +135,7 @@ class Service final : public ApiBackend {
     if (config_.storage.enabled) schedule_snapshot();
     if (replayed_ > 0) snapshots_->request("journal replay");
     schedule_retention();
+    conversion_->start();
     if (postgres_) postgres_->start();
     start_stream();
     update_status();
@@ -268,6 +270,8 @@ class Service final : public ApiBackend {
       }
       store_ = std::move(empty.value());
     }
+    store_->set_compression(config_.storage.compression);
+    conversion_.emplace(io_, *store_);
     // Before the replay and the first retention run: its hold keeps what it
     // has not sent.
     if (config_.postgres.enabled() && !create_postgres_sink()) return false;
@@ -584,12 +588,14 @@ class Service final : public ApiBackend {
       if (fresh->storage.path != config_.storage.path ||
           fresh->storage.enabled != config_.storage.enabled ||
           fresh->storage.journal != config_.storage.journal ||
+          fresh->storage.compression != config_.storage.compression ||
           fresh->http.listen != config_.http.listen) {
-        log_warning("Storage path, storage on/off, journal on/off and the HTTP listener change "
-                    "only at restart; keeping the running values");
+        log_warning("Storage path, storage on/off, journal on/off, compression and the HTTP "
+                    "listener change only at restart; keeping the running values");
         fresh->storage.path = config_.storage.path;
         fresh->storage.enabled = config_.storage.enabled;
         fresh->storage.journal = config_.storage.journal;
+        fresh->storage.compression = config_.storage.compression;
         fresh->http.listen = config_.http.listen;
       }
       if (!(fresh->postgres == config_.postgres)) {
@@ -620,6 +626,7 @@ class Service final : public ApiBackend {
     snapshot_timer_.cancel();
     retention_timer_.cancel();
     status_timer_.cancel();
+    if (conversion_) conversion_->stop();
     signals_.cancel();
     if (http_) http_->stop();
     // Its thread ends within a poll slice; a batch cut short is sent again
@@ -667,6 +674,7 @@ class Service final : public ApiBackend {
   // all: the lock is the last thing this process lets go of.
   std::optional<FileLock> data_lock_;
   std::unique_ptr<Store> store_;
+  std::optional<StateConversion> conversion_;  // [storage] compression, in the background
   std::unique_ptr<Journal> journal_;  // after store_: destroyed first, flushing its buffer
   ArrivalQueue queue_;
   std::optional<Recorder> recorder_;

@@ -7,6 +7,7 @@
 
 #include "storage/snapshot.h"
 #include "storage/sqlite_statement.h"
+#include "storage/state_codec.h"
 #include "storage/store.h"
 
 namespace deltatap {
@@ -14,8 +15,11 @@ namespace deltatap {
 namespace {
 
 // Version 1's schema, frozen: this is what an older deltatap expects to find.
+// The states are copied as JSON text (version 1 knows no encoded value nor
+// before_ref): deltatap_json is registered on the connection first.
 constexpr const char* kToVersion1 = R"sql(
 BEGIN;
+DROP VIEW IF EXISTS session_deltas_json;
 CREATE TABLE session_deltas_v1 (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   session_id TEXT NOT NULL,
@@ -27,14 +31,18 @@ CREATE TABLE session_deltas_v1 (
 );
 INSERT INTO session_deltas_v1 (id, session_id, delta_type, before_state, after_state, timestamp,
                                created_at)
-  SELECT id, session_id, delta_type, before_state, after_state, timestamp, created_at
-  FROM session_deltas ORDER BY id;
+  SELECT d.id, d.session_id, d.delta_type,
+         deltatap_json(CASE WHEN d.before_ref IS NULL THEN d.before_state ELSE
+           (SELECT ref.after_state FROM session_deltas ref WHERE ref.id = d.before_ref) END),
+         deltatap_json(d.after_state), d.timestamp, d.created_at
+  FROM session_deltas d ORDER BY d.id;
 UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE name = 'session_deltas')
   WHERE name = 'session_deltas_v1';
 DROP TABLE session_deltas;
 ALTER TABLE session_deltas_v1 RENAME TO session_deltas;
 DROP TABLE IF EXISTS sessions;
 DROP TABLE IF EXISTS activity;
+DROP TABLE IF EXISTS state_dictionaries;
 CREATE INDEX idx_session_deltas_session_id ON session_deltas(session_id);
 CREATE INDEX idx_session_deltas_timestamp ON session_deltas(timestamp);
 CREATE INDEX idx_session_deltas_created_at ON session_deltas(created_at);
@@ -62,12 +70,13 @@ Result<int> file_version(const std::string& path) {
   return sqlite3_column_int(raw, 0);
 }
 
-// Turns the version-2 copy at `temp_path` into version 1, in one transaction.
+// Turns the current-version copy at `temp_path` into version 1, in one transaction.
 Status roll_back_to_version_1(const std::string& temp_path) {
   Connection file;
   if (sqlite3_open_v2(temp_path.c_str(), &file.db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
     return Error{sqlite_error(file.db, "open " + temp_path)};
   }
+  if (auto s = StateCodec::register_sql_function(file.db); !s.ok()) return s;
   char* message = nullptr;
   if (sqlite3_exec(file.db, kToVersion1, nullptr, nullptr, &message) != SQLITE_OK) {
     std::string text = message ? message : "unknown error";

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/digest.h"
+#include "storage/state_columns.h"
 #include "storage/state_facts.h"
 
 namespace deltatap {
@@ -100,8 +101,8 @@ std::string refresh_ends_sql(const std::string& where) {
          ", last_type = " + of(kLastOf, "n.delta_type") + ", live = " +
          of(kLastOf, "n.delta_type <> 'deleted'") + ", state_digest = " +
          of(kLastOf,
-            "deltatap_digest(CASE WHEN n.delta_type = 'deleted' THEN n.before_state "
-            "ELSE n.after_state END)") +
+            ("deltatap_digest(CASE WHEN n.delta_type = 'deleted' THEN " + json_before_sql("n") +
+             " ELSE " + json_after_sql("n") + " END)").c_str()) +
          " WHERE " + where;
 }
 
@@ -506,10 +507,11 @@ Status SessionLedger::rebuild(sqlite3* db) {
   cache_->clear();
   if (auto s = exec(db, "DELETE FROM sessions; DELETE FROM activity"); !s.ok()) return s;
   sqlite3_stmt* raw = nullptr;
-  if (sqlite3_prepare_v2(db,
-                         "SELECT id, session_id, delta_type, before_state, after_state, timestamp, "
-                         "origin, gap FROM session_deltas ORDER BY id",
-                         -1, &raw, nullptr) != SQLITE_OK) {
+  // The states as JSON text, whatever their stored form (state_columns.h).
+  std::string select = "SELECT id, session_id, delta_type, " + json_before_sql("session_deltas") +
+                       ", " + json_after_sql("session_deltas") +
+                       ", timestamp, origin, gap FROM session_deltas ORDER BY id";
+  if (sqlite3_prepare_v2(db, select.c_str(), -1, &raw, nullptr) != SQLITE_OK) {
     return Error{sqlite_error(db, "session ledger")};
   }
   Statement stmt(raw);

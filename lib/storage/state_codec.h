@@ -77,6 +77,13 @@ class StateCodec {
   // cannot train on these samples.
   Result<std::uint32_t> train(sqlite3* db, std::span<const std::string> samples);
 
+  // train() in its two halves, for training off the connection's thread
+  // (state_trainer.h): train_bytes touches no codec or database, so any
+  // thread may call it; add_dictionary stores `bytes` in `db` as the next id
+  // and makes it the newest (the owning thread). Errors as train's.
+  static Result<std::string> train_bytes(std::span<const std::string> samples);
+  Result<std::uint32_t> add_dictionary(sqlite3* db, std::string_view bytes, std::size_t samples);
+
   // Registers the SQL function deltatap_json(value) on `db`: the JSON text of
   // a stored value (NULL stays NULL), decoded with the dictionaries of that
   // same database, loaded on first use. The view session_deltas_json and the

@@ -8,6 +8,9 @@
 
 namespace deltatap {
 
+// [storage] compression (storage/state_codec.h, storage/state_columns.h).
+enum class Compression { off, zstd };
+
 struct StorageOptions {
   bool enabled = false;                      // PERSIST=1, as the domain document says
   std::string path = "data/sessions.sqlite"; // relative to the working directory
@@ -15,6 +18,7 @@ struct StorageOptions {
   bool journal = true;
   std::chrono::milliseconds journal_fsync_interval{100};
   std::uint64_t max_deltas = 0;              // 0: no limit; else the oldest are evicted
+  Compression compression = Compression::off; // off: the file holds the document's plain JSON
 };
 
 struct RetentionOptions {

@@ -7,6 +7,7 @@
 
 #include "storage/session_ledger.h"
 #include "storage/sqlite_statement.h"
+#include "storage/state_columns.h"
 #include "storage/store_impl.h"
 
 #include <algorithm>
@@ -31,20 +32,6 @@ void bind_named(sqlite3_stmt* stmt, const char* name, std::string_view text) {
   if (index > 0) bind_text(stmt, index, text);
 }
 
-StoredDelta read_delta(sqlite3_stmt* stmt) {
-  StoredDelta row;
-  row.id = sqlite3_column_int64(stmt, 0);
-  row.delta.session_id = column_text(stmt, 1);
-  row.delta.type = parse_delta_type(column_text(stmt, 2)).value_or(DeltaType::updated);
-  row.delta.before = column_optional(stmt, 3);
-  row.delta.after = column_optional(stmt, 4);
-  row.delta.timestamp = column_text(stmt, 5);
-  row.created_at = column_text(stmt, 6);
-  row.origin = parse_delta_origin(column_text(stmt, 7)).value_or(DeltaOrigin::stream);
-  row.gap = sqlite3_column_int(stmt, 8) != 0;
-  return row;
-}
-
 }  // namespace
 
 std::optional<Cursor> parse_cursor(std::string_view text) {
@@ -66,6 +53,24 @@ std::string format_cursor(const Cursor& cursor) {
   return cursor.timestamp + "_" + std::to_string(cursor.id);
 }
 
+Result<StoredDelta> Store::Impl::read_delta(sqlite3_stmt* stmt) {
+  StoredDelta row;
+  row.id = sqlite3_column_int64(stmt, 0);
+  row.delta.session_id = column_text(stmt, 1);
+  row.delta.type = parse_delta_type(column_text(stmt, 2)).value_or(DeltaType::updated);
+  auto before = columns.read_before(db, stmt, 3, 9, row.id);
+  if (!before.ok()) return Error{before.error()};
+  auto after = columns.read(stmt, 4, row.id);
+  if (!after.ok()) return Error{after.error()};
+  row.delta.before = std::move(*before);
+  row.delta.after = std::move(*after);
+  row.delta.timestamp = column_text(stmt, 5);
+  row.created_at = column_text(stmt, 6);
+  row.origin = parse_delta_origin(column_text(stmt, 7)).value_or(DeltaOrigin::stream);
+  row.gap = sqlite3_column_int(stmt, 8) != 0;
+  return row;
+}
+
 // The delta insert for `rows` rows, one of kInsertRowCounts. Several rows in
 // one statement share its start, its AUTOINCREMENT bookkeeping and its end:
 // bench_raw_insert --rows-per-statement measures about 1.8x the rows/s of
@@ -73,17 +78,21 @@ std::string format_cursor(const Cursor& cursor) {
 Result<sqlite3_stmt*> Store::Impl::insert_statement(std::size_t rows) {
   std::string sql =
       "INSERT OR IGNORE INTO session_deltas (id, session_id, delta_type, before_state, "
-      "after_state, timestamp, created_at, origin, gap) VALUES ";
-  for (std::size_t i = 0; i < rows; ++i) sql += i ? ",(?,?,?,?,?,?,?,?,?)" : "(?,?,?,?,?,?,?,?,?)";
+      "after_state, timestamp, created_at, origin, gap, before_ref) VALUES ";
+  for (std::size_t i = 0; i < rows; ++i) {
+    sql += i ? ",(?,?,?,?,?,?,?,?,?,?)" : "(?,?,?,?,?,?,?,?,?,?)";
+  }
   return statement(sql);
 }
 
 // Inserts rows [0, count) in statements of kInsertRowCounts rows, largest
-// first. `row_at(i)` gives the i-th row as a StoredDelta (id 0: a new id).
+// first. `row_at(i)` gives the i-th row as a StoredDelta (id 0: a new id),
+// `refs[i]` its before_ref (0: none; StateColumns::references).
 // With `ids`, receives each row's id; rows with a given id may be ignored as
 // duplicates, so `ids` is for new rows only.
 template <typename RowAt>
 Status Store::Impl::insert_rows(std::size_t count, RowAt row_at,
+                                std::span<const std::int64_t> refs,
                                 std::vector<std::int64_t>* ids, std::int64_t* inserted) {
   std::size_t done = 0;
   for (std::size_t rows : kInsertRowCounts) {
@@ -94,7 +103,7 @@ Status Store::Impl::insert_rows(std::size_t count, RowAt row_at,
       for (std::size_t k = 0; k < rows; ++k) {
         const StoredDelta& row = row_at(done + k);
         const Delta& delta = row.delta;
-        int first = static_cast<int>(9 * k);
+        int first = static_cast<int>(10 * k);
         if (row.id > 0) {
           sqlite3_bind_int64(*use, first + 1, row.id);
         } else {
@@ -102,8 +111,8 @@ Status Store::Impl::insert_rows(std::size_t count, RowAt row_at,
         }
         bind_text(*use, first + 2, delta.session_id);
         bind_text(*use, first + 3, to_string(delta.type));
-        bind_optional(*use, first + 4, delta.before);
-        bind_optional(*use, first + 5, delta.after);
+        columns.bind_before(*use, first + 4, first + 10, delta.before, refs[done + k]);
+        columns.bind_state(*use, first + 5, delta.after);
         bind_text(*use, first + 6, delta.timestamp);
         bind_text(*use, first + 7, row.created_at);
         bind_text(*use, first + 8, to_string(row.origin));
@@ -138,6 +147,10 @@ Result<std::int64_t> Store::Impl::delete_where(const std::string& where,
   if (auto s = settle_ledger(); !s.ok()) return Error{s.error()};
   if (auto s = exec("BEGIN"); !s.ok()) return Error{s.error()};
   auto result = [&]() -> Result<std::int64_t> {
+    // Rows that stay keep their before states (every before_ref names a row).
+    if (auto s = columns.materialize_before_delete(db, where, bind); !s.ok()) {
+      return Error{s.error()};
+    }
     if (has_ledger) {
       if (auto s = ledger.before_delete(db, where, bind); !s.ok()) return Error{s.error()};
     }
@@ -224,12 +237,24 @@ Status Store::save_with_created_at(std::span<const StoredDelta> deltas, std::int
 // With `ids` (every row without an id of its own), receives the ids assigned.
 Status Store::Impl::save_rows(std::span<const StoredDelta> deltas, std::int64_t ids_through,
                               std::vector<std::int64_t>* ids) {
+  // A dictionary trained since the last batch is stored before this one.
+  if (auto s = columns.between_batches(db); !s.ok()) return s;
   return insert_batch([&]() -> Status {
     std::int64_t inserted = 0;
+    std::int64_t predicted = 0;
+    auto refs = columns.references(db, has_ledger ? &ledger : nullptr, deltas, ids != nullptr,
+                                   &predicted);
+    if (!refs.ok()) return Error{refs.error()};
     auto s = insert_rows(
-        deltas.size(), [&](std::size_t i) -> const StoredDelta& { return deltas[i]; }, ids,
+        deltas.size(), [&](std::size_t i) -> const StoredDelta& { return deltas[i]; }, *refs, ids,
         &inserted);
     if (!s.ok()) return s;
+    // References within the batch named the ids foreseen: had they been
+    // others, the batch is undone rather than kept pointing elsewhere.
+    if (predicted && (ids->empty() || ids->front() != predicted ||
+                      ids->back() != predicted + static_cast<std::int64_t>(ids->size()) - 1)) {
+      return Error{"insert delta: ids other than foreseen for references"};
+    }
     if (auto noted = note_ids_through(ids_through); !noted.ok()) return noted;
     if (!has_ledger || deltas.empty()) return ok_status();
     // Duplicates ignored (a replay of ids already held): which ones cannot be
@@ -281,7 +306,9 @@ Result<DeltaPage> Store::get_deltas(const DeltaQuery& query) {
       page.next = format_cursor({last.delta.timestamp, last.id});
       break;
     }
-    page.deltas.push_back(read_delta(*use));
+    auto row = impl_->read_delta(*use);
+    if (!row.ok()) return Error{row.error()};
+    page.deltas.push_back(std::move(*row));
   }
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Error{sqlite_error(impl_->db, "query")};
   return page;
@@ -297,7 +324,9 @@ Status Store::for_each_delta(const std::function<bool(const StoredDelta&)>& visi
   Statement stmt(raw);
   int rc;
   while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
-    if (!visit(read_delta(raw))) return ok_status();
+    auto row = impl_->read_delta(raw);
+    if (!row.ok()) return Error{row.error()};
+    if (!visit(*row)) return ok_status();
   }
   if (rc != SQLITE_DONE) return Error{sqlite_error(impl_->db, "export")};
   return ok_status();
@@ -310,7 +339,8 @@ Result<std::vector<SessionSummary>> Store::sessions() {
   auto stmt = impl_->statement(
       "SELECT s.session_id, s.created, s.updated, s.deleted, s.gaps, s.inferred, s.first_seen, "
       "s.last_seen, s.last_id, s.last_type, s.live, "
-      "CASE WHEN d.delta_type = 'deleted' THEN d.before_state ELSE d.after_state END "
+      "CASE WHEN d.delta_type = 'deleted' THEN " + json_before_sql("d") + " ELSE " +
+      json_after_sql("d") + " END "
       "FROM sessions s LEFT JOIN session_deltas d ON d.id = s.last_id "
       "ORDER BY s.last_seen DESC, s.session_id");
   if (!stmt.ok()) return Error{stmt.error()};
@@ -345,7 +375,11 @@ Result<std::vector<StoredDelta>> Store::session_history(const std::string& sessi
   bind_text(*use, 1, session_id);
   std::vector<StoredDelta> rows;
   int rc;
-  while ((rc = sqlite3_step(*use)) == SQLITE_ROW) rows.push_back(read_delta(*use));
+  while ((rc = sqlite3_step(*use)) == SQLITE_ROW) {
+    auto row = impl_->read_delta(*use);
+    if (!row.ok()) return Error{row.error()};
+    rows.push_back(std::move(*row));
+  }
   if (rc != SQLITE_DONE) return Error{sqlite_error(impl_->db, "session history")};
   return rows;
 }
@@ -367,7 +401,9 @@ Result<std::optional<StoredDelta>> Store::delta_by_id(std::int64_t delta_id) {
   int rc = sqlite3_step(*use);
   if (rc == SQLITE_DONE) return std::optional<StoredDelta>();
   if (rc != SQLITE_ROW) return Error{sqlite_error(impl_->db, "delta")};
-  return std::optional<StoredDelta>(read_delta(*use));
+  auto row = impl_->read_delta(*use);
+  if (!row.ok()) return Error{row.error()};
+  return std::optional<StoredDelta>(std::move(*row));
 }
 
 Result<std::vector<std::string>> Store::live_sessions() {
@@ -512,6 +548,7 @@ StoreCounts Store::counts() {
   counts.oldest = impl_->scalar_text("SELECT MIN(timestamp) FROM session_deltas");
   counts.newest = impl_->scalar_text("SELECT MAX(timestamp) FROM session_deltas");
   counts.schema_version = static_cast<int>(impl_->scalar("PRAGMA user_version").value_or(0));
+  counts.compression = compression_stats();
   return counts;
 }
 
@@ -538,72 +575,27 @@ std::int64_t Store::last_delta_id() {
       .value_or(0);
 }
 
-// --- sinks ---------------------------------------------------------------------
+// --- compression (storage/state_columns.h) ----------------------------------------
 
-namespace {
+void Store::set_compression(Compression mode) { impl_->columns.set_mode(mode); }
 
-// Created on first use: files written before sinks existed lack it, and the
-// table is additive (no schema version of its own).
-constexpr const char* kCreateSinkProgress =
-    "CREATE TABLE IF NOT EXISTS sink_progress (sink TEXT PRIMARY KEY, last_id INTEGER NOT NULL)";
-
-}  // namespace
-
-Result<std::int64_t> Store::sink_mark(const std::string& sink) {
-  auto present = impl_->scalar(
-      "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'sink_progress'");
-  if (!present.ok()) return Error{present.error()};
-  if (*present == 0) return std::int64_t{0};
-  auto stmt = impl_->statement("SELECT last_id FROM sink_progress WHERE sink = ?1");
-  if (!stmt.ok()) return Error{stmt.error()};
-  Use use(*stmt);
-  bind_text(*use, 1, sink);
-  int rc = sqlite3_step(*use);
-  if (rc == SQLITE_DONE) return std::int64_t{0};
-  if (rc != SQLITE_ROW) return Error{sqlite_error(impl_->db, "sink mark")};
-  return std::int64_t{sqlite3_column_int64(*use, 0)};
+Result<std::int64_t> Store::convert_step(std::size_t max_rows) {
+  if (auto s = impl_->columns.between_batches(impl_->db); !s.ok()) return Error{s.error()};
+  return impl_->columns.convert_step(impl_->db, max_rows);
 }
 
-Status Store::set_sink_mark(const std::string& sink, std::int64_t last_id) {
-  if (auto s = impl_->exec(kCreateSinkProgress); !s.ok()) return s;
-  auto stmt = impl_->statement(
-      "INSERT INTO sink_progress (sink, last_id) VALUES (?1, ?2) "
-      "ON CONFLICT(sink) DO UPDATE SET last_id = excluded.last_id");
-  if (!stmt.ok()) return Error{stmt.error()};
-  Use use(*stmt);
-  bind_text(*use, 1, sink);
-  sqlite3_bind_int64(*use, 2, last_id);
-  if (sqlite3_step(*use) != SQLITE_DONE) return Error{sqlite_error(impl_->db, "sink mark")};
-  return ok_status();
+CompressionStats Store::compression_stats() {
+  auto stats = impl_->columns.stats(impl_->db);
+  return CompressionStats{stats.mode == Compression::zstd ? "zstd" : "off",
+                          stats.dictionaries,
+                          stats.newest_dictionary,
+                          stats.json_bytes,
+                          stats.encoded_bytes,
+                          stats.references,
+                          stats.training,
+                          stats.converted,
+                          stats.last_training_error};
 }
-
-Result<std::vector<StoredDelta>> Store::deltas_after(std::int64_t after_id, std::size_t limit) {
-  auto stmt = impl_->statement(std::string("SELECT ") + kDeltaColumns +
-                               " FROM session_deltas WHERE id > ?1 ORDER BY id LIMIT ?2");
-  if (!stmt.ok()) return Error{stmt.error()};
-  Use use(*stmt);
-  sqlite3_bind_int64(*use, 1, after_id);
-  sqlite3_bind_int64(*use, 2, static_cast<std::int64_t>(limit));
-  std::vector<StoredDelta> rows;
-  rows.reserve(std::min<std::size_t>(limit, 4096));
-  int rc;
-  while ((rc = sqlite3_step(*use)) == SQLITE_ROW) rows.push_back(read_delta(*use));
-  if (rc != SQLITE_DONE) return Error{sqlite_error(impl_->db, "deltas after")};
-  return rows;
-}
-
-Result<std::int64_t> Store::count_deltas_after(std::int64_t after_id) {
-  auto stmt = impl_->statement("SELECT COUNT(*) FROM session_deltas WHERE id > ?1");
-  if (!stmt.ok()) return Error{stmt.error()};
-  Use use(*stmt);
-  sqlite3_bind_int64(*use, 1, after_id);
-  if (sqlite3_step(*use) != SQLITE_ROW) return Error{sqlite_error(impl_->db, "count deltas")};
-  return std::int64_t{sqlite3_column_int64(*use, 0)};
-}
-
-void Store::hold_deltas_after(std::optional<std::int64_t> id) { impl_->hold_after = id; }
-
-std::optional<std::int64_t> Store::held_after() const { return impl_->hold_after; }
 
 // --- the storage room's writers ------------------------------------------------
 

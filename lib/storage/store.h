@@ -6,8 +6,10 @@
 // the `sessions` ledger (session_ledger.h), the rejected_messages quarantine and
 // the stream_events audit of the connection. Times are stored normalised
 // (timestamp.h) so that string order is time order. PRAGMA user_version holds
-// the schema version; files of versions 0 (the document's schema) and 1 are
+// the schema version; files of versions 0 (the document's schema), 1 and 2 are
 // migrated on load without losing a row (schema_versions.h rolls back).
+// Version 3 adds before_ref, state_dictionaries and the view
+// session_deltas_json ([storage] compression; storage/state_codec.h).
 //
 // A Store is used from one thread only (the daemon's store lane).
 // Files are read by load_file() and open_readonly() and written by write_copy();
@@ -26,13 +28,14 @@
 #include "base/delta.h"
 #include "base/result.h"
 #include "base/timestamp.h"
+#include "storage/storage_options.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
 
 namespace deltatap {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 inline constexpr int kDefaultQueryLimit = 100;
 inline constexpr int kMaxQueryLimit = 1000;
 inline constexpr std::size_t kMaxRejectedRawBytes = 64 * 1024;
@@ -112,6 +115,25 @@ struct StreamEvent {
   std::string reason;
 };
 
+// [storage] compression as it stands (GET /api/stats' `compression`, the
+// metric deltatap_compression_ratio).
+struct CompressionStats {
+  std::string mode;                  // "off" | "zstd"
+  std::int64_t dictionaries = 0;     // rows of state_dictionaries
+  std::uint32_t newest_dictionary = 0;
+  // The states this process encoded (written, or converted by convert_step)
+  // and what they became: encoded / json is the ratio (0 before any).
+  std::uint64_t json_bytes = 0;
+  std::uint64_t encoded_bytes = 0;
+  std::uint64_t references = 0;      // before states stored as references since start
+  bool training = false;             // a dictionary is being trained
+  bool converted = true;             // no stored row waits for convert_step
+  std::string last_training_error;   // empty when the last training worked
+  double ratio() const {
+    return json_bytes ? static_cast<double>(encoded_bytes) / static_cast<double>(json_bytes) : 0;
+  }
+};
+
 struct StoreCounts {
   std::int64_t deltas = 0;
   std::int64_t sessions = 0;
@@ -121,6 +143,7 @@ struct StoreCounts {
   std::int64_t memory_bytes = 0;  // page_count * page_size
   std::optional<std::string> oldest, newest;  // delta timestamps
   int schema_version = kSchemaVersion;
+  CompressionStats compression;
 };
 
 struct StoreOptions {
@@ -190,6 +213,21 @@ class Store {
   // a sink has not sent them yet. nullopt (the default): no hold.
   void hold_deltas_after(std::optional<std::int64_t> id);
 
+  // --- [storage] compression (storage/state_codec.h, storage/state_columns.h).
+  // Every reader above sees the JSON text whatever the mode and the stored
+  // form. Off (the default) writes TEXT; zstd writes encoded states once a
+  // dictionary has been trained on the store's own states, and before states
+  // equal to the session's last state as references (before_ref).
+  void set_compression(Compression mode);
+  // One bounded step of bringing the stored rows to the mode (encoding TEXT,
+  // or decoding and materializing references when off), and of storing a
+  // dictionary trained meanwhile: at most `max_rows` rows looked at. Returns
+  // the rows looked at; 0 when there is nothing left to do (zstd without a
+  // dictionary yet: 0 too, and a training on the stored states starts).
+  // Called between batches by the store lane.
+  Result<std::int64_t> convert_step(std::size_t max_rows);
+  CompressionStats compression_stats();
+
   // Deletes deltas whose created_at is before `older_than`; returns how many.
   // Deltas held for a sink (hold_deltas_after) stay.
   Result<std::int64_t> cleanup(TimePoint older_than);
@@ -217,7 +255,9 @@ class Store {
   std::uint64_t ledger_generation() const;
   // Bytes of the in-memory database (page_count * page_size), without a scan.
   std::int64_t memory_bytes();
-  // Integrity and schema: "ok" or SQLite's complaint.
+  // Integrity and schema: "ok" or SQLite's complaint; then every state
+  // decodes and every before_ref resolves, or what is wrong with the first
+  // row that does not, naming its id.
   Result<std::string> check();
   // Writes a copy of the whole database as a new SQLite file at `path` (absent or
   // empty), without fsync. The daemon calls it in a forked child (snapshot.h).

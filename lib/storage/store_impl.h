@@ -20,13 +20,16 @@
 #include "base/result.h"
 #include "storage/session_ledger.h"
 #include "storage/sqlite_statement.h"
+#include "storage/state_columns.h"
 #include "storage/store.h"
 
 namespace deltatap {
 
-// The migration copies these columns and the queries read them, in this order.
+// The queries read these columns, in this order (read_delta in store.cc; the
+// states as stored: StateColumns decodes them and resolves before_ref).
 inline constexpr const char* kDeltaColumns =
-    "id, session_id, delta_type, before_state, after_state, timestamp, created_at, origin, gap";
+    "id, session_id, delta_type, before_state, after_state, timestamp, created_at, origin, gap, "
+    "before_ref";
 // The columns of version 1, which the migrations copy.
 inline constexpr const char* kVersion1Columns =
     "id, session_id, delta_type, before_state, after_state, timestamp, created_at";
@@ -44,11 +47,14 @@ struct Store::Impl {
   std::uint64_t ledger_generation = 0;
   // Deltas above this id are kept by cleanup and eviction (Store::hold_deltas_after).
   std::optional<std::int64_t> hold_after;
+  // The state columns' forms: compression, references, conversion.
+  StateColumns columns;
 
   ~Impl() {
     // Every prepared statement goes first: sqlite3_close leaves the connection
     // open (and its memory held) while one remains.
     statements.clear();
+    columns.close();
     ledger = SessionLedger();
     sqlite3_close(db);
   }
@@ -104,20 +110,23 @@ struct Store::Impl {
   Status create_schema();
   Status migrate_from_version_0();
   Status migrate_from_version_1();
+  Status migrate_from_version_2();
   Status finish_open(bool keep_ledger = true);
   Status refresh_counts();
 
   // Writing rows: store.cc.
   Result<sqlite3_stmt*> insert_statement(std::size_t rows);
   template <typename RowAt>
-  Status insert_rows(std::size_t count, RowAt row_at, std::vector<std::int64_t>* ids,
-                     std::int64_t* inserted);
+  Status insert_rows(std::size_t count, RowAt row_at, std::span<const std::int64_t> refs,
+                     std::vector<std::int64_t>* ids, std::int64_t* inserted);
   Result<std::int64_t> delete_where(const std::string& where,
                                     const std::function<void(sqlite3_stmt*)>& bind,
                                     const char* what);
   Status note_ids_through(std::int64_t id);
   Status save_rows(std::span<const StoredDelta> deltas, std::int64_t ids_through,
                    std::vector<std::int64_t>* ids);
+  // One row of a query over kDeltaColumns, its states as JSON text.
+  Result<StoredDelta> read_delta(sqlite3_stmt* stmt);
   template <typename Body>
   Status insert_batch(Body body);
 };

@@ -7,6 +7,8 @@
 
 #include "storage/session_ledger.h"
 #include "storage/sqlite_statement.h"
+#include "storage/state_codec.h"
+#include "storage/state_columns.h"
 #include "storage/store_impl.h"
 
 #include <cstring>
@@ -30,7 +32,8 @@ CREATE TABLE IF NOT EXISTS session_deltas (
   timestamp TEXT NOT NULL,
   created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
   origin TEXT NOT NULL DEFAULT 'stream' CHECK(origin IN ('stream', 'resync', 'reconcile')),
-  gap INTEGER NOT NULL DEFAULT 0 CHECK(gap IN (0, 1))
+  gap INTEGER NOT NULL DEFAULT 0 CHECK(gap IN (0, 1)),
+  before_ref INTEGER
 );)sql";
 
 constexpr const char* kCreateIndexesAndTables = R"sql(
@@ -38,6 +41,8 @@ CREATE INDEX IF NOT EXISTS idx_session_deltas_session_id ON session_deltas(sessi
 CREATE INDEX IF NOT EXISTS idx_session_deltas_timestamp ON session_deltas(timestamp);
 CREATE INDEX IF NOT EXISTS idx_session_deltas_created_at ON session_deltas(created_at);
 CREATE INDEX IF NOT EXISTS idx_session_deltas_session_ts ON session_deltas(session_id, timestamp);
+CREATE INDEX IF NOT EXISTS idx_session_deltas_before_ref ON session_deltas(before_ref)
+  WHERE before_ref IS NOT NULL;
 CREATE TABLE IF NOT EXISTS rejected_messages (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   received_at TEXT NOT NULL,
@@ -53,6 +58,17 @@ CREATE TABLE IF NOT EXISTS stream_events (
   close_code INTEGER NOT NULL DEFAULT 0,
   reason TEXT NOT NULL DEFAULT ''
 );)sql";
+
+// Version 3 (compression): the dictionaries, and the view giving every row's
+// states as JSON text whatever their stored form (state_codec.h).
+std::string create_compression_schema() {
+  return std::string(kCreateStateDictionaries) +
+         ";\nCREATE VIEW IF NOT EXISTS session_deltas_json AS SELECT d.id AS id, "
+         "d.session_id AS session_id, d.delta_type AS delta_type, " +
+         json_before_sql("d") + " AS before_state, " + json_after_sql("d") +
+         " AS after_state, d.timestamp AS timestamp, d.created_at AS created_at, "
+         "d.origin AS origin, d.gap AS gap FROM session_deltas d";
+}
 
 // SQL function used by the version-0 migration: the normalised form of a time,
 // or the value unchanged when it is not one (a row is never dropped for that).
@@ -163,6 +179,7 @@ Status Store::Impl::register_functions() {
                               normalise_sql_function, nullptr, nullptr) != SQLITE_OK) {
     return Error{sqlite_error(db, "register function")};
   }
+  if (auto s = StateCodec::register_sql_function(db); !s.ok()) return s;
   return SessionLedger::register_functions(db);
 }
 
@@ -178,7 +195,8 @@ Status Store::Impl::migrate() {
   if (auto s = exec("BEGIN IMMEDIATE"); !s.ok()) return s;
   Status result = !*has_table     ? create_schema()
                   : *version == 0 ? migrate_from_version_0()
-                                  : migrate_from_version_1();
+                  : *version == 1 ? migrate_from_version_1()
+                                  : migrate_from_version_2();
   if (result.ok()) {
     result = exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
   }
@@ -189,7 +207,8 @@ Status Store::Impl::migrate() {
 
 Status Store::Impl::create_schema() {
   if (auto s = exec(kCreateDeltas); !s.ok()) return s;
-  return exec(kCreateIndexesAndTables);
+  if (auto s = exec(kCreateIndexesAndTables); !s.ok()) return s;
+  return exec(create_compression_schema().c_str());
 }
 
 // The document's table: created_at defaults to datetime('now') and times are
@@ -209,7 +228,7 @@ Status Store::Impl::migrate_from_version_0() {
   for (const std::string& sql :
        {create_new, copy, std::string("DROP TABLE session_deltas"),
         std::string("ALTER TABLE session_deltas_v2 RENAME TO session_deltas"),
-        std::string(kCreateIndexesAndTables)}) {
+        std::string(kCreateIndexesAndTables), create_compression_schema()}) {
     if (auto s = exec(sql.c_str()); !s.ok()) return s;
   }
   return ok_status();
@@ -217,7 +236,7 @@ Status Store::Impl::migrate_from_version_0() {
 
 // Version 1 had the times normalised already: the two columns are added in
 // place (their defaults fill every row), and v1's session_summary gives way to
-// the ledger, which finish_open() builds from the history.
+// the ledger, which finish_open() builds from the history. Then as version 2.
 Status Store::Impl::migrate_from_version_1() {
   statements.clear();
   for (const char* sql :
@@ -225,8 +244,21 @@ Status Store::Impl::migrate_from_version_1() {
         "CHECK(origin IN ('stream', 'resync', 'reconcile'))",
         "ALTER TABLE session_deltas ADD COLUMN gap INTEGER NOT NULL DEFAULT 0 "
         "CHECK(gap IN (0, 1))",
-        "DROP TABLE IF EXISTS session_summary", kCreateIndexesAndTables}) {
+        "DROP TABLE IF EXISTS session_summary"}) {
     if (auto s = exec(sql); !s.ok()) return s;
+  }
+  return migrate_from_version_2();
+}
+
+// Version 3 adds what compression needs (state_codec.h): before_ref (NULL in
+// every row: no reference), its index, the dictionaries and the view. Every
+// value stays the TEXT it was.
+Status Store::Impl::migrate_from_version_2() {
+  statements.clear();
+  for (const std::string& sql :
+       {std::string("ALTER TABLE session_deltas ADD COLUMN before_ref INTEGER"),
+        std::string(kCreateIndexesAndTables), create_compression_schema()}) {
+    if (auto s = exec(sql.c_str()); !s.ok()) return s;
   }
   return ok_status();
 }
@@ -239,6 +271,7 @@ Status Store::Impl::finish_open(bool keep_ledger) {
   if (auto s = migrate(); !s.ok()) return s;
   if (auto s = exec("PRAGMA journal_mode = OFF"); !s.ok()) return s;
   if (auto s = refresh_counts(); !s.ok()) return s;
+  if (auto s = columns.open(db); !s.ok()) return s;
   if (!keep_ledger) return exec("DROP TABLE IF EXISTS sessions; DROP TABLE IF EXISTS activity");
   if (auto s = ledger.ensure(db, delta_count); !s.ok()) return s;
   has_ledger = true;
@@ -320,6 +353,7 @@ Result<std::unique_ptr<Store>> Store::open_readonly(const std::string& path) {
   if (*version < kSchemaVersion) return load_file(path);
   if (auto s = impl->register_functions(); !s.ok()) return Error{s.error()};
   if (auto s = impl->refresh_counts(); !s.ok()) return Error{path + ": " + s.error()};
+  if (auto s = impl->columns.open(impl->db); !s.ok()) return Error{path + ": " + s.error()};
   // An older version, or a ledger that does not add up (rows written by some
   // other program): migrating and rebuilding need a writable copy, so the file
   // is loaded into memory and changed there, and stays as it is.
@@ -360,7 +394,10 @@ Result<std::string> Store::check() {
   if (auto s = impl_->settle_ledger(); !s.ok()) return Error{s.error()};
   auto result = impl_->scalar_text("PRAGMA integrity_check");
   if (!result) return Error{sqlite_error(impl_->db, "integrity_check")};
-  return *result;
+  if (*result != "ok") return *result;
+  // SQLite's pages can be sound while a value is not: every state decodes
+  // and every reference resolves (storage/state_columns.h).
+  return impl_->columns.verify(impl_->db);
 }
 
 Result<DatabaseImage> Store::serialize() {
