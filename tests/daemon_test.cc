@@ -242,9 +242,10 @@ BOOST_AUTO_TEST_CASE(compression_zstd_converts_a_plain_store_in_the_background) 
   std::size_t row = 0;
   auto text = [&](int column) {
     auto p = sqlite3_column_text(stmt, column);
+    // query_db writes SQL NULL as "NULL" (a state is never that text).
     return p ? std::string(reinterpret_cast<const char*>(p),
                            static_cast<std::size_t>(sqlite3_column_bytes(stmt, column)))
-             : std::string();
+             : std::string("NULL");
   };
   while (sqlite3_step(stmt) == SQLITE_ROW && row < plain.size()) {
     BOOST_TEST_REQUIRE(text(0) == plain[row][0]);

@@ -564,7 +564,7 @@ BOOST_AUTO_TEST_CASE(sighup_keeps_restart_only_keys_and_says_so) {
   write_conf("off", "elsewhere/sessions.sqlite", "off", other_http);
   daemon.signal(SIGHUP);
   BOOST_REQUIRE(wait_until([&] { return reloaded_count() == 2; }));
-  BOOST_TEST(daemon.stderr_contains("Storage path, storage on/off, journal on/off and the HTTP listener " + kept));
+  BOOST_TEST(daemon.stderr_contains("Storage path, storage on/off, journal on/off, compression and the HTTP listener " + kept));
   // The listener stayed, and no other was opened.
   BOOST_TEST(http_request(http, "GET", "/healthz").status == 200);
   BOOST_TEST(http_request(other_http, "GET", "/healthz").status == 0);

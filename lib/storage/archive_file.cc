@@ -115,7 +115,7 @@ std::string next_month_start(std::string_view month) {
     number = 1;
     ++year;
   }
-  char text[8];
+  char text[32];  // room for any int: GCC checks the format against the type, not the range
   std::snprintf(text, sizeof text, "%04d-%02d", year, number);
   return month_start(text);
 }
