@@ -35,12 +35,14 @@ FULL = dict(ingest=300_000, small=100_000, small_hot=10_000, large=1_000_000,
             large_hot=100_000, journal=100_000, query_iterations=10_000,
             http_iterations=3_000, raw_repeat=5, serialize=5, snapshots=3,
             stream_rate=1_000, idle_seconds=60, analytics_sessions=20_000,
-            analytics_iterations=300, pg_rows=100_000, pg_export=1_000_000, pg_lag_seconds=30)
+            analytics_iterations=300, pg_rows=100_000, pg_export=1_000_000, pg_lag_seconds=30,
+            capacity=1_000_000, capacity_large=10_000_000)
 QUICK = dict(ingest=30_000, small=10_000, small_hot=1_000, large=100_000,
              large_hot=10_000, journal=10_000, query_iterations=2_000,
              http_iterations=500, raw_repeat=1, serialize=3, snapshots=2,
              stream_rate=1_000, idle_seconds=15, analytics_sessions=2_000,
-             analytics_iterations=50, pg_rows=20_000, pg_export=100_000, pg_lag_seconds=10)
+             analytics_iterations=50, pg_rows=20_000, pg_export=100_000, pg_lag_seconds=10,
+             capacity=100_000, capacity_large=1_000_000)
 
 
 class PgServer:
@@ -520,6 +522,51 @@ class Bench:
                                          landed=after - before, seconds=seconds,
                                          reconnects=reconnects, **timings)
 
+    def capacity(self, templates):
+        """Issue 16: bytes per delta with [storage] compression off and zstd
+        (the same deltas, before states chained as the backend sends them),
+        the store lane's CPU per delta for each, and a 30-day busy room
+        (10,000,000 deltas) compressed: start-up, memory, queries, snapshots."""
+        s = self.sizes
+        result = {}
+        for mode in ("off", "zstd"):
+            data = os.path.join(self.work, f"store-capacity-{mode}")
+            log(f"building a store of {s['capacity']} deltas, compression {mode}")
+            result[mode] = self.run_tool("make_store", "--templates", templates, "--deltas", s["capacity"],
+                                         "--chain", "--compression", mode,
+                                         "--out", os.path.join(data, "sessions.sqlite"))
+            if not self.keep:
+                shutil.rmtree(data, ignore_errors=True)
+        n = s["capacity_large"]
+        data = os.path.join(self.work, "store-capacity-large")
+        log(f"building a store of {n} deltas, compression zstd")
+        large = self.run_tool("make_store", "--templates", templates, "--deltas", n, "--hot", n // 100,
+                              "--chain", "--compression", "zstd",
+                              "--out", os.path.join(data, "sessions.sqlite"))
+        log("querying it through the library")
+        large["library"] = self.run_tool("store_query", "--db", os.path.join(data, "sessions.sqlite"),
+                                         "--sessions", large["typical_sessions"],
+                                         "--iterations", s["query_iterations"], "--serialize", 1)
+        conf = os.path.join(self.work, "capacity.conf")
+        with open(conf, "w") as f:
+            f.write("[storage]\ncompression = zstd\n")
+        sim = self.start_sim("sim-capacity", "--count", 0, "--rate", s["stream_rate"], "--format", "delta")
+        daemon = self.start_daemon("deltatapd-capacity", data, f"ws://127.0.0.1:{sim.port}/ws",
+                                   args=("--config", conf))
+        log(f"READY after {daemon.ready_seconds:.2f} s; snapshots while the stream lands")
+        pause = self.run_tool("snapshot_pause", "--port", daemon.port, "--snapshots", s["snapshots"])
+        http = self.run_tool("http_latency", "--port", daemon.port,
+                             "--sessions", large["typical_sessions"],
+                             "--iterations", s["http_iterations"])
+        _, peak = proc_memory(daemon.pid)
+        self.stop(daemon)
+        self.stop(sim)
+        if not self.keep:
+            shutil.rmtree(data, ignore_errors=True)
+        large.update(ready_seconds=daemon.ready_seconds, peak_rss=peak, pause=pause, http=http)
+        result["large"] = large
+        self.results["capacity"] = result
+
     def postgres(self, templates):
         """Issue 17: replication into a local PostgreSQL beside one INSERT per
         delta on the same rows, the lag at a steady 2,000 deltas/s, and
@@ -641,6 +688,11 @@ class Bench:
             self.analytics_http(self.results["ingest"]["session_update"]["db"])
             self.results["load_after"] = load_average()
             return
+        if only == "capacity":
+            self.ingest("session_update")
+            self.capacity(self.results["ingest"]["session_update"]["db"])
+            self.results["load_after"] = load_average()
+            return
         if only == "postgres":
             self.ingest("session_update")
             self.postgres(self.results["ingest"]["session_update"]["db"])
@@ -659,6 +711,7 @@ class Bench:
         self.make_stores(templates)
         self.analytics_http(templates)
         self.postgres(templates)
+        self.capacity(templates)
         if not self.keep:
             shutil.rmtree(os.path.dirname(templates), ignore_errors=True)
         self.start_up_and_http()
@@ -724,6 +777,31 @@ def table(r, sizes, quick):
                 f"{a['landed']:,} deltas stored meanwhile ({a['landed'] / a['seconds']:,.0f}/s), "
                 f"{a['reconnects']:.0f} reconnects" if kind == "durations" else "",
                 "p99 ≤ 50 ms", verdict(a[kind + "_p99_us"] <= 50_000))
+
+    cap = r.get("capacity")
+    if cap:
+        off, on = cap["off"], cap["zstd"]
+        per_off, per_on = off["file_bytes"] / off["deltas"], on["file_bytes"] / on["deltas"]
+        row(f"compression at {on['deltas']:,} (issue 16)", "file bytes per delta, zstd",
+            f"{per_on:,.0f} (1/{per_off / per_on:.1f} of off)", f"compression off {per_off:,.0f}",
+            "≤ 1/5 of off", verdict(per_on * 5 <= per_off))
+        ratio = on["store_cpu_us_per_delta"] / off["store_cpu_us_per_delta"]
+        row("", "store lane CPU per delta, zstd / off",
+            f"{on['store_cpu_us_per_delta']:.1f} / {off['store_cpu_us_per_delta']:.1f} µs (× {ratio:.2f})",
+            "compression off (same run)", "≤ × 1.3", verdict(ratio <= 1.3))
+        big = cap["large"]
+        lib = big["library"]
+        row(f"{big['deltas']:,} deltas, zstd", "peak RSS; file",
+            f"{mb(big['peak_rss'])}; {mb(big['file_bytes'])}", "", "RSS ≤ 3 GB",
+            verdict(big["peak_rss"] <= 3 * 1024 * MB))
+        row("", "start to READY=1", f"{big['ready_seconds']:.2f} s",
+            f"Store::load {lib['load_seconds']:.2f} s", "≤ 5 s", verdict(big["ready_seconds"] <= 5))
+        row("", "per-session query p99 (library; HTTP)",
+            f"{ms(lib['typical_p99_us'])}; {ms(big['http']['typical_p99_us'])}", "", "≤ 1 ms (library)",
+            verdict(lib["typical_p99_us"] <= 1000))
+        row("", "snapshot pause (probe during)", ms(big["pause"]["probe_during_max_us"]),
+            f"probe before {ms(big['pause']['probe_baseline_max_us'])}", "≤ 150 ms",
+            verdict(big["pause"]["probe_during_max_us"] <= 150_000))
 
     pg = r.get("postgres")
     if pg:
@@ -851,10 +929,11 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--json", help="also write every raw figure here")
     parser.add_argument("--markdown", help="also write the table here")
-    parser.add_argument("--only", choices=["ingest", "analytics", "postgres"],
+    parser.add_argument("--only", choices=["ingest", "analytics", "postgres", "capacity"],
                         help="ingest: only format A ingest, with and without the query load; "
                              "analytics: only the analytics answers at 1,000,000 deltas; "
-                             "postgres: only replication, its lag and export --to")
+                             "postgres: only replication, its lag and export --to; "
+                             "capacity: only compression's sizes and the 10,000,000-delta store")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     work = tempfile.mkdtemp(prefix="deltatap-bench.")

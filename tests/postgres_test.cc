@@ -20,9 +20,12 @@
 #include <vector>
 
 #include "postgres_fixture.h"
+#include "base/timestamp.h"
 #include "sinks/pg_connection.h"
 #include "sinks/pg_parallel_writer.h"
 #include "skip.h"
+#include "storage/archive.h"
+#include "storage/store.h"
 #include "test_support.h"
 
 using namespace deltatap;
@@ -272,6 +275,55 @@ BOOST_AUTO_TEST_CASE(a_batch_half_committed_and_sent_again_is_stored_once, *need
   BOOST_REQUIRE_MESSAGE(resent.ok(), resent.error());
   BOOST_TEST(*resent == 0);
   BOOST_TEST(pg_count(pg, "halves") == 6000);
+}
+
+// export --to --archive: the archive files beside the file go too, once.
+BOOST_AUTO_TEST_CASE(export_to_with_archive_copies_the_archive_files_too, *needs(pg_precondition)) {
+  PostgresServer pg;
+  TempDir dir;
+  auto store = Store::open_empty();
+  BOOST_REQUIRE(store.ok());
+  const auto now = now_millis();
+  std::vector<StoredDelta> rows;
+  for (int i = 1; i <= 400; ++i) {
+    StoredDelta row;
+    row.id = i;
+    row.delta.session_id = "s-" + std::to_string(i % 9);
+    row.delta.type = DeltaType::updated;
+    row.delta.before = "{\"n\":" + std::to_string(i - 1) + "}";
+    row.delta.after = "{\"n\":" + std::to_string(i) + ",\"big\":9007199254740993,\"é\":\"日本\"}";
+    // 300 stored 40 days ago (archived below), 100 an hour ago.
+    auto created = now - (i <= 300 ? std::chrono::hours(24 * 40) : std::chrono::hours(1)) +
+                   std::chrono::milliseconds(i);
+    row.created_at = format_timestamp(created);
+    row.delta.timestamp = row.created_at;
+    rows.push_back(row);
+  }
+  BOOST_REQUIRE((*store)->save_with_created_at(rows).ok());
+  ArchiveOptions options;
+  options.directory = (dir / "archive").string();
+  auto moved = archive_expired(**store, options, now - std::chrono::hours(24 * 30), now);
+  BOOST_REQUIRE_MESSAGE(moved.ok(), moved.error());
+  BOOST_REQUIRE(moved->moved == 300);
+  auto file = dir / "sessions.sqlite";
+  BOOST_REQUIRE((*store)->write_copy(file.string()).ok());
+
+  auto deltatap = (bin_dir() / "deltatap").string();
+  auto url = pg.socket_url();
+  auto first = run_command({deltatap, "--db", file.string(), "export", "--to", url, "--source",
+                            "archived", "--archive"});
+  BOOST_TEST(first.exit_code == 0, first.err);
+  BOOST_TEST(first.err.find("400 new, 0 already there") != std::string::npos, first.err);
+  auto again = run_command({deltatap, "--db", file.string(), "export", "--to", url, "--source",
+                            "archived", "--archive"});
+  BOOST_TEST(again.err.find("0 new, 400 already there") != std::string::npos, again.err);
+  BOOST_TEST(pg_count(pg, "archived") == 400);
+  BOOST_TEST(pg.scalar("SELECT count(DISTINCT id) FROM session_deltas WHERE source = 'archived'") == "400");
+  BOOST_TEST(pg.scalar("SELECT after_state->>'big' || after_state->>'é' FROM session_deltas "
+                       "WHERE source = 'archived' AND id = 17") == "9007199254740993日本");
+  auto memory_only = run_command({deltatap, "--db", file.string(), "export", "--to", url, "--source",
+                                  "memory-only"});
+  BOOST_TEST(memory_only.err.find("100 new") != std::string::npos, memory_only.err);
 }
 
 BOOST_AUTO_TEST_CASE(two_taps_share_one_database_under_their_source_names, *needs(pg_precondition)) {

@@ -118,7 +118,7 @@ const std::vector<CommandSpec>& command_table() {
                   {"--source", true}, {"--archive", false}}, 0,
        "usage: deltatap export [--format json|ndjson|csv] [--csv-raw] [--out FILE]\n"
        "                       [--archive]\n"
-       "       deltatap export --to postgresql://... [--source NAME]\n"
+       "       deltatap export --to postgresql://... [--source NAME] [--archive]\n"
        "\n"
        "The whole history, newest first (the query order), streamed: json is an array of\n"
        "deltas (default), ndjson one delta per line, csv RFC 4180 with a header line\n"
@@ -144,7 +144,8 @@ const std::vector<CommandSpec>& command_table() {
        "into a PostgreSQL database (a libpq connection string or URI; the password\n"
        "from it, PGPASSFILE or ~/.pgpass) in the schema the daemon's [postgres] sink\n"
        "writes (docs/postgres.md), as source NAME (default: the host name). Running it\n"
-       "again adds nothing. A progress bar on a terminal, else one summary line.\n"},
+       "again adds nothing. With --archive the archive files beside the file (their\n"
+       "oldest month first) go too. A progress bar on a terminal, else one summary line.\n"},
       {"cleanup", {{"--older-than", true}}, 0, kCleanupHelp},
       {"snapshot", {}, 0,
        "usage: deltatap snapshot\n"

@@ -24,6 +24,7 @@
 #include "sinks/pg_parallel_writer.h"
 #include "sinks/pg_writer.h"
 #include "sinks/postgres_sink.h"
+#include "storage/archive_file.h"
 #include "storage/store.h"
 
 namespace deltatap::cli {
@@ -133,7 +134,23 @@ int export_to_postgres(Context& ctx, const std::string& url) {
   }
   connection->reset();  // the check's; the writer opens its own two
   Store& store = ctx.file->store();
-  const std::int64_t total = store.delta_count();
+  std::int64_t total = store.delta_count();
+  // --archive: the archive files beside the file first, oldest month first,
+  // then the file's own deltas (each source by id; ids never repeat across
+  // them, and a repeat would be dropped by the key anyway).
+  std::vector<ArchiveFile> archives;
+  if (ctx.inv.option("--archive")) {
+    auto files = list_archive_files(archive_directory_for(ctx.where));
+    if (!files.ok()) return fail(ctx, files.error());
+    for (const auto& entry : *files) {
+      auto file = ArchiveFile::open_readonly(entry.path);
+      if (!file.ok()) return fail(ctx, file.error());
+      auto rows = file->row_count();
+      if (!rows.ok()) return fail(ctx, rows.error());
+      total += *rows;
+      archives.push_back(std::move(*file));
+    }
+  }
   const bool progress = ::isatty(STDERR_FILENO) == 1;
   PgParallelOptions writer_options;
   writer_options.connect = options;
@@ -162,10 +179,26 @@ int export_to_postgres(Context& ctx, const std::string& url) {
     }
     return true;
   };
-  auto visited = store.for_each_delta([&](const StoredDelta& row) {
-    batch.push_back(row);
-    return batch.size() < kExportBatch || flush();
-  });
+  Status visited = ok_status();
+  for (auto& archive : archives) {
+    for (std::int64_t after = 0; visited.ok() && error.empty();) {
+      auto rows = archive.deltas_after(after, kExportBatch);
+      if (!rows.ok()) {
+        visited = Error{rows.error()};
+        break;
+      }
+      if (rows->empty()) break;
+      after = rows->back().id;
+      batch = std::move(*rows);
+      flush();
+    }
+  }
+  if (visited.ok() && error.empty()) {
+    visited = store.for_each_delta([&](const StoredDelta& row) {
+      batch.push_back(row);
+      return batch.size() < kExportBatch || flush();
+    });
+  }
   if (visited.ok() && error.empty() && !batch.empty()) flush();
   if (progress) {
     draw_progress(ctx.io.err, done, total);
@@ -189,8 +222,6 @@ int export_to_postgres(Context& ctx, const std::string& url) {
 
 int cmd_export(Context& ctx) {
   if (auto to = ctx.inv.option("--to")) {
-    // The copy to PostgreSQL reads the file's store alone.
-    if (ctx.inv.option("--archive")) return usage(ctx.io, "--archive does not go with --to");
     return export_to_postgres(ctx, *to);
   }
   int code = kExitOk;

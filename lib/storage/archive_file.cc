@@ -164,8 +164,12 @@ struct ArchiveFile::Impl {
   sqlite3* db = nullptr;
   std::string path;
   StateCodec codec;
+  Statement referenced;  // the after_state of a row by id, prepared on first use
 
-  ~Impl() { sqlite3_close(db); }
+  ~Impl() {
+    referenced = Statement();  // finalized before the connection closes
+    sqlite3_close(db);
+  }
 
   Error fail(std::string_view what) const { return Error{path + ": " + sqlite_error(db, what)}; }
 
@@ -197,14 +201,17 @@ struct ArchiveFile::Impl {
       return std::optional<std::string>();
     }
     auto ref = sqlite3_column_int64(row, 9);
-    auto stmt = prepare(db, "SELECT after_state FROM session_deltas WHERE id = ?1");
-    if (!stmt.ok()) return Error{stmt.error()};
-    sqlite3_bind_int64(stmt->get(), 1, ref);
-    if (sqlite3_step(stmt->get()) != SQLITE_ROW ||
-        sqlite3_column_type(stmt->get(), 0) == SQLITE_NULL) {
+    if (!referenced.get()) {
+      auto stmt = prepare(db, "SELECT after_state FROM session_deltas WHERE id = ?1");
+      if (!stmt.ok()) return Error{stmt.error()};
+      referenced = std::move(*stmt);
+    }
+    Use use(referenced.get());
+    sqlite3_bind_int64(*use, 1, ref);
+    if (sqlite3_step(*use) != SQLITE_ROW || sqlite3_column_type(*use, 0) == SQLITE_NULL) {
       return Error{"before_ref " + std::to_string(ref) + " names no row with a state"};
     }
-    auto text = codec.decode(column_bytes(stmt->get(), 0));
+    auto text = codec.decode(column_bytes(*use, 0));
     if (!text.ok()) return Error{text.error()};
     return std::optional<std::string>(std::move(*text));
   }
@@ -366,6 +373,23 @@ Result<std::vector<StoredDelta>> ArchiveFile::session_history(const std::string&
     rows.push_back(std::move(*row));
   }
   if (rc != SQLITE_DONE) return impl_->fail("session history");
+  return rows;
+}
+
+Result<std::vector<StoredDelta>> ArchiveFile::deltas_after(std::int64_t after_id, std::size_t limit) {
+  auto stmt = prepare(impl_->db, std::string("SELECT ") + kColumns +
+                                     " FROM session_deltas WHERE id > ?1 ORDER BY id LIMIT ?2");
+  if (!stmt.ok()) return Error{impl_->path + ": " + stmt.error()};
+  sqlite3_bind_int64(stmt->get(), 1, after_id);
+  sqlite3_bind_int64(stmt->get(), 2, static_cast<std::int64_t>(limit));
+  std::vector<StoredDelta> rows;
+  int rc;
+  while ((rc = sqlite3_step(stmt->get())) == SQLITE_ROW) {
+    auto row = impl_->read_row(stmt->get());
+    if (!row.ok()) return Error{row.error()};
+    rows.push_back(std::move(*row));
+  }
+  if (rc != SQLITE_DONE) return impl_->fail("deltas after");
   return rows;
 }
 

@@ -86,6 +86,9 @@ class ArchiveFile {
   // `limit` rows (not clamped), states decoded (before_ref resolved).
   // `more` is set when further rows match.
   Result<std::vector<StoredDelta>> query(const DeltaQuery& query, int limit, bool* more);
+  // Up to `limit` rows with id > `after_id`, by id, states decoded (what
+  // `export --to --archive` copies, batch after batch).
+  Result<std::vector<StoredDelta>> deltas_after(std::int64_t after_id, std::size_t limit);
   // One session's rows of this file by id, states decoded.
   Result<std::vector<StoredDelta>> session_history(const std::string& session_id);
   // Newest created_at in the file; nullopt when it holds no rows.
