@@ -126,6 +126,7 @@ deltatap_test_table(
   cli                    240      process                      -
   completion             180      process                      machine
   compression            300      process,threads              -
+  compression_kill       300      process                      cpu
   config                 60       unit                         -
   console                300      process                      -
   daemon                 240      process,threads              -
