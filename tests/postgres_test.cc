@@ -319,7 +319,7 @@ BOOST_AUTO_TEST_CASE(export_to_with_archive_copies_the_archive_files_too, *needs
   BOOST_TEST(again.err.find("0 new, 400 already there") != std::string::npos, again.err);
   BOOST_TEST(pg_count(pg, "archived") == 400);
   BOOST_TEST(pg.scalar("SELECT count(DISTINCT id) FROM session_deltas WHERE source = 'archived'") == "400");
-  BOOST_TEST(pg.scalar("SELECT after_state->>'big' || after_state->>'é' FROM session_deltas "
+  BOOST_TEST(pg.scalar("SELECT (after_state->>'big') || (after_state->>'é') FROM session_deltas "
                        "WHERE source = 'archived' AND id = 17") == "9007199254740993日本");
   auto memory_only = run_command({deltatap, "--db", file.string(), "export", "--to", url, "--source",
                                   "memory-only"});

@@ -1,5 +1,7 @@
 #include "test_support.h"
 
+#include "storage/state_codec.h"
+
 #include "api/delta_json.h"
 #include "base/timestamp.h"
 #include "storage/store.h"
@@ -277,6 +279,12 @@ std::vector<std::vector<std::string>> query_db(const fs::path& db, const std::st
     sqlite3_close(handle);
     throw std::runtime_error("query_db: cannot open " + db.string() + ": " + message);
   }
+  // deltatap_json, so that a test can read a compressed file through the
+  // view session_deltas_json ([storage] compression).
+  if (!deltatap::StateCodec::register_sql_function(handle).ok()) {
+    sqlite3_close(handle);
+    throw std::runtime_error("query_db: cannot register deltatap_json");
+  }
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v2(handle, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
     std::string message = sqlite3_errmsg(handle);
@@ -439,10 +447,14 @@ std::multiset<std::string> recorded_keys(const std::vector<std::string>& lines) 
 
 std::multiset<std::string> stored_keys(const fs::path& db, const std::multiset<std::string>& recorded) {
   std::multiset<std::string> keys;
-  auto rows = query_db(db,
-                       "SELECT delta_type, session_id, COALESCE(before_state, 'null'), "
-                       "COALESCE(after_state, 'null'), timestamp FROM session_deltas "
-                       "WHERE origin = 'stream' ORDER BY id");
+  // The JSON as stored, through the view where the file has it (schema 3:
+  // a compressed state decoded, a before state kept as a reference resolved).
+  bool has_view = query_db(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = "
+                               "'session_deltas_json'")[0][0] == "1";
+  auto rows = query_db(db, std::string("SELECT delta_type, session_id, COALESCE(before_state, 'null'), "
+                                       "COALESCE(after_state, 'null'), timestamp FROM ") +
+                               (has_view ? "session_deltas_json" : "session_deltas") +
+                               " WHERE origin = 'stream' ORDER BY id");
   for (auto& r : rows) {
     std::string base = r[0] + "|" + r[1] + "|" + r[2] + "|" + r[3] + "|";
     // A delta sent without a timestamp was stamped with its receive time.
