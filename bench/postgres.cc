@@ -12,7 +12,7 @@
 // and once more "copy" under the first source (every row a duplicate: what a
 // resend after a crash costs).
 //
-//   bench_postgres --from DB --url CONNINFO [--rows N] [--batch B]
+//   bench_postgres --from DB --url CONNINFO [--rows N] [--batch B] [--connections C]
 //
 // Prints one JSON line: copy_rows_per_s, copy_one_rows_per_s, naive_rows_per_s,
 // resend_rows_per_s.
@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
   auto url = args.text("url");
   auto limit = args.number("rows", 100'000);
   auto batch = static_cast<std::size_t>(args.number("batch", 10'000));
+  auto connections = static_cast<std::size_t>(args.number("connections", 2));
   if (from.empty() || url.empty()) fail("usage: bench_postgres --from DB --url CONNINFO [--rows N]");
   auto rows = read_rows(from, limit);
   if (rows.empty()) fail(from + " holds no deltas");
@@ -108,8 +109,8 @@ int main(int argc, char** argv) {
     }
     return static_cast<double>(rows.size()) / seconds_since(started);
   };
-  double copy_rate = copy("bench-copy-" + run, 2);
-  double resend_rate = copy("bench-copy-" + run, 2);
+  double copy_rate = copy("bench-copy-" + run, connections);
+  double resend_rate = copy("bench-copy-" + run, connections);
   double copy_one_rate = copy("bench-copy-one-" + run, 1);
   auto started = SteadyClock::now();
   insert_naively(db, "bench-naive-" + run, rows, batch);
@@ -118,6 +119,7 @@ int main(int argc, char** argv) {
   JsonLine()
       .add("rows", static_cast<std::int64_t>(rows.size()))
       .add("batch", static_cast<std::int64_t>(batch))
+      .add("connections", static_cast<std::int64_t>(connections))
       .add("copy_rows_per_s", copy_rate)
       .add("copy_one_rows_per_s", copy_one_rate)
       .add("resend_rows_per_s", resend_rate)
