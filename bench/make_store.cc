@@ -83,6 +83,7 @@ class Generator {
 
   StoredDelta make(std::int64_t i) {
     StoredDelta row;
+    row.id = i + 1;  // as the daemon's stream lane numbers them before the store sees them
     row.delta = templates_[static_cast<std::size_t>(i) % templates_.size()];
     // Exactly hot_ of the first n_ land on the hot session, evenly spaced.
     bool is_hot = i < n_ && (i + 1) * hot_ / n_ > i * hot_ / n_;
