@@ -548,7 +548,7 @@ class Bench:
         log("querying it through the library")
         large["library"] = self.run_tool("store_query", "--db", os.path.join(data, "sessions.sqlite"),
                                          "--sessions", large["typical_sessions"],
-                                         "--iterations", s["query_iterations"], "--serialize", 1)
+                                         "--iterations", s["query_iterations"], "--serialize", 0)
         conf = os.path.join(self.work, "capacity.conf")
         with open(conf, "w") as f:
             f.write("[storage]\ncompression = zstd\n")
