@@ -144,6 +144,17 @@ Status Store::Impl::insert_rows(std::size_t count, RowAt row_at,
 Result<std::int64_t> Store::Impl::delete_where(const std::string& where,
                                                const std::function<void(sqlite3_stmt*)>& bind,
                                                const char* what) {
+  // Nothing to delete (a retention run with nothing due): asked through the
+  // deletion's own index, since the ledger's and the references' bookkeeping
+  // below walk far more (5.6 s of a 10,000,000-delta start, for nothing).
+  {
+    auto any = statement("SELECT EXISTS (SELECT 1 FROM session_deltas WHERE " + where + ")");
+    if (!any.ok()) return Error{any.error()};
+    Use use(*any);
+    bind(*use);
+    if (sqlite3_step(*use) != SQLITE_ROW) return Error{sqlite_error(db, what)};
+    if (sqlite3_column_int(*use, 0) == 0) return std::int64_t{0};
+  }
   if (auto s = settle_ledger(); !s.ok()) return Error{s.error()};
   if (auto s = exec("BEGIN"); !s.ok()) return Error{s.error()};
   auto result = [&]() -> Result<std::int64_t> {
