@@ -30,6 +30,7 @@
 #include "service/notify.h"
 #include "service/snapshot_scheduler.h"
 #include "service/state_conversion.h"
+#include "service/test_hooks.h"
 #include "sinks/postgres_sink.h"
 #include "storage/archive_file.h"
 #include "storage/journal.h"
@@ -57,58 +58,6 @@ constexpr const char* kPostgresSentIdFileName = "postgres-sent-id";
 
 double seconds_since(SteadyClock::time_point start) {
   return std::chrono::duration<double>(SteadyClock::now() - start).count();
-}
-
-// A test hook: DELTATAP_TEST_RECONCILE_GRACE_MS=MS shortens the time an
-// answer of the backend waits for the stream (reconciler.h) so that tests of
-// reconciliation need not wait 10 s for each. Unset in production.
-ReconcilerOptions reconciler_options_from_environment() {
-  ReconcilerOptions options;
-  if (const char* text = std::getenv("DELTATAP_TEST_RECONCILE_GRACE_MS")) {
-    options.grace = std::chrono::milliseconds(std::strtoll(text, nullptr, 10));
-  }
-  return options;
-}
-
-// A test hook, read once at start: DELTATAP_TEST_STALL_STORE_LANE=N:MS makes the
-// store lane sleep MS milliseconds, once, after it holds N deltas, so that a
-// test can show what the stream lane does meanwhile. Unset in production.
-struct StoreLaneStall {
-  std::int64_t after_deltas = -1;
-  std::chrono::milliseconds duration{0};
-
-  static StoreLaneStall from_environment() {
-    StoreLaneStall stall;
-    const char* text = std::getenv("DELTATAP_TEST_STALL_STORE_LANE");
-    if (!text) return stall;
-    std::string value(text);
-    auto colon = value.find(':');
-    if (colon == std::string::npos) return stall;
-    stall.after_deltas = std::stoll(value.substr(0, colon));
-    stall.duration = std::chrono::milliseconds(std::stoll(value.substr(colon + 1)));
-    return stall;
-  }
-
-  void maybe_stall(std::int64_t deltas) {
-    if (after_deltas < 0 || deltas < after_deltas) return;
-    after_deltas = -1;
-    log_warning("Test hook: the store lane stalls",
-                {{"DURATION_MS", std::to_string(duration.count())}});
-    std::this_thread::sleep_for(duration);
-  }
-};
-
-// A test hook: DELTATAP_TEST_ARCHIVE_KILL=1 makes the process SIGKILL itself
-// once the first batch of an archive move is durable in its file and before
-// it leaves the store: the crash that storage/archive.h promises survives.
-// Unset in production.
-std::function<void()> archive_kill_hook() {
-  const char* text = std::getenv("DELTATAP_TEST_ARCHIVE_KILL");
-  if (!text || std::string_view(text) != "1") return {};
-  return [] {
-    log_warning("Test hook: killed in the middle of an archive move");
-    std::raise(SIGKILL);
-  };
 }
 
 // The daemon: the store lane (this thread: the store, the timers, the HTTP API)

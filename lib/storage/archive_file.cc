@@ -216,6 +216,19 @@ struct ArchiveFile::Impl {
     return std::optional<std::string>(std::move(*text));
   }
 
+  // Every row `stmt` gives (kColumns), states decoded.
+  Result<std::vector<StoredDelta>> read_rows(sqlite3_stmt* stmt, std::string_view what) {
+    std::vector<StoredDelta> rows;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+      auto row = read_row(stmt);
+      if (!row.ok()) return Error{row.error()};
+      rows.push_back(std::move(*row));
+    }
+    if (rc != SQLITE_DONE) return fail(what);
+    return rows;
+  }
+
   Result<StoredDelta> read_row(sqlite3_stmt* row) {
     StoredDelta delta;
     delta.id = sqlite3_column_int64(row, 0);
@@ -365,15 +378,7 @@ Result<std::vector<StoredDelta>> ArchiveFile::session_history(const std::string&
                                      " FROM session_deltas WHERE session_id = ?1 ORDER BY id");
   if (!stmt.ok()) return Error{impl_->path + ": " + stmt.error()};
   bind_text(stmt->get(), 1, session_id);
-  std::vector<StoredDelta> rows;
-  int rc;
-  while ((rc = sqlite3_step(stmt->get())) == SQLITE_ROW) {
-    auto row = impl_->read_row(stmt->get());
-    if (!row.ok()) return Error{row.error()};
-    rows.push_back(std::move(*row));
-  }
-  if (rc != SQLITE_DONE) return impl_->fail("session history");
-  return rows;
+  return impl_->read_rows(stmt->get(), "session history");
 }
 
 Result<std::vector<StoredDelta>> ArchiveFile::deltas_after(std::int64_t after_id, std::size_t limit) {
@@ -382,15 +387,7 @@ Result<std::vector<StoredDelta>> ArchiveFile::deltas_after(std::int64_t after_id
   if (!stmt.ok()) return Error{impl_->path + ": " + stmt.error()};
   sqlite3_bind_int64(stmt->get(), 1, after_id);
   sqlite3_bind_int64(stmt->get(), 2, static_cast<std::int64_t>(limit));
-  std::vector<StoredDelta> rows;
-  int rc;
-  while ((rc = sqlite3_step(stmt->get())) == SQLITE_ROW) {
-    auto row = impl_->read_row(stmt->get());
-    if (!row.ok()) return Error{row.error()};
-    rows.push_back(std::move(*row));
-  }
-  if (rc != SQLITE_DONE) return impl_->fail("deltas after");
-  return rows;
+  return impl_->read_rows(stmt->get(), "deltas after");
 }
 
 Result<std::optional<std::string>> ArchiveFile::newest_created_at() {
