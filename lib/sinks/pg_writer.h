@@ -36,6 +36,7 @@
 
 #include "base/delta.h"
 #include "base/result.h"
+#include "sinks/pg_binary_copy.h"
 #include "sinks/pg_connection.h"
 
 namespace deltatap {
@@ -70,14 +71,15 @@ class PgDeltaWriter {
 
  private:
   Status ensure_partitions(PgConnection& connection, std::span<const StoredDelta> rows);
-  // buffer_ = the rows in COPY's text format, led by the source column when
-  // `with_source` (the direct COPY; the staging table has none).
-  void build_copy_text(std::span<const StoredDelta> rows, bool with_source);
+  // copy_ = the rows in COPY's binary format, led by the source column when
+  // `with_source` (the direct COPY; the staging table has none). Fails only
+  // for a row whose time does not parse.
+  Status build_copy(std::span<const StoredDelta> rows, bool with_source);
 
   std::string source_;
   bool staging_ready_ = false;
   std::set<std::string> months_;  // "YYYY-MM" known to have a partition
-  std::string buffer_;            // the COPY text, reused between batches
+  PgBinaryCopy copy_;             // the COPY data, its buffer reused between batches
   // The highest id of this source in PostgreSQL, as far as this connection
   // knows; unknown after reset() or a failed batch.
   std::optional<std::int64_t> highest_;
