@@ -205,6 +205,21 @@ void reads_back(Store& store, const std::map<std::int64_t, Delta>& expected) {
   std::map<std::string, std::vector<std::int64_t>> by_session;
   for (const auto& [id, d] : expected) by_session[d.session_id].push_back(id);
   for (const auto& [session, ids] : by_session) {
+    // Pages of three: a before state referring to the next page's row is
+    // looked up, one referring to a row of the same page copied from it.
+    DeltaQuery small;
+    small.session_id = session;
+    small.limit = 3;
+    std::size_t seen = 0;
+    for (;;) {
+      auto page = store.get_deltas(small);
+      BOOST_REQUIRE_MESSAGE(page.ok(), page.error());
+      for (const auto& row : page->deltas) same(row, expected.at(row.id));
+      seen += page->deltas.size();
+      if (!page->next) break;
+      small.before = page->next;
+    }
+    BOOST_TEST(seen == ids.size());
     auto history = store.session_history(session);
     BOOST_REQUIRE_MESSAGE(history.ok(), history.error());
     BOOST_REQUIRE_EQUAL(history->size(), ids.size());

@@ -277,7 +277,11 @@ Result<std::optional<std::string>> StateColumns::read_before(sqlite3* db, sqlite
                                                              int column, int ref_column,
                                                              std::int64_t row_id) {
   if (sqlite3_column_type(stmt, ref_column) == SQLITE_NULL) return read(stmt, column, row_id);
-  std::int64_t ref = sqlite3_column_int64(stmt, ref_column);
+  return resolve(db, sqlite3_column_int64(stmt, ref_column), row_id);
+}
+
+Result<std::optional<std::string>> StateColumns::resolve(sqlite3* db, std::int64_t ref,
+                                                         std::int64_t row_id) {
   auto resolve = cached(db, resolve_, "SELECT after_state FROM session_deltas WHERE id = ?1");
   if (!resolve.ok()) return Error{resolve.error()};
   Use use(*resolve);

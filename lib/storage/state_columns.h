@@ -116,6 +116,9 @@ class StateColumns {
   // the after_state of the row it names.
   Result<std::optional<std::string>> read_before(sqlite3* db, sqlite3_stmt* stmt, int column,
                                                  int ref_column, std::int64_t row_id);
+  // The after_state of row `ref`, the before state of row `row_id` (which
+  // errors name).
+  Result<std::optional<std::string>> resolve(sqlite3* db, std::int64_t ref, std::int64_t row_id);
 
   // Before rows matching `where` (session_deltas' own columns, bound by
   // `bind`, as Store::Impl::delete_where) are deleted: rows that stay and

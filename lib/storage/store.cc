@@ -16,6 +16,7 @@
 #include <limits>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -53,22 +54,62 @@ std::string format_cursor(const Cursor& cursor) {
   return cursor.timestamp + "_" + std::to_string(cursor.id);
 }
 
-Result<StoredDelta> Store::Impl::read_delta(sqlite3_stmt* stmt) {
-  StoredDelta row;
+// Every column of kDeltaColumns but the before state.
+Status Store::Impl::read_delta_but_before(sqlite3_stmt* stmt, StoredDelta& row) {
   row.id = sqlite3_column_int64(stmt, 0);
   row.delta.session_id = column_text(stmt, 1);
   row.delta.type = parse_delta_type(column_text(stmt, 2)).value_or(DeltaType::updated);
-  auto before = columns.read_before(db, stmt, 3, 9, row.id);
-  if (!before.ok()) return Error{before.error()};
   auto after = columns.read(stmt, 4, row.id);
   if (!after.ok()) return Error{after.error()};
-  row.delta.before = std::move(*before);
   row.delta.after = std::move(*after);
   row.delta.timestamp = column_text(stmt, 5);
   row.created_at = column_text(stmt, 6);
   row.origin = parse_delta_origin(column_text(stmt, 7)).value_or(DeltaOrigin::stream);
   row.gap = sqlite3_column_int(stmt, 8) != 0;
+  return ok_status();
+}
+
+Result<StoredDelta> Store::Impl::read_delta(sqlite3_stmt* stmt) {
+  StoredDelta row;
+  if (auto s = read_delta_but_before(stmt, row); !s.ok()) return Error{s.error()};
+  auto before = columns.read_before(db, stmt, 3, 9, row.id);
+  if (!before.ok()) return Error{before.error()};
+  row.delta.before = std::move(*before);
   return row;
+}
+
+Status Store::Impl::read_delta_of(sqlite3_stmt* stmt, std::vector<StoredDelta>& rows,
+                                  std::vector<PendingReference>& pending) {
+  StoredDelta row;
+  if (auto s = read_delta_but_before(stmt, row); !s.ok()) return s;
+  if (sqlite3_column_type(stmt, 9) == SQLITE_NULL) {
+    auto before = columns.read(stmt, 3, row.id);
+    if (!before.ok()) return Error{before.error()};
+    row.delta.before = std::move(*before);
+  } else {
+    pending.push_back({rows.size(), sqlite3_column_int64(stmt, 9)});
+  }
+  rows.push_back(std::move(row));
+  return ok_status();
+}
+
+Status Store::Impl::resolve_references(std::vector<StoredDelta>& rows,
+                                       const std::vector<PendingReference>& pending) {
+  if (pending.empty()) return ok_status();
+  std::unordered_map<std::int64_t, std::size_t> index;
+  index.reserve(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) index.emplace(rows[i].id, i);
+  for (const auto& [row, ref] : pending) {
+    auto found = index.find(ref);
+    if (found != index.end() && rows[found->second].delta.after) {
+      rows[row].delta.before = rows[found->second].delta.after;
+      continue;
+    }
+    auto before = columns.resolve(db, ref, rows[row].id);
+    if (!before.ok()) return Error{before.error()};
+    rows[row].delta.before = std::move(*before);
+  }
+  return ok_status();
 }
 
 // The delta insert for `rows` rows, one of kInsertRowCounts. Several rows in
@@ -310,6 +351,7 @@ Result<DeltaPage> Store::get_deltas(const DeltaQuery& query) {
   }
   sqlite3_bind_int(*use, sqlite3_bind_parameter_index(*use, ":limit"), limit + 1);
   DeltaPage page;
+  std::vector<Impl::PendingReference> pending;
   int rc;
   while ((rc = sqlite3_step(*use)) == SQLITE_ROW) {
     if (static_cast<int>(page.deltas.size()) == limit) {
@@ -317,11 +359,10 @@ Result<DeltaPage> Store::get_deltas(const DeltaQuery& query) {
       page.next = format_cursor({last.delta.timestamp, last.id});
       break;
     }
-    auto row = impl_->read_delta(*use);
-    if (!row.ok()) return Error{row.error()};
-    page.deltas.push_back(std::move(*row));
+    if (auto s = impl_->read_delta_of(*use, page.deltas, pending); !s.ok()) return Error{s.error()};
   }
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Error{sqlite_error(impl_->db, "query")};
+  if (auto s = impl_->resolve_references(page.deltas, pending); !s.ok()) return Error{s.error()};
   return page;
 }
 
@@ -385,13 +426,13 @@ Result<std::vector<StoredDelta>> Store::session_history(const std::string& sessi
   Use use(*stmt);
   bind_text(*use, 1, session_id);
   std::vector<StoredDelta> rows;
+  std::vector<Impl::PendingReference> pending;
   int rc;
   while ((rc = sqlite3_step(*use)) == SQLITE_ROW) {
-    auto row = impl_->read_delta(*use);
-    if (!row.ok()) return Error{row.error()};
-    rows.push_back(std::move(*row));
+    if (auto s = impl_->read_delta_of(*use, rows, pending); !s.ok()) return Error{s.error()};
   }
   if (rc != SQLITE_DONE) return Error{sqlite_error(impl_->db, "session history")};
+  if (auto s = impl_->resolve_references(rows, pending); !s.ok()) return Error{s.error()};
   return rows;
 }
 

@@ -127,6 +127,21 @@ struct Store::Impl {
                    std::vector<std::int64_t>* ids);
   // One row of a query over kDeltaColumns, its states as JSON text.
   Result<StoredDelta> read_delta(sqlite3_stmt* stmt);
+  Status read_delta_but_before(sqlite3_stmt* stmt, StoredDelta& row);
+  // Reading many rows: a before state stored as a reference is usually
+  // another row of the same read (a session's previous delta), already
+  // decoded or about to be. read_delta_of(rows) appends the row to `rows`,
+  // leaving such a before state unset and noting it; resolve_references
+  // then copies it from the row it names when that is in `rows`, and looks
+  // up the rest. Half the decoding of a session's page, and no lookup.
+  struct PendingReference {
+    std::size_t row;  // index in `rows`
+    std::int64_t ref;
+  };
+  Status read_delta_of(sqlite3_stmt* stmt, std::vector<StoredDelta>& rows,
+                       std::vector<PendingReference>& pending);
+  Status resolve_references(std::vector<StoredDelta>& rows,
+                            const std::vector<PendingReference>& pending);
   template <typename Body>
   Status insert_batch(Body body);
 };

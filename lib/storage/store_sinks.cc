@@ -65,13 +65,13 @@ Result<std::vector<StoredDelta>> Store::deltas_after(std::int64_t after_id, std:
   sqlite3_bind_int64(*use, 2, static_cast<std::int64_t>(limit));
   std::vector<StoredDelta> rows;
   rows.reserve(std::min<std::size_t>(limit, 4096));
+  std::vector<Store::Impl::PendingReference> pending;
   int rc;
   while ((rc = sqlite3_step(*use)) == SQLITE_ROW) {
-    auto row = impl_->read_delta(*use);
-    if (!row.ok()) return Error{row.error()};
-    rows.push_back(std::move(*row));
+    if (auto s = impl_->read_delta_of(*use, rows, pending); !s.ok()) return Error{s.error()};
   }
   if (rc != SQLITE_DONE) return Error{sqlite_error(impl_->db, "deltas after")};
+  if (auto s = impl_->resolve_references(rows, pending); !s.ok()) return Error{s.error()};
   return rows;
 }
 
