@@ -461,12 +461,17 @@ Status SessionLedger::before_delete(sqlite3* db, const std::string& where,
     return s;
   }
   // The doomed rows, chosen once by `where` (over session_deltas' own columns).
+  // "GROUP BY +d.session_id": without the "+", SQLite groups by walking the
+  // session_id index over the whole table, testing `where` on every row, so
+  // each deletion cost a pass over the store (0.5 s a batch at 10,000,000
+  // deltas); with it, `where` picks its own index (retention's and the
+  // archive's by id) and the few doomed rows are grouped in a temporary tree.
   std::string doomed = "(SELECT session_id, delta_type, gap, origin, timestamp FROM session_deltas WHERE " +
                        where + ") d";
   for (const std::string& sql :
        {"INSERT INTO temp.ledger_doomed SELECT d.session_id, SUM(d.delta_type = 'created'), "
         "SUM(d.delta_type = 'updated'), SUM(d.delta_type = 'deleted'), SUM(d.gap), "
-        "SUM(d.origin <> 'stream') FROM " + doomed + " GROUP BY d.session_id",
+        "SUM(d.origin <> 'stream') FROM " + doomed + " GROUP BY +d.session_id",
         std::string("INSERT INTO temp.activity_doomed SELECT ") + kQuarterSql +
             ", COALESCE(s.repo, ''), COUNT(*), SUM(d.origin <> 'stream') FROM " + doomed +
             " LEFT JOIN sessions s ON s.session_id = d.session_id GROUP BY 1, 2"}) {
