@@ -101,12 +101,23 @@ int main(int argc, char** argv) {
   if (!probe_error.empty()) fail(probe_error);
 
   std::vector<double> baseline, during;
+  // Where in its snapshot the longest probe began (ms after the request):
+  // near 0 is the fork, near the snapshot's length its end.
+  double longest = 0, longest_at_ms = 0, longest_window_ms = 0;
   for (const auto& probe : probes) {
     if (probe.end <= windows.front().start) {
       baseline.push_back(probe.micros());
-    } else if (std::any_of(windows.begin(), windows.end(),
-                           [&](const Interval& w) { return probe.overlaps(w); })) {
+      continue;
+    }
+    for (const auto& window : windows) {
+      if (!probe.overlaps(window)) continue;
       during.push_back(probe.micros());
+      if (probe.micros() > longest) {
+        longest = probe.micros();
+        longest_at_ms = micros_between(window.start, probe.start) / 1000;
+        longest_window_ms = window.micros() / 1000;
+      }
+      break;
     }
   }
   std::vector<double> durations;
@@ -118,5 +129,7 @@ int main(int argc, char** argv) {
       .add("reported_seconds_max", *std::max_element(reported_seconds.begin(), reported_seconds.end()))
       .add("probe_baseline", summarize(baseline))
       .add("probe_during", summarize(during))
+      .add("longest_probe_at_ms", longest_at_ms)
+      .add("longest_probe_window_ms", longest_window_ms)
       .print();
 }
