@@ -189,18 +189,21 @@ void reads_back(Store& store, const std::map<std::int64_t, Delta>& expected) {
   BOOST_TEST(after->size() == expected.size());
   for (const auto& row : *after) same(row, expected.at(row.id));
 
-  std::size_t paged = 0;
-  DeltaQuery query;
-  query.limit = kMaxQueryLimit;
-  for (;;) {
-    auto page = store.get_deltas(query);
-    BOOST_REQUIRE_MESSAGE(page.ok(), page.error());
-    for (const auto& row : page->deltas) same(row, expected.at(row.id));
-    paged += page->deltas.size();
-    if (!page->next) break;
-    query.before = page->next;
-  }
-  BOOST_TEST(paged == expected.size());
+  // Every page of `query`, each row checked; returns how many rows.
+  auto read_pages = [&](DeltaQuery query) {
+    std::size_t rows = 0;
+    for (;;) {
+      auto page = store.get_deltas(query);
+      BOOST_REQUIRE_MESSAGE(page.ok(), page.error());
+      for (const auto& row : page->deltas) same(row, expected.at(row.id));
+      rows += page->deltas.size();
+      if (!page->next) return rows;
+      query.before = page->next;
+    }
+  };
+  DeltaQuery all;
+  all.limit = kMaxQueryLimit;
+  BOOST_TEST(read_pages(all) == expected.size());
 
   std::map<std::string, std::vector<std::int64_t>> by_session;
   for (const auto& [id, d] : expected) by_session[d.session_id].push_back(id);
@@ -210,16 +213,7 @@ void reads_back(Store& store, const std::map<std::int64_t, Delta>& expected) {
     DeltaQuery small;
     small.session_id = session;
     small.limit = 3;
-    std::size_t seen = 0;
-    for (;;) {
-      auto page = store.get_deltas(small);
-      BOOST_REQUIRE_MESSAGE(page.ok(), page.error());
-      for (const auto& row : page->deltas) same(row, expected.at(row.id));
-      seen += page->deltas.size();
-      if (!page->next) break;
-      small.before = page->next;
-    }
-    BOOST_TEST(seen == ids.size());
+    BOOST_TEST(read_pages(small) == ids.size());
     auto history = store.session_history(session);
     BOOST_REQUIRE_MESSAGE(history.ok(), history.error());
     BOOST_REQUIRE_EQUAL(history->size(), ids.size());
