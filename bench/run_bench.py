@@ -234,7 +234,9 @@ class Bench:
         env.update(PERSIST="1", DB_PATH=os.path.join(data_dir, "sessions.sqlite"),
                    DELTATAP_URL=url, DELTATAP_HTTP=f"127.0.0.1:{port}",
                    DELTATAP_LOG_FORMAT="text", DELTATAP_LOG_LEVEL=log_level,
-                   SNAPSHOT_INTERVAL=str(snapshot_interval_ms), NOTIFY_SOCKET=notify_path)
+                   SNAPSHOT_INTERVAL=str(snapshot_interval_ms), NOTIFY_SOCKET=notify_path,
+                   # As systemd/deltatap.service starts it: the heap on huge pages.
+                   GLIBC_TUNABLES="glibc.malloc.hugetlb=1")
         started = time.monotonic()
         started_wall = time.time()
         daemon = Child([os.path.join(self.build, "deltatapd"), *args], self.work, name, env=env,
