@@ -54,16 +54,18 @@ JOIN session_deltas l ON l.source = c.source AND l.id = c.last_id;
 )sql";
 
 // The staging table has the target's types, so COPY parses each value once
-// and the INSERT below moves datums.
+// and the INSERT below moves datums. Its name carries its layout's version:
+// a server session kept by a pooler may still hold an older deltatap's
+// staging table (text columns), which the binary COPY must not write into.
 constexpr const char* kStaging = R"sql(
-CREATE TEMPORARY TABLE IF NOT EXISTS deltatap_staging (
+CREATE TEMPORARY TABLE IF NOT EXISTS deltatap_staging_v2 (
   id bigint, session_id text, delta_type text, before_state jsonb, after_state jsonb,
   ts timestamptz, created_at timestamptz, origin text, gap boolean
 ) ON COMMIT DELETE ROWS)sql";
 
 // Both COPYs in the binary format (sinks/pg_binary_copy.h says why).
 constexpr const char* kCopy =
-    "COPY deltatap_staging (id, session_id, delta_type, before_state, after_state, ts, "
+    "COPY deltatap_staging_v2 (id, session_id, delta_type, before_state, after_state, ts, "
     "created_at, origin, gap) FROM STDIN (FORMAT binary)";
 
 // Rows known to be new go straight into the partitioned table, which routes
@@ -79,7 +81,7 @@ constexpr const char* kInsert = R"sql(
 INSERT INTO session_deltas (source, id, session_id, delta_type, before_state, after_state,
                             "timestamp", created_at, origin, gap)
 SELECT $1, id, session_id, delta_type, before_state, after_state, ts, created_at, origin, gap
-FROM deltatap_staging
+FROM deltatap_staging_v2
 ON CONFLICT DO NOTHING)sql";
 
 // "YYYY-MM" of a normalised timestamp, or "" when it does not start so.
