@@ -141,6 +141,7 @@ std::string stats_json(const StoreCounts& counts, const StatsExtra& extra) {
   std::snprintf(ratio, sizeof ratio, "%.4f", zc.ratio());
   out += ratio;
   out += ",\"references\":" + std::to_string(zc.references) +
+         ",\"prefixed\":" + std::to_string(zc.prefixed) +
          ",\"training\":" + (zc.training ? "true" : "false") +
          ",\"converted\":" + (zc.converted ? "true" : "false") + ',';
   append_key(out, "lastTrainingError");

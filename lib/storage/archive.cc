@@ -10,12 +10,14 @@
 #include <algorithm>
 #include <limits>
 #include <map>
+#include <memory>
 #include <unordered_set>
 #include <utility>
 
 #include "base/files.h"
 #include "storage/archive_file.h"
 #include "storage/sqlite_statement.h"
+#include "storage/state_chain.h"
 #include "storage/state_codec.h"
 #include "storage/store.h"
 
@@ -105,9 +107,7 @@ class BatchWriter {
     std::unordered_set<std::int64_t> in_batch;
     for (const auto& row : rows) in_batch.insert(row.id);
     auto in_file = prepare(file_.db(), "SELECT 1 FROM session_deltas WHERE id = ?1");
-    auto in_store = prepare(store_db_, "SELECT after_state FROM session_deltas WHERE id = ?1");
     if (!in_file.ok()) return Error{in_file.error()};
-    if (!in_store.ok()) return Error{in_store.error()};
     for (auto& row : rows) {
       if (!row.before_ref) continue;
       auto ref = *row.before_ref;
@@ -115,14 +115,13 @@ class BatchWriter {
       Use file_use(in_file->get());
       sqlite3_bind_int64(in_file->get(), 1, ref);
       if (sqlite3_step(in_file->get()) == SQLITE_ROW) continue;
-      Use store_use(in_store->get());
-      sqlite3_bind_int64(in_store->get(), 1, ref);
-      if (sqlite3_step(in_store->get()) != SQLITE_ROW ||
-          sqlite3_column_type(in_store->get(), 0) == SQLITE_NULL) {
-        return Error{"delta " + std::to_string(row.id) + ": before_ref " + std::to_string(ref) +
-                     " names no stored state"};
-      }
-      row.before = read_value(in_store->get(), 0);
+      // As JSON text (the named row's after state may be prefixed, which
+      // reads only where its chain is), encoded as the file encodes TEXT.
+      auto store = store_states();
+      if (!store.ok()) return Error{store.error()};
+      auto json = (*store)->chain.after_of(store_db_, ref, row.id);
+      if (!json.ok()) return Error{"delta " + std::to_string(row.id) + ": " + json.error()};
+      row.before = Value{SQLITE_TEXT, std::move(*json)};
       row.before_ref.reset();
     }
     return ok_status();
@@ -198,6 +197,12 @@ class BatchWriter {
       bind_encoded_or_text(s, index, value.bytes);
       return ok_status();
     }
+    // A prefixed after state needs no dictionary: its before state, which
+    // goes with it (a reference within the file or a value), is its key.
+    if (StateCodec::is_prefixed(value.bytes)) {
+      sqlite3_bind_blob64(s, index, value.bytes.data(), value.bytes.size(), SQLITE_STATIC);
+      return ok_status();
+    }
     auto id = dictionary_of(value.bytes);
     auto dictionary = id == 0 ? Result<Dictionary>(Dictionary::shared) : copy_dictionary(id);
     if (!dictionary.ok()) return Error{dictionary.error()};
@@ -207,11 +212,9 @@ class BatchWriter {
     }
     // The file has another dictionary of that id: the value goes in as the
     // file's own, through its JSON text.
-    if (!store_codec_) {
-      store_codec_.emplace();
-      if (auto st = store_codec_->load(store_db_); !st.ok()) return st;
-    }
-    auto json = store_codec_->decode(value.bytes);
+    auto store = store_states();
+    if (!store.ok()) return Error{store.error()};
+    auto json = (*store)->codec.decode(value.bytes);
     if (!json.ok()) return Error{json.error()};
     bind_encoded_or_text(s, index, *json);
     return ok_status();
@@ -252,10 +255,24 @@ class BatchWriter {
     return result;
   }
 
+  // The store's states read as JSON text, loaded when first needed.
+  struct StoreStates {
+    StateCodec codec;
+    StateChain chain{codec, 4u << 20};
+  };
+  Result<StoreStates*> store_states() {
+    if (!store_states_) {
+      auto states = std::make_unique<StoreStates>();
+      if (auto st = states->codec.load(store_db_); !st.ok()) return Error{st.error()};
+      store_states_ = std::move(states);
+    }
+    return store_states_.get();
+  }
+
   sqlite3* store_db_;
   ArchiveFile& file_;
   std::map<std::uint32_t, Dictionary> dictionaries_;
-  std::optional<StateCodec> store_codec_;  // loaded only for a clash
+  std::unique_ptr<StoreStates> store_states_;
 };
 
 Result<std::vector<Row>> read_batch(sqlite3* db, const ArchivedBatch& batch, std::int64_t limit) {

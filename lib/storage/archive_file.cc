@@ -15,6 +15,7 @@
 
 #include "base/files.h"
 #include "storage/sqlite_statement.h"
+#include "storage/state_chain.h"
 
 namespace deltatap {
 
@@ -67,14 +68,6 @@ Result<Statement> prepare(sqlite3* db, const std::string& sql) {
     return Error{sqlite_error(db, "prepare")};
   }
   return Statement(raw);
-}
-
-std::string_view column_bytes(sqlite3_stmt* stmt, int column) {
-  const void* data = sqlite3_column_type(stmt, column) == SQLITE_BLOB
-                         ? sqlite3_column_blob(stmt, column)
-                         : static_cast<const void*>(sqlite3_column_text(stmt, column));
-  if (!data) return {};
-  return {static_cast<const char*>(data), static_cast<std::size_t>(sqlite3_column_bytes(stmt, column))};
 }
 
 bool two_digits(std::string_view text) {
@@ -164,12 +157,9 @@ struct ArchiveFile::Impl {
   sqlite3* db = nullptr;
   std::string path;
   StateCodec codec;
-  Statement referenced;  // the after_state of a row by id, prepared on first use
+  StateChain chain{codec, 4u << 20};  // an archive is read once per query, in pages
 
-  ~Impl() {
-    referenced = Statement();  // finalized before the connection closes
-    sqlite3_close(db);
-  }
+  ~Impl() { sqlite3_close(db); }
 
   Error fail(std::string_view what) const { return Error{path + ": " + sqlite_error(db, what)}; }
 
@@ -190,30 +180,14 @@ struct ArchiveFile::Impl {
     return column_text(stmt->get(), 1);
   }
 
-  // The JSON text of a stored value; a reference resolved within this file.
-  Result<std::optional<std::string>> state(sqlite3_stmt* row, int column, bool before) {
-    if (sqlite3_column_type(row, column) != SQLITE_NULL) {
-      auto text = codec.decode(column_bytes(row, column));
-      if (!text.ok()) return Error{text.error()};
-      return std::optional<std::string>(std::move(*text));
-    }
-    if (!before || sqlite3_column_type(row, 9) == SQLITE_NULL) {
-      return std::optional<std::string>();
-    }
-    auto ref = sqlite3_column_int64(row, 9);
-    if (!referenced.get()) {
-      auto stmt = prepare(db, "SELECT after_state FROM session_deltas WHERE id = ?1");
-      if (!stmt.ok()) return Error{stmt.error()};
-      referenced = std::move(*stmt);
-    }
-    Use use(referenced.get());
-    sqlite3_bind_int64(*use, 1, ref);
-    if (sqlite3_step(*use) != SQLITE_ROW || sqlite3_column_type(*use, 0) == SQLITE_NULL) {
-      return Error{"before_ref " + std::to_string(ref) + " names no row with a state"};
-    }
-    auto text = codec.decode(column_bytes(*use, 0));
-    if (!text.ok()) return Error{text.error()};
-    return std::optional<std::string>(std::move(*text));
+  // The JSON text of a row's before or after state (kColumns), references
+  // and prefixed after states resolved within this file.
+  Result<std::optional<std::string>> state(sqlite3_stmt* row, bool before) {
+    std::int64_t id = sqlite3_column_int64(row, 0);
+    std::int64_t ref = sqlite3_column_type(row, 9) == SQLITE_NULL ? 0 : sqlite3_column_int64(row, 9);
+    auto stored_before = StateChain::stored(row, 3);
+    if (before) return chain.before(db, stored_before, ref, id);
+    return chain.after(db, StateChain::stored(row, 4), stored_before, ref, id);
   }
 
   // Every row `stmt` gives (kColumns), states decoded.
@@ -234,9 +208,9 @@ struct ArchiveFile::Impl {
     delta.id = sqlite3_column_int64(row, 0);
     delta.delta.session_id = column_text(row, 1);
     delta.delta.type = parse_delta_type(column_text(row, 2)).value_or(DeltaType::updated);
-    auto before = state(row, 3, true);
+    auto before = state(row, true);
     if (!before.ok()) return Error{path + ": delta " + std::to_string(delta.id) + ": " + before.error()};
-    auto after = state(row, 4, false);
+    auto after = state(row, false);
     if (!after.ok()) return Error{path + ": delta " + std::to_string(delta.id) + ": " + after.error()};
     delta.delta.before = std::move(*before);
     delta.delta.after = std::move(*after);
@@ -256,6 +230,9 @@ ArchiveFile::~ArchiveFile() = default;
 sqlite3* ArchiveFile::db() const { return impl_->db; }
 const std::string& ArchiveFile::path() const { return impl_->path; }
 StateCodec& ArchiveFile::codec() { return impl_->codec; }
+Result<std::optional<std::string>> ArchiveFile::state(sqlite3_stmt* row, bool before) {
+  return impl_->state(row, before);
+}
 
 Result<ArchiveFile> ArchiveFile::open_for_writing(const std::string& path, std::string_view month,
                                                   bool* created) {
@@ -421,13 +398,12 @@ Result<std::string> check_archive_file(const std::string& path) {
   }
   auto stmt = prepare(db, std::string("SELECT ") + kColumns + " FROM session_deltas ORDER BY id");
   if (!stmt.ok()) return path + ": " + stmt.error();
-  auto& codec = file->codec();
   int rc;
   while ((rc = sqlite3_step(stmt->get())) == SQLITE_ROW) {
     auto id = sqlite3_column_int64(stmt->get(), 0);
     for (int column : {3, 4}) {
       if (sqlite3_column_type(stmt->get(), column) == SQLITE_NULL) continue;
-      auto text = codec.decode(column_bytes(stmt->get(), column));
+      auto text = file->state(stmt->get(), column == 3);
       if (!text.ok()) {
         return path + ": delta " + std::to_string(id) + ": " +
                (column == 3 ? "before_state" : "after_state") + " does not decode: " + text.error();

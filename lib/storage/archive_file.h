@@ -81,6 +81,10 @@ class ArchiveFile {
   const std::string& path() const;
   // The codec loaded on this file's connection (its own dictionaries).
   StateCodec& codec();
+  // The JSON text of the before or after state of the row `row` is on (a
+  // statement reading this file's session_deltas columns in the store's
+  // order, kDeltaColumns), references and prefixed states resolved.
+  Result<std::optional<std::string>> state(sqlite3_stmt* row, bool before);
 
   // The store's DeltaQuery over this file's rows, newest first, at most
   // `limit` rows (not clamped), states decoded (before_ref resolved).

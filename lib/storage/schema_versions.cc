@@ -16,7 +16,8 @@ namespace {
 
 // Version 1's schema, frozen: this is what an older deltatap expects to find.
 // The states are copied as JSON text (version 1 knows no encoded value nor
-// before_ref): deltatap_json is registered on the connection first.
+// before_ref): deltatap_json and deltatap_after are registered on the
+// connection first.
 constexpr const char* kToVersion1 = R"sql(
 BEGIN;
 DROP VIEW IF EXISTS session_deltas_json;
@@ -32,9 +33,10 @@ CREATE TABLE session_deltas_v1 (
 INSERT INTO session_deltas_v1 (id, session_id, delta_type, before_state, after_state, timestamp,
                                created_at)
   SELECT d.id, d.session_id, d.delta_type,
-         deltatap_json(CASE WHEN d.before_ref IS NULL THEN d.before_state ELSE
-           (SELECT ref.after_state FROM session_deltas ref WHERE ref.id = d.before_ref) END),
-         deltatap_json(d.after_state), d.timestamp, d.created_at
+         CASE WHEN d.before_ref IS NULL THEN deltatap_json(d.before_state) ELSE
+           (SELECT deltatap_after(ref.after_state, ref.before_state, ref.before_ref)
+            FROM session_deltas ref WHERE ref.id = d.before_ref) END,
+         deltatap_after(d.after_state, d.before_state, d.before_ref), d.timestamp, d.created_at
   FROM session_deltas d ORDER BY d.id;
 UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE name = 'session_deltas')
   WHERE name = 'session_deltas_v1';

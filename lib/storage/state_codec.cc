@@ -14,6 +14,8 @@ SQLITE_EXTENSION_INIT3
 
 #include "storage/state_codec.h"
 
+#include "storage/state_chain.h"
+
 #include <sqlite3.h>
 #include <zdict.h>
 #include <zstd.h>
@@ -30,6 +32,7 @@ namespace deltatap {
 namespace {
 
 constexpr std::size_t kHeaderBytes = 5;  // the tag and the dictionary id
+constexpr std::size_t kPrefixedHeaderBytes = 2;  // the tag and the depth
 constexpr int kLevel = 3;
 // A dictionary's size: the measurement (6.0x on the simulator's
 // states) used 112 KB; ZDICT needs samples of about 100x its size to fill it,
@@ -114,6 +117,32 @@ bool StateCodec::has_dictionary() const { return impl_->newest != 0; }
 
 std::uint32_t StateCodec::newest_dictionary() const { return impl_->newest; }
 
+namespace {
+
+// The frame parameters every form shares. The content size lets a decode size
+// its output exactly; the checksum lets check() tell a damaged value from a
+// good one; the frame does not repeat the dictionary's id, which the header
+// holds.
+void set_frame_parameters(ZSTD_CCtx* cctx) {
+  ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, kLevel);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_dictIDFlag, 0);
+}
+
+// The size a frame says it holds, or an error naming `what`.
+Result<std::size_t> content_size(std::string_view frame, const std::string& what) {
+  auto size = ZSTD_getFrameContentSize(frame.data(), frame.size());
+  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN ||
+      size > kMaxDecodedBytes) {
+    return Error{"encoded state (" + what + "): not a zstd frame"};
+  }
+  return static_cast<std::size_t>(size);
+}
+
+}  // namespace
+
 std::string StateCodec::encode(std::string_view json) {
   std::uint32_t id = impl_->newest;
   std::string out;
@@ -121,14 +150,7 @@ std::string StateCodec::encode(std::string_view json) {
   out[0] = kEncodedTag;
   for (int i = 0; i < 4; ++i) out[1 + i] = static_cast<char>((id >> (8 * i)) & 0xff);
   ZSTD_CCtx* cctx = impl_->cctx.get();
-  ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
-  // The content size lets decode() size its output exactly; the checksum
-  // lets check() tell a damaged value from a good one; the frame does not
-  // repeat the dictionary's id, which the header holds.
-  ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, kLevel);
-  ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1);
-  ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
-  ZSTD_CCtx_setParameter(cctx, ZSTD_c_dictIDFlag, 0);
+  set_frame_parameters(cctx);
   if (id != 0) {
     auto& dict = impl_->dictionaries[id];
     if (!dict.cdict) {
@@ -149,12 +171,39 @@ std::string StateCodec::encode(std::string_view json) {
   return out;
 }
 
+std::string StateCodec::encode_against(std::string_view json, std::string_view before, int depth) {
+  std::string out;
+  out.resize(kPrefixedHeaderBytes + ZSTD_compressBound(json.size()));
+  out[0] = kPrefixedTag;
+  out[1] = static_cast<char>(depth);
+  ZSTD_CCtx* cctx = impl_->cctx.get();
+  set_frame_parameters(cctx);
+  // A prefix is used for this one frame only, and costs no preparation.
+  ZSTD_CCtx_refPrefix(cctx, before.data(), before.size());
+  std::size_t written = ZSTD_compress2(cctx, out.data() + kPrefixedHeaderBytes,
+                                       out.size() - kPrefixedHeaderBytes, json.data(), json.size());
+  if (ZSTD_isError(written)) return encode(json);  // short of memory: the dictionary form
+  out.resize(kPrefixedHeaderBytes + written);
+  return out;
+}
+
 bool StateCodec::is_encoded(std::string_view value) {
   // A JSON text never starts with the tag (a letter other than t, f, n).
   return value.size() >= kHeaderBytes && value[0] == kEncodedTag;
 }
 
+bool StateCodec::is_prefixed(std::string_view value) {
+  return value.size() >= kPrefixedHeaderBytes && value[0] == kPrefixedTag;
+}
+
+int StateCodec::depth_of(std::string_view value) {
+  return is_prefixed(value) ? static_cast<unsigned char>(value[1]) : 0;
+}
+
 Result<std::string> StateCodec::decode(std::string_view value) {
+  if (is_prefixed(value)) {
+    return Error{"a prefixed after state needs its row's before state to decode"};
+  }
   if (!is_encoded(value)) return std::string(value);
   std::uint32_t id = get_id(value);
   auto frame = value.substr(kHeaderBytes);
@@ -171,12 +220,11 @@ Result<std::string> StateCodec::decode(std::string_view value) {
     }
     ddict = found->second.ddict.get();
   }
-  auto size = ZSTD_getFrameContentSize(frame.data(), frame.size());
-  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN ||
-      size > kMaxDecodedBytes) {
-    return Error{"encoded state (dictionary " + std::to_string(id) + "): not a zstd frame"};
-  }
-  std::string out(static_cast<std::size_t>(size), '\0');
+  auto size = content_size(frame, "dictionary " + std::to_string(id));
+  if (!size.ok()) return Error{size.error()};
+  std::string out(*size, '\0');
+  // No prefix left over from a prefixed value that failed part way.
+  ZSTD_DCtx_reset(impl_->dctx.get(), ZSTD_reset_session_and_parameters);
   std::size_t got =
       ddict ? ZSTD_decompress_usingDDict(impl_->dctx.get(), out.data(), out.size(), frame.data(),
                                          frame.size(), ddict)
@@ -185,6 +233,23 @@ Result<std::string> StateCodec::decode(std::string_view value) {
   if (ZSTD_isError(got) || got != out.size()) {
     return Error{"encoded state (dictionary " + std::to_string(id) +
                  "): " + (ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short frame")};
+  }
+  return out;
+}
+
+Result<std::string> StateCodec::decode_against(std::string_view value, std::string_view before) {
+  if (!is_prefixed(value)) return decode(value);
+  auto frame = value.substr(kPrefixedHeaderBytes);
+  auto size = content_size(frame, "prefixed");
+  if (!size.ok()) return Error{size.error()};
+  std::string out(*size, '\0');
+  ZSTD_DCtx* dctx = impl_->dctx.get();
+  ZSTD_DCtx_reset(dctx, ZSTD_reset_session_and_parameters);
+  ZSTD_DCtx_refPrefix(dctx, before.data(), before.size());
+  std::size_t got = ZSTD_decompressDCtx(dctx, out.data(), out.size(), frame.data(), frame.size());
+  if (ZSTD_isError(got) || got != out.size()) {
+    return Error{std::string("encoded state (prefixed): ") +
+                 (ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short frame")};
   }
   return out;
 }
@@ -244,6 +309,7 @@ namespace {
 // dictionary it has not seen (the store trained one since).
 struct SqlFunctionState {
   StateCodec codec;
+  StateChain chain{codec, 4u << 20};
   bool loaded = false;
 };
 
@@ -277,6 +343,37 @@ void json_sql_function(sqlite3_context* context, int, sqlite3_value** args) {
   sqlite3_result_text64(context, decoded->data(), decoded->size(), SQLITE_TRANSIENT, SQLITE_UTF8);
 }
 
+// deltatap_after(after_state, before_state, before_ref): a row's after state
+// in any form, a prefixed one decoded against its before state (read from the
+// calling database, state_chain.h). Dictionaries are loaded as for
+// deltatap_json, and again once when a value names one not seen yet.
+void after_sql_function(sqlite3_context* context, int, sqlite3_value** args) {
+  auto after = StateChain::stored(args[0]);
+  if (after.type != SQLITE_BLOB) {
+    sqlite3_result_value(context, args[0]);
+    return;
+  }
+  auto* state = static_cast<SqlFunctionState*>(sqlite3_user_data(context));
+  sqlite3* db = sqlite3_context_db_handle(context);
+  auto before = StateChain::stored(args[1]);
+  std::int64_t ref = sqlite3_value_type(args[2]) == SQLITE_NULL ? 0 : sqlite3_value_int64(args[2]);
+  auto decoded = state->chain.after(db, after, before, ref, 0);
+  if (!decoded.ok() && decoded.error().find("dictionary") != std::string::npos) {
+    if (auto s = state->codec.load(db); !s.ok()) {
+      sqlite3_result_error(context, ("deltatap_after: " + s.error()).c_str(), -1);
+      return;
+    }
+    state->loaded = true;
+    decoded = state->chain.after(db, after, before, ref, 0);
+  }
+  if (!decoded.ok()) {
+    sqlite3_result_error(context, ("deltatap_after: " + decoded.error()).c_str(), -1);
+    return;
+  }
+  const std::string& text = **decoded;
+  sqlite3_result_text64(context, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+}
+
 void destroy_state(void* p) { delete static_cast<SqlFunctionState*>(p); }
 
 }  // namespace
@@ -292,6 +389,13 @@ Status StateCodec::register_sql_function(sqlite3* db) {
                                  destroy_state) != SQLITE_OK) {
     // sqlite3_create_function_v2 calls destroy_state itself on failure.
     return Error{std::string("register deltatap_json: ") + sqlite3_errmsg(db)};
+  }
+  // Not deterministic: it reads other rows of the database.
+  auto* chain_state = new SqlFunctionState;
+  if (sqlite3_create_function_v2(db, "deltatap_after", 3, SQLITE_UTF8 | SQLITE_INNOCUOUS,
+                                 chain_state, after_sql_function, nullptr, nullptr,
+                                 destroy_state) != SQLITE_OK) {
+    return Error{std::string("register deltatap_after: ") + sqlite3_errmsg(db)};
   }
   return ok_status();
 }

@@ -9,19 +9,16 @@
 
 namespace deltatap {
 
-std::string stored_before_sql(std::string_view table) {
-  std::string t(table);
-  return "CASE WHEN " + t + ".before_ref IS NULL THEN " + t +
-         ".before_state ELSE (SELECT ref.after_state FROM session_deltas ref WHERE ref.id = " + t +
-         ".before_ref) END";
-}
-
 std::string json_before_sql(std::string_view table) {
-  return "deltatap_json(" + stored_before_sql(table) + ")";
+  std::string t(table);
+  return "CASE WHEN " + t + ".before_ref IS NULL THEN deltatap_json(" + t +
+         ".before_state) ELSE (SELECT deltatap_after(ref.after_state, ref.before_state, "
+         "ref.before_ref) FROM session_deltas ref WHERE ref.id = " + t + ".before_ref) END";
 }
 
 std::string json_after_sql(std::string_view table) {
-  return "deltatap_json(" + std::string(table) + ".after_state)";
+  std::string t(table);
+  return "deltatap_after(" + t + ".after_state, " + t + ".before_state, " + t + ".before_ref)";
 }
 
 namespace {
@@ -63,7 +60,7 @@ Status StateColumns::open(sqlite3* db) {
 
 void StateColumns::close() {
   highest_ = Statement();
-  resolve_ = Statement();
+  depth_ = Statement();
   scan_ = Statement();
   update_ = Statement();
 }
@@ -88,9 +85,12 @@ void StateColumns::note_json(std::string_view json) {
   if (!codec_.has_dictionary()) ++seen_without_dictionary_;
 }
 
-void StateColumns::note_encoded(std::size_t json_bytes, std::size_t encoded_bytes) {
+void StateColumns::note_encoded(std::size_t json_bytes, std::size_t encoded_bytes,
+                                bool dictionary) {
   json_bytes_ += json_bytes;
   encoded_bytes_ += encoded_bytes;
+  // A prefixed value says nothing of how well the dictionary fits.
+  if (!dictionary) return;
   if (baseline_ == 0) {
     baseline_json_ += json_bytes;
     baseline_encoded_ += encoded_bytes;
@@ -141,18 +141,49 @@ void StateColumns::bind_before(sqlite3_stmt* stmt, int state_index, int ref_inde
   sqlite3_bind_null(stmt, ref_index);
 }
 
-Result<std::vector<std::int64_t>> StateColumns::references(sqlite3* db, SessionLedger* ledger,
-                                                           std::span<const StoredDelta> rows,
-                                                           bool predict_ids,
-                                                           std::int64_t* first_predicted) {
-  std::vector<std::int64_t> refs(rows.size(), 0);
+void StateColumns::bind_after(sqlite3_stmt* stmt, int index,
+                              const std::optional<std::string>& after,
+                              const std::optional<std::string>& before, int depth) {
+  if (depth <= 0 || !after || !before) {
+    bind_state(stmt, index, after);
+    return;
+  }
+  note_json(*after);
+  std::string encoded = codec_.encode_against(*after, *before, depth);
+  note_encoded(after->size(), encoded.size(), false);
+  ++prefixed_;
+  sqlite3_bind_blob64(stmt, index, encoded.data(), encoded.size(), SQLITE_TRANSIENT);
+}
+
+Result<int> StateColumns::depth_of_row(sqlite3* db, std::int64_t id) {
+  auto stmt = cached(db, depth_, "SELECT substr(after_state, 1, 2) FROM session_deltas WHERE id = ?1");
+  if (!stmt.ok()) return Error{stmt.error()};
+  Use use(*stmt);
+  sqlite3_bind_int64(*use, 1, id);
+  int rc = sqlite3_step(*use);
+  if (rc == SQLITE_DONE) return 0;
+  if (rc != SQLITE_ROW) return Error{sqlite_error(db, "chain depth")};
+  if (sqlite3_column_type(*use, 0) != SQLITE_BLOB) return 0;
+  auto bytes = static_cast<const char*>(sqlite3_column_blob(*use, 0));
+  return StateCodec::depth_of(
+      std::string_view(bytes ? bytes : "", static_cast<std::size_t>(sqlite3_column_bytes(*use, 0))));
+}
+
+Result<StateColumns::Plan> StateColumns::plan(sqlite3* db, SessionLedger* ledger,
+                                              std::span<const StoredDelta> rows, bool predict_ids,
+                                              std::int64_t* first_predicted) {
+  Plan plan;
+  plan.refs.assign(rows.size(), 0);
+  plan.depths.assign(rows.size(), 0);
+  auto& refs = plan.refs;
   *first_predicted = 0;
-  if (mode_ != Compression::zstd || !ledger) return refs;
+  if (mode_ != Compression::zstd) return plan;
+  const bool prefix = codec_.has_dictionary();
   std::int64_t next_id = 0;  // the id the next row without one will get; 0: not known
   bool all_new = !rows.empty() && std::all_of(rows.begin(), rows.end(), [](const StoredDelta& row) {
     return row.id == 0;
   });
-  if (predict_ids && all_new) {
+  if (ledger && predict_ids && all_new) {
     auto stmt = cached(db, highest_,
                        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = "
                        "'session_deltas'), 0), COALESCE((SELECT MAX(id) FROM session_deltas), 0))");
@@ -163,32 +194,46 @@ Result<std::vector<std::int64_t>> StateColumns::references(sqlite3* db, SessionL
     *first_predicted = next_id;
   }
   // A session's last row so far in this batch: its id (0: not known before
-  // the insert) and its after state (null: none).
+  // the insert), its after state (null: none) and that state's chain depth.
   struct Last {
     std::int64_t id = 0;
     const std::string* after = nullptr;
+    int depth = 0;
   };
   std::unordered_map<std::string_view, Last> batch;
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const Delta& delta = rows[i].delta;
-    if (delta.type != DeltaType::created && delta.before) {
+    int parent_depth = 0;  // of the after state refs[i] names
+    if (ledger && delta.type != DeltaType::created && delta.before) {
       auto found = batch.find(delta.session_id);
       if (found != batch.end()) {
         const Last& last = found->second;
-        if (last.id > 0 && last.after && *last.after == *delta.before) refs[i] = last.id;
+        if (last.id > 0 && last.after && *last.after == *delta.before) {
+          refs[i] = last.id;
+          parent_depth = last.depth;
+        }
       } else {
         auto row = ledger->row(db, delta.session_id);
         if (!row.ok()) return Error{row.error()};
         if (*row && (*row)->live && (*row)->last_id > 0 && (*row)->state_digest &&
             *(*row)->state_digest == digest_of(*delta.before)) {
           refs[i] = (*row)->last_id;
+          if (prefix) {
+            auto depth = depth_of_row(db, refs[i]);
+            if (!depth.ok()) return Error{depth.error()};
+            parent_depth = *depth;
+          }
         }
       }
     }
+    // Past the longest chain, the dictionary starts a new one.
+    if (prefix && delta.after && delta.before && parent_depth < kMaxChainDepth) {
+      plan.depths[i] = refs[i] > 0 ? parent_depth + 1 : 1;
+    }
     std::int64_t id = rows[i].id > 0 ? rows[i].id : (next_id ? next_id++ : 0);
-    batch[delta.session_id] = Last{id, delta.after ? &*delta.after : nullptr};
+    batch[delta.session_id] = Last{id, delta.after ? &*delta.after : nullptr, plan.depths[i]};
   }
-  return refs;
+  return plan;
 }
 
 Status StateColumns::between_batches(sqlite3* db) {
@@ -238,6 +283,7 @@ Status StateColumns::start_training_from_table(sqlite3* db) {
   std::vector<std::string> samples;
   int rc;
   while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
+    if (sqlite3_column_type(raw, 0) == SQLITE_BLOB) continue;  // none before a dictionary
     auto value = read(raw, 0, 0);
     if (!value.ok()) return Error{value.error()};
     if (*value) samples.push_back(std::move(**value));
@@ -256,21 +302,15 @@ Status StateColumns::start_training_from_table(sqlite3* db) {
 
 Result<std::optional<std::string>> StateColumns::read(sqlite3_stmt* stmt, int column,
                                                       std::int64_t row_id) {
-  switch (sqlite3_column_type(stmt, column)) {
-    case SQLITE_NULL:
-      return std::optional<std::string>();
-    case SQLITE_BLOB: {
-      auto bytes = static_cast<const char*>(sqlite3_column_blob(stmt, column));
-      std::string_view value(bytes ? bytes : "",
-                             static_cast<std::size_t>(sqlite3_column_bytes(stmt, column)));
-      if (!StateCodec::is_encoded(value)) return Error{row_error(row_id, "a BLOB that is not an encoded state")};
-      auto decoded = codec_.decode(value);
-      if (!decoded.ok()) return Error{row_error(row_id, decoded.error())};
-      return std::optional<std::string>(std::move(*decoded));
-    }
-    default:
-      return std::optional<std::string>(column_text(stmt, column));
+  auto value = StateChain::stored(stmt, column);
+  if (value.type == SQLITE_NULL) return std::optional<std::string>();
+  if (value.type == SQLITE_TEXT) return std::optional<std::string>(std::string(value.bytes));
+  if (!StateCodec::is_encoded(value.bytes)) {
+    return Error{row_error(row_id, "a BLOB that is not an encoded state")};
   }
+  auto decoded = codec_.decode(value.bytes);
+  if (!decoded.ok()) return Error{row_error(row_id, decoded.error())};
+  return std::optional<std::string>(std::move(*decoded));
 }
 
 Result<std::optional<std::string>> StateColumns::read_before(sqlite3* db, sqlite3_stmt* stmt,
@@ -280,19 +320,25 @@ Result<std::optional<std::string>> StateColumns::read_before(sqlite3* db, sqlite
   return resolve(db, sqlite3_column_int64(stmt, ref_column), row_id);
 }
 
+Result<std::optional<std::string>> StateColumns::read_after(sqlite3* db, sqlite3_stmt* stmt,
+                                                            int column, int before_column,
+                                                            int ref_column, std::int64_t row_id) {
+  std::int64_t ref =
+      sqlite3_column_type(stmt, ref_column) == SQLITE_NULL ? 0 : sqlite3_column_int64(stmt, ref_column);
+  return chain_.after(db, StateChain::stored(stmt, column), StateChain::stored(stmt, before_column),
+                      ref, row_id);
+}
+
+bool StateColumns::is_prefixed(sqlite3_stmt* stmt, int column) {
+  return sqlite3_column_type(stmt, column) == SQLITE_BLOB &&
+         StateCodec::is_prefixed(StateChain::stored(stmt, column).bytes);
+}
+
 Result<std::optional<std::string>> StateColumns::resolve(sqlite3* db, std::int64_t ref,
                                                          std::int64_t row_id) {
-  auto resolve = cached(db, resolve_, "SELECT after_state FROM session_deltas WHERE id = ?1");
-  if (!resolve.ok()) return Error{resolve.error()};
-  Use use(*resolve);
-  sqlite3_bind_int64(*use, 1, ref);
-  int rc = sqlite3_step(*use);
-  if (rc == SQLITE_DONE || (rc == SQLITE_ROW && sqlite3_column_type(*use, 0) == SQLITE_NULL)) {
-    return Error{row_error(row_id, "before_ref " + std::to_string(ref) +
-                                       " names no row with an after state")};
-  }
-  if (rc != SQLITE_ROW) return Error{sqlite_error(db, "resolve before_ref")};
-  return read(*use, 0, row_id);
+  auto text = chain_.after_of(db, ref, row_id);
+  if (!text.ok()) return Error{text.error()};
+  return std::optional<std::string>(std::move(*text));
 }
 
 Result<std::string> StateColumns::verify(sqlite3* db) {
@@ -321,9 +367,12 @@ Result<std::string> StateColumns::verify(sqlite3* db) {
       return row_error(id, "before_ref " + std::to_string(sqlite3_column_int64(raw, 3)) +
                                " names no row with an after state");
     }
-    for (int column : {4, 5}) {
-      if (sqlite3_column_type(raw, column) != SQLITE_BLOB) continue;
-      auto value = read(raw, column, id);
+    if (sqlite3_column_type(raw, 4) == SQLITE_BLOB) {
+      auto value = read(raw, 4, id);
+      if (!value.ok()) return value.error();
+    }
+    if (sqlite3_column_type(raw, 5) == SQLITE_BLOB) {
+      auto value = read_after(db, raw, 5, 4, 3, id);
       if (!value.ok()) return value.error();
     }
   }
@@ -339,17 +388,47 @@ Status StateColumns::materialize_before_delete(sqlite3* db, const std::string& w
   // `where` reads the outer row's columns unqualified; the parameters are
   // numbered, so both of its uses take the same values.
   std::string sql =
-      "UPDATE session_deltas SET before_state = (SELECT ref.after_state FROM session_deltas ref "
-      "WHERE ref.id = session_deltas.before_ref), before_ref = NULL "
-      "WHERE before_ref IS NOT NULL AND before_ref IN (SELECT id FROM session_deltas WHERE " +
-      where + ") AND NOT (" + where + ")";
+      "SELECT id, before_ref FROM session_deltas WHERE before_ref IS NOT NULL AND before_ref IN "
+      "(SELECT id FROM session_deltas WHERE " + where + ") AND NOT (" + where + ")";
   sqlite3_stmt* raw = nullptr;
   if (sqlite3_prepare_v2(db, sql.c_str(), -1, &raw, nullptr) != SQLITE_OK) {
     return Error{sqlite_error(db, "materialize references")};
   }
-  Statement stmt(raw);
-  bind(raw);
-  if (sqlite3_step(raw) != SQLITE_DONE) return Error{sqlite_error(db, "materialize references")};
+  std::vector<std::pair<std::int64_t, std::int64_t>> staying;  // (row, the row it names)
+  {
+    Statement stmt(raw);
+    bind(raw);
+    int rc;
+    while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
+      staying.emplace_back(sqlite3_column_int64(raw, 0), sqlite3_column_int64(raw, 1));
+    }
+    if (rc != SQLITE_DONE) return Error{sqlite_error(db, "materialize references")};
+  }
+  // The named row's after state may be prefixed: its JSON text, stored as
+  // the mode stores a value. The staying row's own prefixed after state was
+  // compressed against that same text, so it still reads.
+  sqlite3_stmt* update = nullptr;
+  if (sqlite3_prepare_v2(db,
+                         "UPDATE session_deltas SET before_state = ?2, before_ref = NULL "
+                         "WHERE id = ?1",
+                         -1, &update, nullptr) != SQLITE_OK) {
+    return Error{sqlite_error(db, "materialize references")};
+  }
+  Statement stmt(update);
+  for (const auto& [id, ref] : staying) {
+    auto before = chain_.after_of(db, ref, id);
+    if (!before.ok()) return Error{before.error()};
+    Use use(update);
+    sqlite3_bind_int64(update, 1, id);
+    if (mode_ == Compression::zstd && codec_.has_dictionary()) {
+      std::string encoded = codec_.encode(*before);
+      sqlite3_bind_blob64(update, 2, encoded.data(), encoded.size(), SQLITE_TRANSIENT);
+    } else {
+      bind_text(update, 2, *before);
+    }
+    if (sqlite3_step(update) != SQLITE_DONE) return Error{sqlite_error(db, "materialize references")};
+  }
+  chain_.forget();  // the rows about to go may be in it
   return ok_status();
 }
 
@@ -389,7 +468,7 @@ Result<std::int64_t> StateColumns::convert_step(sqlite3* db, std::size_t max_row
       if (!wrong_form) continue;
       auto before = read_before(db, *use, 1, 3, id);
       if (!before.ok()) return Error{before.error()};
-      auto after = read(*use, 2, id);
+      auto after = read_after(db, *use, 2, 1, 3, id);
       if (!after.ok()) return Error{after.error()};
       Change change{id, std::nullopt, std::nullopt, false, false};
       if (encode) {
@@ -467,6 +546,7 @@ StateColumnsStats StateColumns::stats(sqlite3* db) const {
   stats.json_bytes = json_bytes_;
   stats.encoded_bytes = encoded_bytes_;
   stats.references = references_;
+  stats.prefixed = prefixed_;
   stats.training = trainer_.busy();
   stats.converted = converted_;
   stats.last_training_error = last_training_error_;

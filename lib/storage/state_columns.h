@@ -18,6 +18,12 @@
 // with the current dictionary. Training runs on StateTrainer's thread; its
 // result is stored between batches.
 //
+// An after state whose row has a before state (a reference or a value) is
+// stored prefixed against it once a dictionary exists (state_codec.h), unless
+// that would make its chain longer than kMaxChainDepth: then with the
+// dictionary, starting a new chain. Reading goes through a StateChain
+// (state_chain.h), which keeps what it decoded last.
+//
 // Invariant kept with the store: every before_ref names a row of the same
 // table whose after_state is not NULL (materialize_before_delete).
 //
@@ -39,6 +45,7 @@
 #include "base/result.h"
 #include "storage/session_ledger.h"
 #include "storage/sqlite_statement.h"
+#include "storage/state_chain.h"
 #include "storage/state_codec.h"
 #include "storage/state_trainer.h"
 #include "storage/storage_options.h"
@@ -52,10 +59,8 @@ inline constexpr std::size_t kRatioWindow = 10'000;
 inline constexpr double kRetrainFactor = 1.5;
 
 // SQL expressions over a session_deltas row named `table` (an alias or the
-// table's name): the stored before value with its reference resolved, and
-// both states as JSON text (deltatap_json, which register_functions adds to
-// every store connection).
-std::string stored_before_sql(std::string_view table);
+// table's name): its states as JSON text (deltatap_json and deltatap_after,
+// which register_functions adds to every store connection).
 std::string json_before_sql(std::string_view table);
 std::string json_after_sql(std::string_view table);
 
@@ -67,6 +72,7 @@ struct StateColumnsStats {
   std::uint64_t json_bytes = 0;           // of the states encoded since start
   std::uint64_t encoded_bytes = 0;        // what they became
   std::uint64_t references = 0;           // before states stored as references since start
+  std::uint64_t prefixed = 0;             // after states stored prefixed since start
   bool training = false;
   bool converted = true;                  // no row waits for convert_step
   std::string last_training_error;        // empty when the last training worked
@@ -92,16 +98,21 @@ class StateColumns {
   // training when one is due. Cheap when nothing is.
   Status between_batches(sqlite3* db);
 
-  // For each row of a batch about to be inserted, the before_ref to store (0:
-  // none). `ledger` may be null (no ledger: no references). A row refers to
-  // an earlier row of the batch only when that row's id is known: its own,
-  // or, with `predict_ids` and no row having an id of its own, the id
+  // How the rows of a batch about to be inserted store their states: per
+  // row, the before_ref (0: none) and the chain depth of the after state (0:
+  // not prefixed).
+  struct Plan {
+    std::vector<std::int64_t> refs;
+    std::vector<int> depths;
+  };
+  // `ledger` may be null (no ledger: no references). A row refers to an
+  // earlier row of the batch only when that row's id is known: its own, or,
+  // with `predict_ids` and no row having an id of its own, the id
   // AUTOINCREMENT will give it (the next after the highest ever, in order).
   // `*first_predicted` is then that first id (else 0): the caller checks the
   // ids assigned against it and fails the batch when they differ.
-  Result<std::vector<std::int64_t>> references(sqlite3* db, SessionLedger* ledger,
-                                               std::span<const StoredDelta> rows,
-                                               bool predict_ids, std::int64_t* first_predicted);
+  Result<Plan> plan(sqlite3* db, SessionLedger* ledger, std::span<const StoredDelta> rows,
+                    bool predict_ids, std::int64_t* first_predicted);
   // Binds a state as the mode wants it stored (TEXT, or BLOB once a
   // dictionary exists), and notes it for training and the ratio. TEXT is
   // bound without a copy (`state` outlives the step); a BLOB is copied.
@@ -109,16 +120,28 @@ class StateColumns {
   // Binds before_state and before_ref for a row whose reference is `ref`.
   void bind_before(sqlite3_stmt* stmt, int state_index, int ref_index,
                    const std::optional<std::string>& before, std::int64_t ref);
+  // Binds after_state: prefixed against `before` when `depth` > 0 (the plan's).
+  void bind_after(sqlite3_stmt* stmt, int index, const std::optional<std::string>& after,
+                  const std::optional<std::string>& before, int depth);
 
-  // The JSON text of column `column` of the current row (NULL: nullopt).
+  // The JSON text of column `column` of the current row (NULL: nullopt),
+  // when it is not a prefixed after state (read_after).
   Result<std::optional<std::string>> read(sqlite3_stmt* stmt, int column, std::int64_t row_id);
   // The before state: column `column`, or, when `ref_column` is not NULL,
   // the after_state of the row it names.
   Result<std::optional<std::string>> read_before(sqlite3* db, sqlite3_stmt* stmt, int column,
                                                  int ref_column, std::int64_t row_id);
+  // The after state (column `column`) of a row whose before state is in
+  // `before_column` / `ref_column`, in any form.
+  Result<std::optional<std::string>> read_after(sqlite3* db, sqlite3_stmt* stmt, int column,
+                                                int before_column, int ref_column,
+                                                std::int64_t row_id);
+  static bool is_prefixed(sqlite3_stmt* stmt, int column);
   // The after_state of row `ref`, the before state of row `row_id` (which
   // errors name).
   Result<std::optional<std::string>> resolve(sqlite3* db, std::int64_t ref, std::int64_t row_id);
+  // Forgets the states decoded (after rows were deleted).
+  void forget() { chain_.forget(); }
 
   // Before rows matching `where` (session_deltas' own columns, bound by
   // `bind`, as Store::Impl::delete_where) are deleted: rows that stay and
@@ -143,12 +166,15 @@ class StateColumns {
 
  private:
   void note_json(std::string_view json);
-  void note_encoded(std::size_t json_bytes, std::size_t encoded_bytes);
+  // `dictionary`: a value the dictionary encoded, which the ratio watches.
+  void note_encoded(std::size_t json_bytes, std::size_t encoded_bytes, bool dictionary = true);
+  Result<int> depth_of_row(sqlite3* db, std::int64_t id);
   Status start_training_from_table(sqlite3* db);
   Result<sqlite3_stmt*> cached(sqlite3* db, Statement& slot, const char* sql);
 
   Compression mode_ = Compression::off;
   StateCodec codec_;
+  StateChain chain_{codec_};
   StateTrainer trainer_;
   bool refs_may_exist_ = false;
   // Samples: the newest states written, a ring of kTrainSamples.
@@ -163,13 +189,13 @@ class StateColumns {
   std::size_t window_states_ = 0;
   bool retrain_due_ = false;
   // Since start, for the stats.
-  std::uint64_t json_bytes_ = 0, encoded_bytes_ = 0, references_ = 0;
+  std::uint64_t json_bytes_ = 0, encoded_bytes_ = 0, references_ = 0, prefixed_ = 0;
   std::string last_training_error_;
   // Conversion: the next row id to look at; done until the mode changes.
   std::int64_t convert_after_ = 0;
   bool converted_ = false;
   bool table_sampled_ = false;  // start_training_from_table ran since the last switch
-  Statement resolve_, scan_, update_, highest_;
+  Statement scan_, update_, highest_, depth_;
 };
 
 }  // namespace deltatap

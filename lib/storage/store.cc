@@ -59,7 +59,7 @@ Status Store::Impl::read_delta_but_before(sqlite3_stmt* stmt, StoredDelta& row) 
   row.id = sqlite3_column_int64(stmt, 0);
   row.delta.session_id = column_text(stmt, 1);
   row.delta.type = parse_delta_type(column_text(stmt, 2)).value_or(DeltaType::updated);
-  auto after = columns.read(stmt, 4, row.id);
+  auto after = columns.read_after(db, stmt, 4, 3, 9, row.id);
   if (!after.ok()) return Error{after.error()};
   row.delta.after = std::move(*after);
   row.delta.timestamp = column_text(stmt, 5);
@@ -82,8 +82,10 @@ Status Store::Impl::read_delta_of(sqlite3_stmt* stmt, std::vector<StoredDelta>& 
                                   std::vector<PendingReference>& pending) {
   StoredDelta row;
   if (auto s = read_delta_but_before(stmt, row); !s.ok()) return s;
-  if (sqlite3_column_type(stmt, 9) == SQLITE_NULL) {
-    auto before = columns.read(stmt, 3, row.id);
+  // A prefixed after state has just had its before state decoded (the chain
+  // keeps it): no need to wait for the page.
+  if (sqlite3_column_type(stmt, 9) == SQLITE_NULL || StateColumns::is_prefixed(stmt, 4)) {
+    auto before = columns.read_before(db, stmt, 3, 9, row.id);
     if (!before.ok()) return Error{before.error()};
     row.delta.before = std::move(*before);
   } else {
@@ -128,12 +130,12 @@ Result<sqlite3_stmt*> Store::Impl::insert_statement(std::size_t rows) {
 
 // Inserts rows [0, count) in statements of kInsertRowCounts rows, largest
 // first. `row_at(i)` gives the i-th row as a StoredDelta (id 0: a new id),
-// `refs[i]` its before_ref (0: none; StateColumns::references).
+// `plan` how its states are stored (StateColumns::plan).
 // With `ids`, receives each row's id; rows with a given id may be ignored as
 // duplicates, so `ids` is for new rows only.
 template <typename RowAt>
 Status Store::Impl::insert_rows(std::size_t count, RowAt row_at,
-                                std::span<const std::int64_t> refs,
+                                const StateColumns::Plan& plan,
                                 std::vector<std::int64_t>* ids, std::int64_t* inserted) {
   std::size_t done = 0;
   for (std::size_t rows : kInsertRowCounts) {
@@ -152,8 +154,8 @@ Status Store::Impl::insert_rows(std::size_t count, RowAt row_at,
         }
         bind_text(*use, first + 2, delta.session_id);
         bind_text(*use, first + 3, to_string(delta.type));
-        columns.bind_before(*use, first + 4, first + 10, delta.before, refs[done + k]);
-        columns.bind_state(*use, first + 5, delta.after);
+        columns.bind_before(*use, first + 4, first + 10, delta.before, plan.refs[done + k]);
+        columns.bind_after(*use, first + 5, delta.after, delta.before, plan.depths[done + k]);
         bind_text(*use, first + 6, delta.timestamp);
         bind_text(*use, first + 7, row.created_at);
         bind_text(*use, first + 8, to_string(row.origin));
@@ -253,6 +255,7 @@ Status Store::Impl::insert_batch(Body body) {
   Status result = body();
   if (!result.ok()) {
     (void)exec(("DELETE FROM session_deltas WHERE id > " + std::to_string(*highest)).c_str());
+    columns.forget();  // a retry may give the same ids to other states
     delta_count = count_before;
     if (has_ledger) {
       ++ledger_generation;
@@ -294,11 +297,11 @@ Status Store::Impl::save_rows(std::span<const StoredDelta> deltas, std::int64_t 
   return insert_batch([&]() -> Status {
     std::int64_t inserted = 0;
     std::int64_t predicted = 0;
-    auto refs = columns.references(db, has_ledger ? &ledger : nullptr, deltas, ids != nullptr,
-                                   &predicted);
-    if (!refs.ok()) return Error{refs.error()};
+    auto plan = columns.plan(db, has_ledger ? &ledger : nullptr, deltas, ids != nullptr,
+                             &predicted);
+    if (!plan.ok()) return Error{plan.error()};
     auto s = insert_rows(
-        deltas.size(), [&](std::size_t i) -> const StoredDelta& { return deltas[i]; }, *refs, ids,
+        deltas.size(), [&](std::size_t i) -> const StoredDelta& { return deltas[i]; }, *plan, ids,
         &inserted);
     if (!s.ok()) return s;
     // References within the batch named the ids foreseen: had they been
@@ -644,6 +647,7 @@ CompressionStats Store::compression_stats() {
                           stats.json_bytes,
                           stats.encoded_bytes,
                           stats.references,
+                          stats.prefixed,
                           stats.training,
                           stats.converted,
                           stats.last_training_error};

@@ -126,6 +126,7 @@ struct CompressionStats {
   std::uint64_t json_bytes = 0;
   std::uint64_t encoded_bytes = 0;
   std::uint64_t references = 0;      // before states stored as references since start
+  std::uint64_t prefixed = 0;        // after states stored against their before state since start
   bool training = false;             // a dictionary is being trained
   bool converted = true;             // no stored row waits for convert_step
   std::string last_training_error;   // empty when the last training worked

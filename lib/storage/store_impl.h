@@ -117,7 +117,7 @@ struct Store::Impl {
   // Writing rows: store.cc.
   Result<sqlite3_stmt*> insert_statement(std::size_t rows);
   template <typename RowAt>
-  Status insert_rows(std::size_t count, RowAt row_at, std::span<const std::int64_t> refs,
+  Status insert_rows(std::size_t count, RowAt row_at, const StateColumns::Plan& plan,
                      std::vector<std::int64_t>* ids, std::int64_t* inserted);
   Result<std::int64_t> delete_where(const std::string& where,
                                     const std::function<void(sqlite3_stmt*)>& bind,
