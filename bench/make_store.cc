@@ -15,11 +15,14 @@
 // month of history, whose answers read one row per session and per quarter
 // hour); retention keeps them as long as D is within its days.
 //
-// With --chain, an update's before state is its (renamed) session's last
-// after state, as the backend sends them, so that [storage] compression's
-// references find what they would in a real stream. --compression zstd
-// stores as [storage] compression = zstd does, the dictionary trained on the
-// first states and every row encoded by the end.
+// With --chain, the sessions replay the simulator's own in order instead:
+// each bench session goes through the states one simulator session went
+// through, then those of the next, and an update's before state is its
+// (renamed) session's last after state, as the backend sends them, so that a
+// state compressed against its session's previous state (and [storage]
+// compression's references) finds what it would in a real stream.
+// --compression zstd stores as [storage] compression = zstd does, the
+// dictionary trained on the first states and every row encoded by the end.
 //
 // PATH is written as deltatapd writes a snapshot; with --journal, J more
 // deltas (ids after the snapshot's) go to PATH's journal, as a daemon that was
@@ -84,21 +87,31 @@ class Generator {
   StoredDelta make(std::int64_t i) {
     StoredDelta row;
     row.id = i + 1;  // as the daemon's stream lane numbers them before the store sees them
-    row.delta = templates_[static_cast<std::size_t>(i) % templates_.size()];
     // Exactly hot_ of the first n_ land on the hot session, evenly spaced.
     bool is_hot = i < n_ && (i + 1) * hot_ / n_ > i * hot_ / n_;
+    std::int64_t session = is_hot ? -1 : next_typical_++ % sessions_;
+    if (!chain_) {
+      row.delta = templates_[static_cast<std::size_t>(i) % templates_.size()];
+    } else if (is_hot) {
+      row.delta = templates_[next_of(hot_cursor_, 1)];
+    } else {
+      // Stepping by sessions_ groups keeps the sessions on different groups
+      // as long as there are enough.
+      row.delta = templates_[next_of(cursors_[static_cast<std::size_t>(session)], sessions_)];
+    }
     if (is_hot) {
       row.delta.session_id = "hot";
     } else {
       char name[32];
-      std::snprintf(name, sizeof name, "s-%06lld", static_cast<long long>(next_typical_++ % sessions_));
+      std::snprintf(name, sizeof name, "s-%06lld", static_cast<long long>(session));
       row.delta.session_id = name;
     }
     row.delta.timestamp = format_timestamp(start_ + std::chrono::milliseconds(i * step_ms_));
     row.created_at = row.delta.timestamp;
     if (chain_) {
       // As the backend sends them: an update's before state is the session's
-      // last after state (issue 16 measured it so on 2,462 of 2,462).
+      // last after state (issue 16 measured it so on 2,462 of 2,462). Replayed
+      // in order it is the template's own, except where a group ends.
       auto& last = last_after_[row.delta.session_id];
       if (row.delta.type != DeltaType::created && last) row.delta.before = last;
       last = row.delta.type == DeltaType::deleted ? std::nullopt : row.delta.after;
@@ -106,15 +119,47 @@ class Generator {
     return row;
   }
 
-  void chain_states() { chain_ = true; }
+  // Groups the templates by their simulator session (each in id order, the
+  // groups in order of first appearance) for make() to replay.
+  void chain_states() {
+    chain_ = true;
+    std::unordered_map<std::string, std::size_t> group_of;
+    for (std::size_t k = 0; k < templates_.size(); ++k) {
+      auto [it, added] = group_of.try_emplace(templates_[k].session_id, groups_.size());
+      if (added) groups_.emplace_back();
+      groups_[it->second].push_back(k);
+    }
+    cursors_.resize(static_cast<std::size_t>(sessions_));
+    for (std::size_t s = 0; s < cursors_.size(); ++s) cursors_[s].group = s % groups_.size();
+  }
 
  private:
+  // Where a bench session is in its replay: a group, and a delta in it.
+  struct Cursor {
+    std::size_t group = 0;
+    std::size_t position = 0;
+  };
+
+  // The template index at `cursor`, which then moves on; past a group's end
+  // it starts the group `step` further on.
+  std::size_t next_of(Cursor& cursor, std::int64_t step) {
+    if (cursor.position == groups_[cursor.group].size()) {
+      const std::size_t count = groups_.size();
+      cursor.group = (cursor.group + static_cast<std::size_t>(step) % count) % count;
+      cursor.position = 0;
+    }
+    return groups_[cursor.group][cursor.position++];
+  }
+
   std::vector<Delta> templates_;
   std::int64_t n_, hot_, sessions_, step_ms_;
   std::int64_t next_typical_ = 0;
   TimePoint start_;
   bool chain_ = false;
   std::unordered_map<std::string, std::optional<std::string>> last_after_;
+  std::vector<std::vector<std::size_t>> groups_;  // indices into templates_
+  std::vector<Cursor> cursors_;                   // by typical session
+  Cursor hot_cursor_;
 };
 
 }  // namespace
