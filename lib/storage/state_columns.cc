@@ -219,9 +219,16 @@ Result<StateColumns::Plan> StateColumns::plan(sqlite3* db, SessionLedger* ledger
             *(*row)->state_digest == digest_of(*delta.before)) {
           refs[i] = (*row)->last_id;
           if (prefix) {
-            auto depth = depth_of_row(db, refs[i]);
-            if (!depth.ok()) return Error{depth.error()};
-            parent_depth = *depth;
+            // Usually the session's last row of an earlier batch, whose depth
+            // this noted; else read from the row.
+            auto noted = last_depths_.find(delta.session_id);
+            if (noted != last_depths_.end() && noted->second.first == refs[i]) {
+              parent_depth = noted->second.second;
+            } else {
+              auto depth = depth_of_row(db, refs[i]);
+              if (!depth.ok()) return Error{depth.error()};
+              parent_depth = *depth;
+            }
           }
         }
       }
@@ -232,6 +239,13 @@ Result<StateColumns::Plan> StateColumns::plan(sqlite3* db, SessionLedger* ledger
     }
     std::int64_t id = rows[i].id > 0 ? rows[i].id : (next_id ? next_id++ : 0);
     batch[delta.session_id] = Last{id, delta.after ? &*delta.after : nullptr, plan.depths[i]};
+  }
+  // Bounded: past kMaxNotedDepths sessions it starts again (a miss costs one
+  // read). A batch that fails leaves entries naming ids it did not keep,
+  // which the id comparison above never matches with the ledger's.
+  if (last_depths_.size() > kMaxNotedDepths) last_depths_.clear();
+  for (const auto& [session, last] : batch) {
+    if (last.id > 0) last_depths_[std::string(session)] = {last.id, last.depth};
   }
   return plan;
 }

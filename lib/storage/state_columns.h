@@ -39,6 +39,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "base/delta.h"
@@ -140,8 +142,12 @@ class StateColumns {
   // The after_state of row `ref`, the before state of row `row_id` (which
   // errors name).
   Result<std::optional<std::string>> resolve(sqlite3* db, std::int64_t ref, std::int64_t row_id);
-  // Forgets the states decoded (after rows were deleted).
-  void forget() { chain_.forget(); }
+  // Forgets the states decoded and the depths noted (after rows were
+  // deleted: a retried batch may give their ids to other states).
+  void forget() {
+    chain_.forget();
+    last_depths_.clear();
+  }
 
   // Before rows matching `where` (session_deltas' own columns, bound by
   // `bind`, as Store::Impl::delete_where) are deleted: rows that stay and
@@ -196,6 +202,9 @@ class StateColumns {
   bool converted_ = false;
   bool table_sampled_ = false;  // start_training_from_table ran since the last switch
   Statement scan_, update_, highest_, depth_;
+  // By session: its last row written (id) and that row's chain depth.
+  static constexpr std::size_t kMaxNotedDepths = 200'000;
+  std::unordered_map<std::string, std::pair<std::int64_t, int>> last_depths_;
 };
 
 }  // namespace deltatap
