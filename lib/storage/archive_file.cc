@@ -159,7 +159,10 @@ struct ArchiveFile::Impl {
   StateCodec codec;
   StateChain chain{codec, 4u << 20};  // an archive is read once per query, in pages
 
-  ~Impl() { sqlite3_close(db); }
+  ~Impl() {
+    chain.close();  // its statement goes before the connection
+    sqlite3_close(db);
+  }
 
   Error fail(std::string_view what) const { return Error{path + ": " + sqlite_error(db, what)}; }
 

@@ -74,11 +74,35 @@ Result<std::optional<std::string>> StateChain::before(sqlite3* db, Stored before
 
 Result<std::optional<std::string>> StateChain::after(sqlite3* db, Stored after, Stored before,
                                                      std::int64_t ref, std::int64_t row_id) {
+  CallScope scope(*this);
   return after_at(db, after, before, ref, row_id, 0);
 }
 
 Result<std::string> StateChain::after_of(sqlite3* db, std::int64_t id, std::int64_t for_row) {
+  CallScope scope(*this);
   return after_of_at(db, id, for_row, 0);
+}
+
+Result<sqlite3_stmt*> StateChain::row_statement(sqlite3* db) {
+  if (row_ && row_db_ == db) return row_;
+  close();
+  if (sqlite3_prepare_v3(db,
+                         "SELECT after_state, before_state, before_ref FROM session_deltas "
+                         "WHERE id = ?1",
+                         -1, per_call_ ? 0 : SQLITE_PREPARE_PERSISTENT, &row_,
+                         nullptr) != SQLITE_OK) {
+    std::string message = sqlite3_errmsg(db);
+    close();
+    return Error{message};
+  }
+  row_db_ = db;
+  return row_;
+}
+
+void StateChain::close() {
+  sqlite3_finalize(row_);
+  row_ = nullptr;
+  row_db_ = nullptr;
 }
 
 Result<std::optional<std::string>> StateChain::after_at(sqlite3* db, Stored after, Stored before,
@@ -125,15 +149,9 @@ Result<std::string> StateChain::after_of_at(sqlite3* db, std::int64_t id, std::i
   Owned after, before;
   std::int64_t ref = 0;
   {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT after_state, before_state, before_ref FROM session_deltas "
-                           "WHERE id = ?1",
-                           -1, &stmt, nullptr) != SQLITE_OK) {
-      std::string message = sqlite3_errmsg(db);
-      sqlite3_finalize(stmt);
-      return Error{row_error(for_row, "before_ref: " + message)};
-    }
+    auto prepared = row_statement(db);
+    if (!prepared.ok()) return Error{row_error(for_row, "before_ref: " + prepared.error())};
+    sqlite3_stmt* stmt = *prepared;
     sqlite3_bind_int64(stmt, 1, id);
     int rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
@@ -142,7 +160,7 @@ Result<std::string> StateChain::after_of_at(sqlite3* db, std::int64_t id, std::i
       ref = sqlite3_column_type(stmt, 2) == SQLITE_NULL ? 0 : sqlite3_column_int64(stmt, 2);
     }
     std::string message = rc == SQLITE_ROW || rc == SQLITE_DONE ? "" : sqlite3_errmsg(db);
-    sqlite3_finalize(stmt);
+    sqlite3_reset(stmt);  // the values are copied; a deeper step reuses it
     if (!message.empty()) return Error{row_error(for_row, "before_ref: " + message)};
     if (rc == SQLITE_DONE || after.type == SQLITE_NULL) {
       return Error{row_error(for_row, "before_ref " + std::to_string(id) +

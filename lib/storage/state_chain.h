@@ -13,11 +13,13 @@
 // between. Whoever deletes rows calls forget() (ids of deleted rows may be
 // given again by a retried batch).
 //
-// Holds no prepared statement between calls (a row is looked up with one
-// prepared for the purpose), so it may live as long as its connection, in an
-// SQL function's data. One per connection, used only from the thread that
-// owns it; the codec is the connection's and outlives it. Errors are values
-// and name the row.
+// Looks rows up with one prepared statement. With `Statement::kept` it stays
+// prepared between calls and its owner calls close() before the connection
+// closes; with `Statement::per_call` it is finalized before each call returns
+// (for an SQL function's data, which lives until the connection closes, and
+// a connection with a statement left open does not close). One per
+// connection, used only from the thread that owns it; the codec is the
+// connection's and outlives it. Errors are values and name the row.
 #pragma once
 
 #include <sqlite3.h>
@@ -45,9 +47,14 @@ class StateChain {
   static Stored stored(sqlite3_stmt* stmt, int column);
   static Stored stored(sqlite3_value* value);
 
+  enum class Statement { kept, per_call };
   // `budget`: the bytes of decoded states kept for the next reads.
-  explicit StateChain(StateCodec& codec, std::size_t budget = 32u << 20)
-      : codec_(codec), budget_(budget) {}
+  explicit StateChain(StateCodec& codec, std::size_t budget = 32u << 20,
+                      Statement statement = Statement::kept)
+      : codec_(codec), budget_(budget), per_call_(statement == Statement::per_call) {}
+  ~StateChain() { close(); }
+  StateChain(const StateChain&) = delete;
+  StateChain& operator=(const StateChain&) = delete;
 
   // The JSON text of row `row_id`'s before state, stored as `before`, or
   // (`ref` != 0) the after state of row `ref`.
@@ -63,6 +70,8 @@ class StateChain {
 
   // Forgets every decoded state (rows were deleted or replaced).
   void forget();
+  // Finalizes the statement (before the connection closes).
+  void close();
 
  private:
   Result<std::optional<std::string>> after_at(sqlite3* db, Stored after, Stored before,
@@ -70,8 +79,22 @@ class StateChain {
   Result<std::string> after_of_at(sqlite3* db, std::int64_t id, std::int64_t for_row, int steps);
   void keep(std::int64_t id, const std::string& json);
 
+  Result<sqlite3_stmt*> row_statement(sqlite3* db);
+  // Finalizes a per-call statement when the outermost call returns.
+  struct CallScope {
+    StateChain& chain;
+    explicit CallScope(StateChain& c) : chain(c) { ++chain.depth_; }
+    ~CallScope() {
+      if (--chain.depth_ == 0 && chain.per_call_) chain.close();
+    }
+  };
+
   StateCodec& codec_;
   std::size_t budget_;
+  bool per_call_;
+  int depth_ = 0;  // calls in progress (they recurse)
+  sqlite3_stmt* row_ = nullptr;
+  sqlite3* row_db_ = nullptr;
   std::size_t kept_bytes_ = 0;
   std::unordered_map<std::int64_t, std::string> kept_;
   std::deque<std::int64_t> kept_order_;  // oldest first

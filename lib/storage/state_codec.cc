@@ -309,7 +309,7 @@ namespace {
 // dictionary it has not seen (the store trained one since).
 struct SqlFunctionState {
   StateCodec codec;
-  StateChain chain{codec, 4u << 20};
+  StateChain chain{codec, 4u << 20, StateChain::Statement::per_call};
   bool loaded = false;
 };
 

@@ -59,6 +59,7 @@ Status StateColumns::open(sqlite3* db) {
 }
 
 void StateColumns::close() {
+  chain_.close();
   highest_ = Statement();
   depth_ = Statement();
   scan_ = Statement();
@@ -346,6 +347,13 @@ Result<std::optional<std::string>> StateColumns::read_after(sqlite3* db, sqlite3
 bool StateColumns::is_prefixed(sqlite3_stmt* stmt, int column) {
   return sqlite3_column_type(stmt, column) == SQLITE_BLOB &&
          StateCodec::is_prefixed(StateChain::stored(stmt, column).bytes);
+}
+
+Result<std::string> StateColumns::decode_against(std::string_view value, std::string_view before,
+                                                  std::int64_t row_id) {
+  auto text = codec_.decode_against(value, before);
+  if (!text.ok()) return Error{row_error(row_id, text.error())};
+  return std::move(*text);
 }
 
 Result<std::optional<std::string>> StateColumns::resolve(sqlite3* db, std::int64_t ref,

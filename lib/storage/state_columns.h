@@ -139,6 +139,9 @@ class StateColumns {
                                                 int before_column, int ref_column,
                                                 std::int64_t row_id);
   static bool is_prefixed(sqlite3_stmt* stmt, int column);
+  // The JSON text of a prefixed after state whose row's before state is `before`.
+  Result<std::string> decode_against(std::string_view value, std::string_view before,
+                                     std::int64_t row_id);
   // The after_state of row `ref`, the before state of row `row_id` (which
   // errors name).
   Result<std::optional<std::string>> resolve(sqlite3* db, std::int64_t ref, std::int64_t row_id);
@@ -180,7 +183,7 @@ class StateColumns {
 
   Compression mode_ = Compression::off;
   StateCodec codec_;
-  StateChain chain_{codec_};
+  StateChain chain_{codec_, 4u << 20};
   StateTrainer trainer_;
   bool refs_may_exist_ = false;
   // Samples: the newest states written, a ring of kTrainSamples.

@@ -80,36 +80,56 @@ Result<StoredDelta> Store::Impl::read_delta(sqlite3_stmt* stmt) {
 
 Status Store::Impl::read_delta_of(sqlite3_stmt* stmt, std::vector<StoredDelta>& rows,
                                   std::vector<PendingReference>& pending) {
-  StoredDelta row;
-  if (auto s = read_delta_but_before(stmt, row); !s.ok()) return s;
-  // A prefixed after state has just had its before state decoded (the chain
-  // keeps it): no need to wait for the page.
-  if (sqlite3_column_type(stmt, 9) == SQLITE_NULL || StateColumns::is_prefixed(stmt, 4)) {
-    auto before = columns.read_before(db, stmt, 3, 9, row.id);
-    if (!before.ok()) return Error{before.error()};
-    row.delta.before = std::move(*before);
-  } else {
-    pending.push_back({rows.size(), sqlite3_column_int64(stmt, 9)});
+  if (sqlite3_column_type(stmt, 9) == SQLITE_NULL) {
+    auto row = read_delta(stmt);  // both states in the row itself
+    if (!row.ok()) return Error{row.error()};
+    rows.push_back(std::move(*row));
+    return ok_status();
   }
+  StoredDelta row;
+  row.id = sqlite3_column_int64(stmt, 0);
+  row.delta.session_id = column_text(stmt, 1);
+  row.delta.type = parse_delta_type(column_text(stmt, 2)).value_or(DeltaType::updated);
+  PendingReference waiting{rows.size(), sqlite3_column_int64(stmt, 9), {}};
+  if (StateColumns::is_prefixed(stmt, 4)) {
+    waiting.prefixed_after = std::string(StateChain::stored(stmt, 4).bytes);
+  } else {
+    auto after = columns.read(stmt, 4, row.id);
+    if (!after.ok()) return Error{after.error()};
+    row.delta.after = std::move(*after);
+  }
+  row.delta.timestamp = column_text(stmt, 5);
+  row.created_at = column_text(stmt, 6);
+  row.origin = parse_delta_origin(column_text(stmt, 7)).value_or(DeltaOrigin::stream);
+  row.gap = sqlite3_column_int(stmt, 8) != 0;
+  pending.push_back(std::move(waiting));
   rows.push_back(std::move(row));
   return ok_status();
 }
 
 Status Store::Impl::resolve_references(std::vector<StoredDelta>& rows,
-                                       const std::vector<PendingReference>& pending) {
+                                       std::vector<PendingReference>& pending) {
   if (pending.empty()) return ok_status();
   std::unordered_map<std::int64_t, std::size_t> index;
   index.reserve(rows.size());
   for (std::size_t i = 0; i < rows.size(); ++i) index.emplace(rows[i].id, i);
-  for (const auto& [row, ref] : pending) {
+  // Oldest first: a row's before state is an older row's after state.
+  std::sort(pending.begin(), pending.end(), [&](const auto& a, const auto& b) {
+    return rows[a.row].id < rows[b.row].id;
+  });
+  for (auto& [row, ref, prefixed_after] : pending) {
     auto found = index.find(ref);
     if (found != index.end() && rows[found->second].delta.after) {
       rows[row].delta.before = rows[found->second].delta.after;
-      continue;
+    } else {
+      auto before = columns.resolve(db, ref, rows[row].id);
+      if (!before.ok()) return Error{before.error()};
+      rows[row].delta.before = std::move(*before);
     }
-    auto before = columns.resolve(db, ref, rows[row].id);
-    if (!before.ok()) return Error{before.error()};
-    rows[row].delta.before = std::move(*before);
+    if (prefixed_after.empty()) continue;
+    auto after = columns.decode_against(prefixed_after, *rows[row].delta.before, rows[row].id);
+    if (!after.ok()) return Error{after.error()};
+    rows[row].delta.after = std::move(*after);
   }
   return ok_status();
 }

@@ -133,15 +133,19 @@ struct Store::Impl {
   // decoded or about to be. read_delta_of(rows) appends the row to `rows`,
   // leaving such a before state unset and noting it; resolve_references
   // then copies it from the row it names when that is in `rows`, and looks
-  // up the rest. Half the decoding of a session's page, and no lookup.
+  // up the rest. Half the decoding of a session's page, and no lookup. A
+  // prefixed after state waits too, for that before state: decoded in id
+  // order, a page's rows find their before states in the page, so only its
+  // oldest row of a chain looks rows up (not every row, newest first).
   struct PendingReference {
     std::size_t row;  // index in `rows`
     std::int64_t ref;
+    std::string prefixed_after;  // the stored after state, when prefixed (else empty)
   };
   Status read_delta_of(sqlite3_stmt* stmt, std::vector<StoredDelta>& rows,
                        std::vector<PendingReference>& pending);
   Status resolve_references(std::vector<StoredDelta>& rows,
-                            const std::vector<PendingReference>& pending);
+                            std::vector<PendingReference>& pending);
   template <typename Body>
   Status insert_batch(Body body);
 };
