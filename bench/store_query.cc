@@ -7,7 +7,8 @@
 // Times Store::load_file of the file (the bulk of start-up), then K calls each of
 // get_deltas(limit 100) for a random typical session "s-NNNNNN" (S of them),
 // for the hot session "hot", and with no session (the global newest 100), then
-// 20 calls of Store::counts() (GET /api/stats) and of what a /metrics scrape
+// each of the first K typical sessions' last delta read by id (what
+// reconciliation reads), 20 calls of Store::counts() (GET /api/stats) and of what a /metrics scrape
 // reads (delta_count(), memory_bytes()), then R calls
 // of Store::serialize(), which is what blocks the daemon's io thread while a
 // snapshot starts. Prints one JSON line.
@@ -86,6 +87,22 @@ int main(int argc, char** argv) {
                           [] { return DeltaQuery{.session_id = "hot", .limit = 100}; });
   auto global = time_queries(store, iterations, [] { return DeltaQuery{.limit = 100}; });
 
+  // Each session's last delta by its id, as reconciliation reads the state a
+  // session ended in (its ledger row, then the delta): up to `iterations`
+  // sessions in turn, none read before, so nothing of them is cached.
+  std::vector<double> last_us;
+  for (std::int64_t s = 0; s < std::min<std::int64_t>(sessions, iterations); ++s) {
+    char name[32];
+    std::snprintf(name, sizeof name, "s-%06lld", static_cast<long long>(s));
+    auto started = SteadyClock::now();
+    auto entry = store.ledger_entry(name);
+    if (!entry.ok()) fail(entry.error());
+    if (!*entry) continue;
+    auto row = store.delta_by_id((*entry)->last_id);
+    if (!row.ok()) fail(row.error());
+    last_us.push_back(micros_between(started, SteadyClock::now()));
+  }
+
   // What GET /api/stats costs the io thread, and what a /metrics scrape reads
   // instead (the status line reads delta_count() alone).
   std::vector<double> counts_us, scrape_us;
@@ -116,6 +133,7 @@ int main(int argc, char** argv) {
       .add("typical", summarize(typical))
       .add("hot", summarize(hot))
       .add("global", summarize(global))
+      .add("last_state", summarize(last_us))
       .add("counts", summarize(counts_us))
       .add("scrape", summarize(scrape_us))
       .add("serialize", summarize(serialize_us))

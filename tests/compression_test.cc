@@ -412,7 +412,11 @@ BOOST_AUTO_TEST_CASE(updates_are_stored_against_the_state_before_them_in_bounded
                                        " AND delta_type = 'updated'");
   auto long_prefixed = number(file, "SELECT COUNT(*) FROM session_deltas WHERE " + long_sessions +
                                         " AND " + prefixed);
-  BOOST_TEST(long_prefixed * 10 >= long_updates * 9, long_prefixed << " of " << long_updates);
+  // Of any kMaxChainDepth + 1 updates in a row, at most one starts a chain.
+  const long long per_session = 3 * kMaxChainDepth + 5;
+  const long long starts = (per_session + kMaxChainDepth) / (kMaxChainDepth + 1);
+  BOOST_TEST(long_updates == 30 * per_session);
+  BOOST_TEST(long_prefixed >= long_updates - 30 * starts, long_prefixed << " of " << long_updates);
   // Depth: 1 + the depth of the after state its before state refers to, at
   // most kMaxChainDepth; each long session starts again at least three times.
   BOOST_TEST(number(file, "SELECT MAX(unicode(CAST(substr(after_state, 2, 1) AS TEXT))) FROM "

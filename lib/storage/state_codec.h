@@ -49,7 +49,7 @@ namespace deltatap {
 
 inline constexpr char kEncodedTag = 'Z';
 inline constexpr char kPrefixedTag = 'D';
-inline constexpr int kMaxChainDepth = 16;
+inline constexpr int kMaxChainDepth = 8;
 
 // The table's DDL; Store's schema and the archive files both run it.
 inline constexpr const char* kCreateStateDictionaries =
