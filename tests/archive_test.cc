@@ -468,6 +468,47 @@ BOOST_AUTO_TEST_CASE(archive_days_deletes_old_month_files) {
   BOOST_TEST(fs::exists(file_of(options, "2026-02")));
 }
 
+BOOST_AUTO_TEST_CASE(the_newest_created_at_is_kept_and_found_in_files_written_before_it_was) {
+  TempDir dir;
+  auto store = store_with(two_months());
+  auto options = options_in(dir);
+  BOOST_REQUIRE(archive_expired(*store, options, kCutoff, kNow).ok());
+  auto path = file_of(options, "2026-02");
+  auto newest_of = [](const std::string& file) {
+    auto opened = ArchiveFile::open_readonly(file);
+    BOOST_REQUIRE_MESSAGE(opened.ok(), opened.error());
+    auto newest = opened->newest_created_at();
+    BOOST_REQUIRE_MESSAGE(newest.ok(), newest.error());
+    return newest->value_or("none");
+  };
+  const std::string february = two_months()[5].created_at;  // id 6, the month's newest
+  BOOST_TEST(newest_of(path) == february);
+
+  // A file as an earlier deltatap wrote it: no column, a created_at index.
+  auto old = (dir / "deltas-2026-02-old.sqlite").string();
+  fs::copy_file(path, old);
+  fs::permissions(old, fs::perms::owner_read | fs::perms::owner_write);
+  {
+    sqlite3* db = nullptr;
+    BOOST_REQUIRE(sqlite3_open(old.c_str(), &db) == SQLITE_OK);
+    BOOST_REQUIRE(sqlite3_exec(db,
+                               "ALTER TABLE archive_info DROP COLUMN newest_created_at; "
+                               "CREATE INDEX idx_session_deltas_created_at ON "
+                               "session_deltas(created_at)",
+                               nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  BOOST_TEST(newest_of(old) == february);  // from its rows
+  BOOST_TEST(check_archive_file(old).value_or("") == "ok");
+  {
+    bool created = true;
+    auto writing = ArchiveFile::open_for_writing(old, "2026-02", &created);
+    BOOST_REQUIRE_MESSAGE(writing.ok(), writing.error());
+    BOOST_TEST(!created);
+  }
+  BOOST_TEST(newest_of(old) == february);  // the column, filled once
+}
+
 BOOST_AUTO_TEST_CASE(the_integrity_check_fails_on_a_damaged_file) {
   TempDir dir;
   auto store = store_with(two_months());
@@ -496,7 +537,13 @@ BOOST_AUTO_TEST_CASE(the_integrity_check_fails_on_a_damaged_file) {
   fs::copy_file(path, bad_pages);
   {
     std::fstream file(bad_pages, std::ios::in | std::ios::out | std::ios::binary);
-    file.seekp(4096);
+    // The start of the second page (the header's page size: 1 stands for 65536).
+    unsigned char size_bytes[2] = {};
+    file.seekg(16);
+    file.read(reinterpret_cast<char*>(size_bytes), 2);
+    std::size_t page_size = size_bytes[0] * 256u + size_bytes[1];
+    if (page_size == 1) page_size = 65536;
+    file.seekp(static_cast<std::streamoff>(page_size));
     std::string junk(8192, '\x5a');
     file.write(junk.data(), static_cast<std::streamsize>(junk.size()));
   }

@@ -368,6 +368,11 @@ Result<std::optional<ArchivedBatch>> write_next_batch(Store& store, const Archiv
     (void)exec(file->db(), "ROLLBACK", batch.path);
     return Error{batch.path + ": " + s.error()};
   }
+  // Rows come in created_at order: the last is the newest.
+  if (auto s = file->note_newest_created_at(batch.last_created_at); !s.ok()) {
+    (void)exec(file->db(), "ROLLBACK", batch.path);
+    return Error{s.error()};
+  }
   if (auto s = exec(file->db(), "COMMIT", batch.path); !s.ok()) {
     (void)exec(file->db(), "ROLLBACK", batch.path);
     return Error{s.error()};

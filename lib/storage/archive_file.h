@@ -5,13 +5,14 @@
 //
 // A file holds:
 //   - session_deltas: the store's columns (origin and gap included) and
-//     before_ref, with the store's indexes. A state value is NULL, TEXT (the
+//     before_ref, indexed on timestamp and on (session_id, timestamp). A state value is NULL, TEXT (the
 //     JSON) or the BLOB of state_codec.h. A before_ref names a row of the
 //     same file (the mover materialises any other, archive.h), so every row
 //     reads back from its own file alone;
 //   - state_dictionaries (state_codec.h's kCreateStateDictionaries): the
 //     dictionaries the BLOB values of this file name;
-//   - archive_info: one row, the format version and the month.
+//   - archive_info: one row, the format version, the month and the newest
+//     created_at of its rows (NULL while it has none).
 //
 // Files of months that can receive no more rows are read-only (mode 0440)
 // and are opened with SQLITE_OPEN_READONLY by readers. Everything here runs
@@ -97,6 +98,9 @@ class ArchiveFile {
   Result<std::vector<StoredDelta>> session_history(const std::string& session_id);
   // Newest created_at in the file; nullopt when it holds no rows.
   Result<std::optional<std::string>> newest_created_at();
+  // Within the transaction that adds rows: `created_at` is the newest of
+  // them (kept when newer than the file's).
+  Status note_newest_created_at(const std::string& created_at);
   Result<std::int64_t> row_count();
 
  private:

@@ -456,7 +456,11 @@ Status SessionLedger::before_delete(sqlite3* db, const std::string& where,
                     "inferred INTEGER);"
                     "CREATE TEMP TABLE IF NOT EXISTS activity_doomed (bucket TEXT, repo TEXT, "
                     "deltas INTEGER, inferred INTEGER, PRIMARY KEY (bucket, repo));"
-                    "DELETE FROM temp.ledger_doomed; DELETE FROM temp.activity_doomed");
+                    "CREATE TEMP TABLE IF NOT EXISTS doomed_groups (session_id TEXT, bucket TEXT, "
+                    "created INTEGER, updated INTEGER, deleted INTEGER, gaps INTEGER, "
+                    "inferred INTEGER, deltas INTEGER);"
+                    "DELETE FROM temp.ledger_doomed; DELETE FROM temp.activity_doomed; "
+                    "DELETE FROM temp.doomed_groups");
       !s.ok()) {
     return s;
   }
@@ -466,21 +470,28 @@ Status SessionLedger::before_delete(sqlite3* db, const std::string& where,
   // each deletion cost a pass over the store (0.5 s a batch at 10,000,000
   // deltas); with it, `where` picks its own index (retention's and the
   // archive's by id) and the few doomed rows are grouped in a temporary tree.
+  // One pass over them, by session and quarter hour; the ledger's and the
+  // activity's sums come from those groups (a session's repo looked up once
+  // per group, not per row).
   std::string doomed = "(SELECT session_id, delta_type, gap, origin, timestamp FROM session_deltas WHERE " +
                        where + ") d";
   for (const std::string& sql :
-       {"INSERT INTO temp.ledger_doomed SELECT d.session_id, SUM(d.delta_type = 'created'), "
-        "SUM(d.delta_type = 'updated'), SUM(d.delta_type = 'deleted'), SUM(d.gap), "
-        "SUM(d.origin <> 'stream') FROM " + doomed + " GROUP BY +d.session_id",
-        std::string("INSERT INTO temp.activity_doomed SELECT ") + kQuarterSql +
-            ", COALESCE(s.repo, ''), COUNT(*), SUM(d.origin <> 'stream') FROM " + doomed +
-            " LEFT JOIN sessions s ON s.session_id = d.session_id GROUP BY 1, 2"}) {
+       {std::string("INSERT INTO temp.doomed_groups SELECT d.session_id, ") + kQuarterSql +
+            ", SUM(d.delta_type = 'created'), SUM(d.delta_type = 'updated'), "
+            "SUM(d.delta_type = 'deleted'), SUM(d.gap), SUM(d.origin <> 'stream'), COUNT(*) FROM " +
+            doomed + " GROUP BY +d.session_id, 2",
+        std::string("INSERT INTO temp.ledger_doomed SELECT session_id, SUM(created), SUM(updated), "
+                    "SUM(deleted), SUM(gaps), SUM(inferred) FROM temp.doomed_groups "
+                    "GROUP BY session_id"),
+        std::string("INSERT INTO temp.activity_doomed SELECT g.bucket, COALESCE(s.repo, ''), "
+                    "SUM(g.deltas), SUM(g.inferred) FROM temp.doomed_groups g "
+                    "LEFT JOIN sessions s ON s.session_id = g.session_id GROUP BY 1, 2")}) {
     sqlite3_stmt* raw = nullptr;
     if (sqlite3_prepare_v2(db, sql.c_str(), -1, &raw, nullptr) != SQLITE_OK) {
       return Error{sqlite_error(db, "session ledger")};
     }
     Statement stmt(raw);
-    bind(raw);
+    if (sqlite3_bind_parameter_count(raw) > 0) bind(raw);
     if (sqlite3_step(raw) != SQLITE_DONE) return Error{sqlite_error(db, "session ledger")};
   }
   return ok_status();
@@ -504,8 +515,22 @@ Status SessionLedger::after_delete(sqlite3* db) {
       !s.ok()) {
     return s;
   }
-  if (auto s = exec(db, refresh_ends_sql(kTouched)); !s.ok()) return s;
-  return exec(db, "DELETE FROM temp.ledger_doomed; DELETE FROM temp.activity_doomed");
+  // Rows only go: a session whose last row stays keeps its last row (and the
+  // state and digest that come with it, which with prefixed states cost a
+  // chain to read); only its first may have changed.
+  const std::string last_stays =
+      "EXISTS (SELECT 1 FROM session_deltas n WHERE n.id = sessions.last_id)";
+  if (auto s = exec(db, "UPDATE sessions SET first_seen = " + of(kFirstOf, "n.timestamp") +
+                            " WHERE " + kTouched + " AND " + last_stays);
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = exec(db, refresh_ends_sql(std::string(kTouched) + " AND NOT " + last_stays));
+      !s.ok()) {
+    return s;
+  }
+  return exec(db, "DELETE FROM temp.ledger_doomed; DELETE FROM temp.activity_doomed; "
+                  "DELETE FROM temp.doomed_groups");
 }
 
 Status SessionLedger::rebuild(sqlite3* db) {
