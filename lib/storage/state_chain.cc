@@ -14,6 +14,12 @@ namespace deltatap {
 
 namespace {
 
+// Writers keep chains to kMaxChainDepth; a reader allows more before calling
+// it a loop, since a depth is planned before the insert and a replayed row
+// that the insert ignores (its id already stored) may have been written with
+// another depth: such a chain is longer than planned, not damaged.
+constexpr int kMaxChainSteps = 8 * kMaxChainDepth;
+
 std::string row_error(std::int64_t row_id, std::string_view what) {
   return "session_deltas row " + std::to_string(row_id) + ": " + std::string(what);
 }
@@ -122,9 +128,9 @@ Result<std::optional<std::string>> StateChain::after_at(sqlite3* db, Stored afte
   if (!StateCodec::is_prefixed(after.bytes)) {
     return Error{row_error(row_id, "after_state is a BLOB that is not an encoded state")};
   }
-  if (steps >= kMaxChainDepth) {
-    return Error{row_error(row_id, "more than " + std::to_string(kMaxChainDepth) +
-                                       " prefixed after states in a chain (a damaged file)")};
+  if (steps >= kMaxChainSteps) {
+    return Error{row_error(row_id, "more than " + std::to_string(kMaxChainSteps) +
+                                       " prefixed after states in a chain (a loop: a damaged file)")};
   }
   std::optional<std::string> prefix;
   if (ref != 0) {

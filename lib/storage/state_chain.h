@@ -2,8 +2,9 @@
 // whatever forms they are stored in (storage/state_codec.h): a before_ref is
 // followed to the row it names, and a prefixed after state is decoded against
 // its row's before state, which may be a reference to a row whose after state
-// is prefixed in turn. A chain is at most kMaxChainDepth prefixed values long;
-// a longer one (or a loop) is a damaged database and an error.
+// is prefixed in turn. Writers keep a chain to kMaxChainDepth prefixed values;
+// one eight times longer is taken for a loop, a damaged database, and is an
+// error.
 //
 // Keeps the after states it decoded most recently (up to a byte budget, the
 // oldest forgotten first), by row id: a row's JSON text never changes

@@ -335,6 +335,7 @@ Status Store::Impl::save_rows(std::span<const StoredDelta> deltas, std::int64_t 
     // Duplicates ignored (a replay of ids already held): which ones cannot be
     // told, so the ledger is recomputed.
     if (inserted != static_cast<std::int64_t>(deltas.size())) {
+      columns.forget();  // the depths noted were planned for rows not stored
       ++ledger_generation;
       return ledger.rebuild(db);
     }
