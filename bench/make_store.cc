@@ -193,7 +193,9 @@ int main(int argc, char** argv) {
   auto store = Store::open_empty();
   if (!store.ok()) fail(store.error());
   const bool zstd = compression == "zstd";
-  if (zstd) (*store)->set_compression(Compression::zstd);
+  if (zstd) {
+    if (auto s = (*store)->set_compression(Compression::zstd); !s.ok()) fail(s.error());
+  }
   // As the daemon's store lane: a bounded conversion step between batches
   // stores a dictionary trained meanwhile and encodes what came before it.
   auto convert = [&](bool to_the_end) {

@@ -116,7 +116,7 @@ std::vector<Delta> awkward(int session) {
 std::unique_ptr<Store> empty_store(Compression mode) {
   auto store = Store::open_empty();
   BOOST_REQUIRE_MESSAGE(store.ok(), store.error());
-  (*store)->set_compression(mode);
+  BOOST_REQUIRE((*store)->set_compression(mode).ok());
   return std::move(store.value());
 }
 
@@ -517,7 +517,7 @@ BOOST_AUTO_TEST_CASE(switched_on_then_off_midway) {
   auto store = empty_store(Compression::off);
   std::map<std::int64_t, Delta> expected;
   save(*store, stream(400, 8), expected);
-  store->set_compression(Compression::zstd);
+  BOOST_REQUIRE(store->set_compression(Compression::zstd).ok());
   save(*store, stream(50, 8, 1'000), expected);
   settle(*store);  // trains on the stored states, then encodes every TEXT row
   save(*store, stream(50, 8, 2'000), expected);
@@ -525,8 +525,10 @@ BOOST_AUTO_TEST_CASE(switched_on_then_off_midway) {
   TempDir dir;
   auto on = to_file(*store, dir, "on.sqlite");
   BOOST_TEST(number(on, "SELECT COUNT(*) FROM session_deltas WHERE typeof(after_state) = 'text'") == 0);
+  // A store with rows keeps the times' layout it has (time_columns.h).
+  BOOST_TEST(!store->time_columns().integer);
 
-  store->set_compression(Compression::off);
+  BOOST_REQUIRE(store->set_compression(Compression::off).ok());
   save(*store, stream(50, 8, 3'000), expected);
   convert_all(*store);
   reads_back(*store, expected);
@@ -534,6 +536,108 @@ BOOST_AUTO_TEST_CASE(switched_on_then_off_midway) {
   BOOST_TEST(number(off, "SELECT COUNT(*) FROM session_deltas WHERE typeof(after_state) = 'blob' "
                          "OR typeof(before_state) = 'blob' OR before_ref IS NOT NULL") == 0);
   BOOST_TEST(store->compression_stats().converted);
+}
+
+// With zstd a new store keeps its times as integer milliseconds (time_columns.h):
+// every reader, a plain sqlite3 shell included, still reads the same text,
+// and every query over times answers as the text layout does.
+BOOST_AUTO_TEST_CASE(a_zstd_store_keeps_times_as_integers_and_answers_as_text_does) {
+  std::vector<Delta> deltas = stream(60, 4);
+  // The ends of what the store holds, and milliseconds that a float would round.
+  const char* const kEdges[] = {"0001-01-01T00:00:00.000Z", "1969-12-31T23:59:59.999Z",
+                                "1970-01-01T00:00:00.001Z", "2025-11-10T00:00:00.007Z",
+                                "2038-01-19T03:14:08.999Z", "9999-12-31T23:59:59.999Z"};
+  for (std::size_t i = 0; i < deltas.size(); ++i) {
+    if (i % 9 == 0) deltas[i].timestamp = kEdges[(i / 9) % std::size(kEdges)];
+  }
+  const std::string created = "2025-11-10T12:00:00.123Z";
+  std::map<Compression, std::unique_ptr<Store>> stores;
+  std::map<std::int64_t, Delta> expected;
+  for (Compression mode : {Compression::off, Compression::zstd}) {
+    auto store = empty_store(mode);
+    expected.clear();
+    for (std::size_t i = 0; i < deltas.size(); i += 50) {
+      std::span<const Delta> part(deltas.data() + i, std::min<std::size_t>(50, deltas.size() - i));
+      std::vector<std::int64_t> ids;
+      BOOST_REQUIRE(store->save_batch(part, created, &ids).ok());
+      for (std::size_t k = 0; k < ids.size(); ++k) expected[ids[k]] = part[k];
+    }
+    reads_back(*store, expected);
+    BOOST_TEST(store->time_columns().integer == (mode == Compression::zstd));
+    stores[mode] = std::move(store);
+  }
+  TempDir dir;
+  auto off = to_file(*stores[Compression::off], dir, "off.sqlite");
+  auto on = to_file(*stores[Compression::zstd], dir, "on.sqlite");
+  BOOST_TEST(number(off, "SELECT COUNT(*) FROM pragma_table_info('session_deltas') "
+                         "WHERE name = 'timestamp_ms'") == 0);
+  BOOST_TEST(number(on, "SELECT COUNT(*) FROM session_deltas WHERE typeof(timestamp_ms) = 'integer' "
+                        "AND typeof(created_at_ms) = 'integer'") == static_cast<long long>(deltas.size()));
+  // The same text through the generated columns, in a shell without the extension.
+  const std::string times = "SELECT id, timestamp, created_at FROM session_deltas ORDER BY id";
+  auto plain = run_command({"/usr/bin/sqlite3", on.string(), times});
+  BOOST_TEST(plain.exit_code == 0, plain.err);
+  auto text = run_command({"/usr/bin/sqlite3", off.string(), times});
+  BOOST_TEST(plain.out == text.out);
+  BOOST_TEST(plain.out.find("|9999-12-31T23:59:59.999Z|2025-11-10T12:00:00.123Z\n") != std::string::npos);
+  BOOST_TEST(plain.out.find("|0001-01-01T00:00:00.000Z|") != std::string::npos);
+  // Reopened from the file, the store reads the stored form it finds.
+  auto reopened = Store::load_file(on.string());
+  BOOST_REQUIRE_MESSAGE(reopened.ok(), reopened.error());
+  BOOST_TEST((*reopened)->time_columns().integer);
+  auto history = (*reopened)->session_history("session-0");
+  BOOST_REQUIRE(history.ok());
+  BOOST_TEST(history->front().created_at == created);
+
+  // Every range over times answers the same ids, page by page.
+  auto ids_of = [](Store& store, DeltaQuery query) {
+    std::vector<std::int64_t> ids;
+    for (;;) {
+      auto page = store.get_deltas(query);
+      BOOST_REQUIRE_MESSAGE(page.ok(), page.error());
+      for (const auto& row : page->deltas) ids.push_back(row.id);
+      if (!page->next) return ids;
+      query.before = page->next;
+    }
+  };
+  const std::pair<const char*, const char*> kRanges[] = {
+      {"0001-01-01T00:00:00.000Z", "0001-01-01T00:00:00.001Z"},
+      {"1969-12-31T23:59:59.999Z", "2025-11-10T00:01:00.000Z"},
+      {"2025-11-10T00:00:30.000Z", "9999-12-31T23:59:59.999Z"},
+      {"2025-11-10T00:02:00.000Z", "2025-11-10T00:02:00.001Z"}};
+  for (const auto& [since, until] : kRanges) {
+    DeltaQuery query;
+    query.since = since;
+    query.until = until;
+    query.limit = 7;
+    auto want = ids_of(*stores[Compression::off], query);
+    BOOST_TEST(ids_of(*stores[Compression::zstd], query) == want, since << " to " << until);
+    BOOST_TEST((!want.empty() || std::string(since) == "2025-11-10T00:02:00.000Z"));
+  }
+  auto counts_off = stores[Compression::off]->counts();
+  auto counts_on = stores[Compression::zstd]->counts();
+  BOOST_TEST(counts_on.oldest.value_or("") == "0001-01-01T00:00:00.000Z");
+  BOOST_TEST((counts_on.oldest == counts_off.oldest && counts_on.newest == counts_off.newest));
+  // Retention by created_at: nothing before it, everything after.
+  for (auto& [mode, store] : stores) {
+    auto none = store->cleanup(*parse_timestamp(created));
+    BOOST_REQUIRE(none.ok());
+    BOOST_TEST(*none == 0);
+    auto all = store->cleanup(*parse_timestamp("2025-11-10T12:00:00.124Z"));
+    BOOST_REQUIRE(all.ok());
+    BOOST_TEST(*all == static_cast<std::int64_t>(deltas.size()));
+  }
+  // Emptied, the text store takes integer times when switched, and ids go on.
+  auto& emptied = *stores[Compression::off];
+  auto last_id = emptied.last_delta_id();
+  BOOST_REQUIRE(emptied.set_compression(Compression::zstd).ok());
+  BOOST_TEST(emptied.time_columns().integer);
+  std::vector<std::int64_t> ids;
+  BOOST_REQUIRE(emptied.save_batch(std::span<const Delta>(deltas.data(), 1), std::nullopt, &ids).ok());
+  BOOST_TEST(ids.at(0) == last_id + 1);
+  auto one = emptied.delta_by_id(ids.at(0));
+  BOOST_REQUIRE(one.ok() && one->has_value());
+  same(**one, deltas[0]);
 }
 
 BOOST_AUTO_TEST_CASE(deleting_referenced_rows_keeps_later_rows_readable) {

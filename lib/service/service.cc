@@ -219,7 +219,10 @@ class Service final : public ApiBackend {
       }
       store_ = std::move(empty.value());
     }
-    store_->set_compression(config_.storage.compression);
+    if (auto s = store_->set_compression(config_.storage.compression); !s.ok()) {
+      log_error("Cannot set up the compression", {{"ERROR", s.error()}});
+      return false;
+    }
     conversion_.emplace(io_, *store_);
     // Before the replay and the first retention run: its hold keeps what it
     // has not sent.

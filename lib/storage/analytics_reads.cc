@@ -124,14 +124,16 @@ Result<QuarterCount> deltas_between(Store& store, const std::string& since,
                                     const std::optional<std::string>& repo) {
   // The timestamp range leads, so SQLite walks the (timestamp) index over at
   // most a quarter hour of deltas; the repo is the session's, as in activity.
+  const TimeColumns times = store.time_columns();
+  const std::string time = times.timestamp();
   std::string sql = "SELECT COUNT(*), COALESCE(SUM(origin <> 'stream'), 0) FROM session_deltas "
-                    "WHERE timestamp >= ?1 AND timestamp < ?2";
+                    "WHERE " + time + " >= ?1 AND " + time + " < ?2";
   if (repo) sql += " AND session_id IN (SELECT session_id FROM sessions WHERE repo = ?3)";
   auto stmt = store.prepared(sql);
   if (!stmt.ok()) return Error{stmt.error()};
   Use use(*stmt);
-  bind_text(*use, 1, since);
-  bind_text(*use, 2, until);
+  times.bind(*use, 1, since);
+  times.bind(*use, 2, until);
   if (repo) bind_text(*use, 3, *repo);
   if (sqlite3_step(*use) != SQLITE_ROW) {
     return Error{sqlite_error(sqlite3_db_handle(*use), "activity edge")};

@@ -275,18 +275,19 @@ class BatchWriter {
   std::unique_ptr<StoreStates> store_states_;
 };
 
-Result<std::vector<Row>> read_batch(sqlite3* db, const ArchivedBatch& batch, std::int64_t limit) {
-  std::string sql =
-      std::string("SELECT id, session_id, delta_type, before_state, after_state, timestamp, "
-                  "created_at, origin, gap, ") +
-      (store_has_before_ref(db) ? "before_ref" : "NULL") +
-      " FROM session_deltas WHERE created_at >= ?1 AND created_at < ?2 AND id <= ?3 "
-      "ORDER BY created_at, id LIMIT ?4";
+Result<std::vector<Row>> read_batch(sqlite3* db, TimeColumns times, const ArchivedBatch& batch,
+                                    std::int64_t limit) {
+  const std::string created = times.created_at();
+  std::string sql = std::string("SELECT id, session_id, delta_type, before_state, after_state, ") +
+                    times.timestamp() + ", " + created + ", origin, gap, " +
+                    (store_has_before_ref(db) ? "before_ref" : "NULL") +
+                    " FROM session_deltas WHERE " + created + " >= ?1 AND " + created +
+                    " < ?2 AND id <= ?3 ORDER BY " + created + ", id LIMIT ?4";
   auto stmt = prepare(db, sql.c_str());
   if (!stmt.ok()) return Error{stmt.error()};
   sqlite3_stmt* s = stmt->get();
-  bind_text(s, 1, batch.from);
-  bind_text(s, 2, batch.to);
+  times.bind(s, 1, batch.from);
+  times.bind(s, 2, batch.to);
   sqlite3_bind_int64(s, 3, batch.hold);
   sqlite3_bind_int64(s, 4, limit);
   std::vector<Row> rows;
@@ -298,8 +299,8 @@ Result<std::vector<Row>> read_batch(sqlite3* db, const ArchivedBatch& batch, std
     row.delta_type = column_text(s, 2);
     row.before = read_value(s, 3);
     row.after = read_value(s, 4);
-    row.timestamp = column_text(s, 5);
-    row.created_at = column_text(s, 6);
+    row.timestamp = TimeColumns::read(s, 5);
+    row.created_at = TimeColumns::read(s, 6);
     row.origin = column_text(s, 7);
     row.gap = sqlite3_column_int(s, 8);
     if (sqlite3_column_type(s, 9) != SQLITE_NULL && row.before.type == SQLITE_NULL) {
@@ -312,23 +313,27 @@ Result<std::vector<Row>> read_batch(sqlite3* db, const ArchivedBatch& batch, std
 }
 
 // The first created_at of the deltas due (not held), if any.
-Result<std::optional<std::string>> oldest_due(sqlite3* db, const std::string& bound,
-                                              std::int64_t hold) {
-  auto stmt = prepare(db, "SELECT MIN(created_at) FROM session_deltas "
-                          "WHERE created_at < ?1 AND id <= ?2");
+Result<std::optional<std::string>> oldest_due(sqlite3* db, TimeColumns times,
+                                              const std::string& bound, std::int64_t hold) {
+  const std::string created = times.created_at();
+  auto stmt = prepare(db, ("SELECT MIN(" + created + ") FROM session_deltas WHERE " + created +
+                           " < ?1 AND id <= ?2").c_str());
   if (!stmt.ok()) return Error{stmt.error()};
-  bind_text(stmt->get(), 1, bound);
+  times.bind(stmt->get(), 1, bound);
   sqlite3_bind_int64(stmt->get(), 2, hold);
   if (sqlite3_step(stmt->get()) != SQLITE_ROW) return Error{sqlite_error(db, "oldest delta due")};
-  return column_optional(stmt->get(), 0);
+  if (sqlite3_column_type(stmt->get(), 0) == SQLITE_NULL) return std::optional<std::string>();
+  return std::optional<std::string>(TimeColumns::read(stmt->get(), 0));
 }
 
-Result<bool> store_holds_month(sqlite3* db, const std::string& from, const std::string& to) {
-  auto stmt = prepare(db, "SELECT EXISTS (SELECT 1 FROM session_deltas "
-                          "WHERE created_at >= ?1 AND created_at < ?2)");
+Result<bool> store_holds_month(sqlite3* db, TimeColumns times, const std::string& from,
+                               const std::string& to) {
+  const std::string created = times.created_at();
+  auto stmt = prepare(db, ("SELECT EXISTS (SELECT 1 FROM session_deltas WHERE " + created +
+                           " >= ?1 AND " + created + " < ?2)").c_str());
   if (!stmt.ok()) return Error{stmt.error()};
-  bind_text(stmt->get(), 1, from);
-  bind_text(stmt->get(), 2, to);
+  times.bind(stmt->get(), 1, from);
+  times.bind(stmt->get(), 2, to);
   if (sqlite3_step(stmt->get()) != SQLITE_ROW) return Error{sqlite_error(db, "month's deltas")};
   return sqlite3_column_int(stmt->get(), 0) != 0;
 }
@@ -341,13 +346,13 @@ Result<std::optional<ArchivedBatch>> write_next_batch(Store& store, const Archiv
   std::string bound = format_timestamp(older_than);
   ArchivedBatch batch;
   batch.hold = store.held_after().value_or(std::numeric_limits<std::int64_t>::max());
-  auto oldest = oldest_due(db, bound, batch.hold);
+  auto oldest = oldest_due(db, store.time_columns(), bound, batch.hold);
   if (!oldest.ok()) return Error{oldest.error()};
   if (!*oldest) return std::optional<ArchivedBatch>();
   batch.month = month_of(**oldest);
   batch.from = month_start(batch.month);
   batch.to = std::min(next_month_start(batch.month), bound);
-  auto rows = read_batch(db, batch, std::max<std::int64_t>(options.batch_rows, 1));
+  auto rows = read_batch(db, store.time_columns(), batch, std::max<std::int64_t>(options.batch_rows, 1));
   if (!rows.ok()) return Error{rows.error()};
   if (rows->empty()) return Error{"no deltas of " + batch.month + " to archive, yet one is due"};
   batch.rows = static_cast<std::int64_t>(rows->size());
@@ -387,13 +392,16 @@ Result<std::optional<ArchivedBatch>> write_next_batch(Store& store, const Archiv
 }
 
 Result<std::int64_t> delete_archived_batch(Store& store, const ArchivedBatch& batch) {
+  const TimeColumns times = store.time_columns();
+  const std::string created = times.created_at();
   return store.delete_deltas_where(
-      "created_at >= ?1 AND created_at < ?2 AND id <= ?3 AND (created_at, id) <= (?4, ?5)",
+      created + " >= ?1 AND " + created + " < ?2 AND id <= ?3 AND (" + created +
+          ", id) <= (?4, ?5)",
       [&](sqlite3_stmt* stmt) {
-        bind_text(stmt, 1, batch.from);
-        bind_text(stmt, 2, batch.to);
+        times.bind(stmt, 1, batch.from);
+        times.bind(stmt, 2, batch.to);
         sqlite3_bind_int64(stmt, 3, batch.hold);
-        bind_text(stmt, 4, batch.last_created_at);
+        times.bind(stmt, 4, batch.last_created_at);
         sqlite3_bind_int64(stmt, 5, batch.last_id);
       },
       "delete archived deltas");
@@ -437,7 +445,7 @@ Result<std::int64_t> seal_archives(Store& store, const ArchiveOptions& options,
     auto to = next_month_start(file.month);
     // Rows of this month still come while the cutoff is inside it.
     if (to > bound) continue;
-    auto holds = store_holds_month(store.connection(), month_start(file.month), to);
+    auto holds = store_holds_month(store.connection(), store.time_columns(), month_start(file.month), to);
     if (!holds.ok()) return Error{holds.error()};
     if (*holds) continue;  // held for a sink: they come later
     if (::chmod(file.path.c_str(), kSealedArchiveMode) != 0) {

@@ -84,7 +84,7 @@ class ArchiveFile {
   StateCodec& codec();
   // The JSON text of the before or after state of the row `row` is on (a
   // statement reading this file's session_deltas columns in the store's
-  // order, kDeltaColumns), references and prefixed states resolved.
+  // order, Store::Impl::delta_columns()), references and prefixed states resolved.
   Result<std::optional<std::string>> state(sqlite3_stmt* row, bool before);
 
   // The store's DeltaQuery over this file's rows, newest first, at most

@@ -54,7 +54,7 @@ std::string format_cursor(const Cursor& cursor) {
   return cursor.timestamp + "_" + std::to_string(cursor.id);
 }
 
-// Every column of kDeltaColumns but the before state.
+// Every column of delta_columns() but the before state.
 Status Store::Impl::read_delta_but_before(sqlite3_stmt* stmt, StoredDelta& row) {
   row.id = sqlite3_column_int64(stmt, 0);
   row.delta.session_id = column_text(stmt, 1);
@@ -62,8 +62,8 @@ Status Store::Impl::read_delta_but_before(sqlite3_stmt* stmt, StoredDelta& row) 
   auto after = columns.read_after(db, stmt, 4, 3, 9, row.id);
   if (!after.ok()) return Error{after.error()};
   row.delta.after = std::move(*after);
-  row.delta.timestamp = column_text(stmt, 5);
-  row.created_at = column_text(stmt, 6);
+  row.delta.timestamp = TimeColumns::read(stmt, 5);
+  row.created_at = TimeColumns::read(stmt, 6);
   row.origin = parse_delta_origin(column_text(stmt, 7)).value_or(DeltaOrigin::stream);
   row.gap = sqlite3_column_int(stmt, 8) != 0;
   return ok_status();
@@ -98,8 +98,8 @@ Status Store::Impl::read_delta_of(sqlite3_stmt* stmt, std::vector<StoredDelta>& 
     if (!after.ok()) return Error{after.error()};
     row.delta.after = std::move(*after);
   }
-  row.delta.timestamp = column_text(stmt, 5);
-  row.created_at = column_text(stmt, 6);
+  row.delta.timestamp = TimeColumns::read(stmt, 5);
+  row.created_at = TimeColumns::read(stmt, 6);
   row.origin = parse_delta_origin(column_text(stmt, 7)).value_or(DeltaOrigin::stream);
   row.gap = sqlite3_column_int(stmt, 8) != 0;
   pending.push_back(std::move(waiting));
@@ -139,9 +139,10 @@ Status Store::Impl::resolve_references(std::vector<StoredDelta>& rows,
 // bench_raw_insert --rows-per-statement measures about 1.8x the rows/s of
 // one row per statement.
 Result<sqlite3_stmt*> Store::Impl::insert_statement(std::size_t rows) {
-  std::string sql =
-      "INSERT OR IGNORE INTO session_deltas (id, session_id, delta_type, before_state, "
-      "after_state, timestamp, created_at, origin, gap, before_ref) VALUES ";
+  std::string sql = std::string(
+                        "INSERT OR IGNORE INTO session_deltas (id, session_id, delta_type, "
+                        "before_state, after_state, ") +
+                    times.timestamp() + ", " + times.created_at() + ", origin, gap, before_ref) VALUES ";
   for (std::size_t i = 0; i < rows; ++i) {
     sql += i ? ",(?,?,?,?,?,?,?,?,?,?)" : "(?,?,?,?,?,?,?,?,?,?)";
   }
@@ -176,8 +177,8 @@ Status Store::Impl::insert_rows(std::size_t count, RowAt row_at,
         bind_text(*use, first + 3, to_string(delta.type));
         columns.bind_before(*use, first + 4, first + 10, delta.before, plan.refs[done + k]);
         columns.bind_after(*use, first + 5, delta.after, delta.before, plan.depths[done + k]);
-        bind_text(*use, first + 6, delta.timestamp);
-        bind_text(*use, first + 7, row.created_at);
+        times.bind(*use, first + 6, delta.timestamp);
+        times.bind(*use, first + 7, row.created_at);
         bind_text(*use, first + 8, to_string(row.origin));
         sqlite3_bind_int(*use, first + 9, row.gap ? 1 : 0);
       }
@@ -354,23 +355,24 @@ Result<DeltaPage> Store::get_deltas(const DeltaQuery& query) {
     if (!cursor) return Error{"invalid cursor"};
   }
   int limit = std::clamp(query.limit, 1, kMaxQueryLimit);
-  std::string sql = std::string("SELECT ") + kDeltaColumns + " FROM session_deltas WHERE 1";
+  std::string sql = "SELECT " + impl_->delta_columns() + " FROM session_deltas WHERE 1";
   if (query.session_id) sql += " AND session_id = :sid";
   if (query.type) sql += " AND delta_type = :type";
-  if (query.since) sql += " AND timestamp >= :since";
-  if (query.until) sql += " AND timestamp < :until";
+  const std::string time = impl_->times.timestamp();
+  if (query.since) sql += " AND " + time + " >= :since";
+  if (query.until) sql += " AND " + time + " < :until";
   // The first term bounds the index range; the second orders ties by id.
-  if (cursor) sql += " AND timestamp <= :cts AND (timestamp, id) < (:cts, :cid)";
-  sql += " ORDER BY timestamp DESC, id DESC LIMIT :limit";
+  if (cursor) sql += " AND " + time + " <= :cts AND (" + time + ", id) < (:cts, :cid)";
+  sql += " ORDER BY " + time + " DESC, id DESC LIMIT :limit";
   auto stmt = impl_->statement(sql);
   if (!stmt.ok()) return Error{stmt.error()};
   Use use(*stmt);
   if (query.session_id) bind_named(*use, ":sid", *query.session_id);
   if (query.type) bind_named(*use, ":type", to_string(*query.type));
-  if (query.since) bind_named(*use, ":since", *query.since);
-  if (query.until) bind_named(*use, ":until", *query.until);
+  if (query.since) impl_->times.bind(*use, ":since", *query.since);
+  if (query.until) impl_->times.bind(*use, ":until", *query.until);
   if (cursor) {
-    bind_named(*use, ":cts", cursor->timestamp);
+    impl_->times.bind(*use, ":cts", cursor->timestamp);
     sqlite3_bind_int64(*use, sqlite3_bind_parameter_index(*use, ":cid"), cursor->id);
   }
   sqlite3_bind_int(*use, sqlite3_bind_parameter_index(*use, ":limit"), limit + 1);
@@ -393,7 +395,7 @@ Result<DeltaPage> Store::get_deltas(const DeltaQuery& query) {
 Status Store::for_each_delta(const std::function<bool(const StoredDelta&)>& visit) {
   // Not cached: a long export must not hold a statement another query needs.
   sqlite3_stmt* raw = nullptr;
-  std::string sql = std::string("SELECT ") + kDeltaColumns + " FROM session_deltas ORDER BY id";
+  std::string sql = "SELECT " + impl_->delta_columns() + " FROM session_deltas ORDER BY id";
   if (sqlite3_prepare_v2(impl_->db, sql.c_str(), -1, &raw, nullptr) != SQLITE_OK) {
     return Error{sqlite_error(impl_->db, "prepare export")};
   }
@@ -444,7 +446,7 @@ Result<std::vector<SessionSummary>> Store::sessions() {
 }
 
 Result<std::vector<StoredDelta>> Store::session_history(const std::string& session_id) {
-  auto stmt = impl_->statement(std::string("SELECT ") + kDeltaColumns +
+  auto stmt = impl_->statement("SELECT " + impl_->delta_columns() +
                                " FROM session_deltas WHERE session_id = ?1 ORDER BY id");
   if (!stmt.ok()) return Error{stmt.error()};
   Use use(*stmt);
@@ -469,7 +471,7 @@ Result<std::optional<LedgerEntry>> Store::ledger_entry(const std::string& sessio
 }
 
 Result<std::optional<StoredDelta>> Store::delta_by_id(std::int64_t delta_id) {
-  auto stmt = impl_->statement(std::string("SELECT ") + kDeltaColumns +
+  auto stmt = impl_->statement("SELECT " + impl_->delta_columns() +
                                " FROM session_deltas WHERE id = ?1");
   if (!stmt.ok()) return Error{stmt.error()};
   Use use(*stmt);
@@ -498,9 +500,9 @@ Result<std::int64_t> Store::cleanup(TimePoint older_than) {
   std::string bound = format_timestamp(older_than);
   // A hold (a sink's backlog) bounds the ids; without one ?2 is the largest id.
   std::int64_t hold = impl_->hold_after.value_or(std::numeric_limits<std::int64_t>::max());
-  return impl_->delete_where("created_at < ?1 AND id <= ?2",
+  return impl_->delete_where(std::string(impl_->times.created_at()) + " < ?1 AND id <= ?2",
                              [&](sqlite3_stmt* stmt) {
-                               bind_text(stmt, 1, bound);
+                               impl_->times.bind(stmt, 1, bound);
                                sqlite3_bind_int64(stmt, 2, hold);
                              },
                              "cleanup");
@@ -621,8 +623,10 @@ StoreCounts Store::counts() {
   counts.sessions = impl_->scalar("SELECT COUNT(*) FROM sessions").value_or(0);
   counts.stream_events = impl_->scalar("SELECT COUNT(*) FROM stream_events").value_or(0);
   counts.memory_bytes = memory_bytes();
-  counts.oldest = impl_->scalar_text("SELECT MIN(timestamp) FROM session_deltas");
-  counts.newest = impl_->scalar_text("SELECT MAX(timestamp) FROM session_deltas");
+  // Through the stored column's index: one row each, in either layout.
+  const std::string time = impl_->times.timestamp();
+  counts.oldest = impl_->scalar_text("SELECT timestamp FROM session_deltas ORDER BY " + time + " LIMIT 1");
+  counts.newest = impl_->scalar_text("SELECT timestamp FROM session_deltas ORDER BY " + time + " DESC LIMIT 1");
   counts.schema_version = static_cast<int>(impl_->scalar("PRAGMA user_version").value_or(0));
   counts.compression = compression_stats();
   return counts;
@@ -653,7 +657,12 @@ std::int64_t Store::last_delta_id() {
 
 // --- compression (storage/state_columns.h) ----------------------------------------
 
-void Store::set_compression(Compression mode) { impl_->columns.set_mode(mode); }
+Status Store::set_compression(Compression mode) {
+  impl_->columns.set_mode(mode);
+  TimeColumns layout{mode == Compression::zstd};
+  if (impl_->delta_count > 0 || layout.integer == impl_->times.integer) return ok_status();
+  return impl_->recreate_empty_deltas(layout);
+}
 
 Result<std::int64_t> Store::convert_step(std::size_t max_rows) {
   if (auto s = impl_->columns.between_batches(impl_->db); !s.ok()) return Error{s.error()};
@@ -677,6 +686,7 @@ CompressionStats Store::compression_stats() {
 // --- the storage room's writers ------------------------------------------------
 
 sqlite3* Store::connection() { return impl_->db; }
+TimeColumns Store::time_columns() const { return impl_->times; }
 
 Result<std::int64_t> Store::delete_deltas_where(const std::string& where,
                                                 const std::function<void(sqlite3_stmt*)>& bind,

@@ -29,13 +29,14 @@
 #include "base/result.h"
 #include "base/timestamp.h"
 #include "storage/storage_options.h"
+#include "storage/time_columns.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
 
 namespace deltatap {
 
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 inline constexpr int kDefaultQueryLimit = 100;
 inline constexpr int kMaxQueryLimit = 1000;
 inline constexpr std::size_t kMaxRejectedRawBytes = 64 * 1024;
@@ -218,8 +219,12 @@ class Store {
   // Every reader above sees the JSON text whatever the mode and the stored
   // form. Off (the default) writes TEXT; zstd writes encoded states once a
   // dictionary has been trained on the store's own states, and before states
-  // equal to the session's last state as references (before_ref).
-  void set_compression(Compression mode);
+  // equal to the session's last state as references (before_ref). A store
+  // without a row also takes the times' layout of the mode (integer
+  // milliseconds with zstd, the document's text when off; time_columns.h);
+  // one with rows keeps its own. An error leaves the mode set and the store
+  // without session_deltas' rows it never had (the error names what failed).
+  Status set_compression(Compression mode);
   // One bounded step of bringing the stored rows to the mode (encoding TEXT,
   // or decoding and materializing references when off), and of storing a
   // dictionary trained meanwhile: at most `max_rows` rows looked at. Returns
@@ -283,6 +288,8 @@ class Store {
   // deltas through it would bypass the ledger and the counts: deletions go
   // through delete_deltas_where.
   sqlite3* connection();
+  // How session_deltas keeps its times, for SQL over connection().
+  TimeColumns time_columns() const;
   // Deletes the deltas matching `where` (an SQL condition over
   // session_deltas' columns whose parameters `bind` binds) through the
   // store's one deletion path, in one transaction: the ledger, the counts and

@@ -22,14 +22,10 @@
 #include "storage/sqlite_statement.h"
 #include "storage/state_columns.h"
 #include "storage/store.h"
+#include "storage/time_columns.h"
 
 namespace deltatap {
 
-// The queries read these columns, in this order (read_delta in store.cc; the
-// states as stored: StateColumns decodes them and resolves before_ref).
-inline constexpr const char* kDeltaColumns =
-    "id, session_id, delta_type, before_state, after_state, timestamp, created_at, origin, gap, "
-    "before_ref";
 // The columns of version 1, which the migrations copy.
 inline constexpr const char* kVersion1Columns =
     "id, session_id, delta_type, before_state, after_state, timestamp, created_at";
@@ -49,6 +45,16 @@ struct Store::Impl {
   std::optional<std::int64_t> hold_after;
   // The state columns' forms: compression, references, conversion.
   StateColumns columns;
+  // The time columns' form (text, or integer milliseconds).
+  TimeColumns times;
+
+  // The queries read these columns, in this order (read_delta in store.cc; the
+  // states as stored: StateColumns decodes them and resolves before_ref; the
+  // times as stored: TimeColumns::read gives their text).
+  std::string delta_columns() const {
+    return std::string("id, session_id, delta_type, before_state, after_state, ") +
+           times.timestamp() + ", " + times.created_at() + ", origin, gap, before_ref";
+  }
 
   ~Impl() {
     // Every prepared statement goes first: sqlite3_close leaves the connection
@@ -107,7 +113,9 @@ struct Store::Impl {
   Status copy_from(sqlite3* source);
   Status register_functions();
   Status migrate();
-  Status create_schema();
+  Status create_schema(TimeColumns layout);
+  // An empty session_deltas made again with `layout` (ids continue).
+  Status recreate_empty_deltas(TimeColumns layout);
   Status migrate_from_version_0();
   Status migrate_from_version_1();
   Status migrate_from_version_2();
@@ -125,7 +133,7 @@ struct Store::Impl {
   Status note_ids_through(std::int64_t id);
   Status save_rows(std::span<const StoredDelta> deltas, std::int64_t ids_through,
                    std::vector<std::int64_t>* ids);
-  // One row of a query over kDeltaColumns, its states as JSON text.
+  // One row of a query over delta_columns(), its states as JSON text.
   Result<StoredDelta> read_delta(sqlite3_stmt* stmt);
   Status read_delta_but_before(sqlite3_stmt* stmt, StoredDelta& row);
   // Reading many rows: a before state stored as a reference is usually

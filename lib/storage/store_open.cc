@@ -22,27 +22,53 @@ namespace deltatap {
 
 namespace {
 
-constexpr const char* kCreateDeltas = R"sql(
-CREATE TABLE IF NOT EXISTS session_deltas (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  session_id TEXT NOT NULL,
-  delta_type TEXT NOT NULL CHECK(delta_type IN ('created', 'updated', 'deleted')),
-  before_state TEXT,
-  after_state TEXT,
-  timestamp TEXT NOT NULL,
-  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-  origin TEXT NOT NULL DEFAULT 'stream' CHECK(origin IN ('stream', 'resync', 'reconcile')),
-  gap INTEGER NOT NULL DEFAULT 0 CHECK(gap IN (0, 1)),
-  before_ref INTEGER
-);)sql";
+// session_deltas in either layout of its times (time_columns.h). With integer
+// times, `timestamp` and `created_at` keep their places as VIRTUAL generated
+// columns (no bytes stored) and the stored milliseconds come last. The
+// generating expression is SQLite's own strftime, so a plain sqlite3 shell
+// reads the table; milliseconds divided by 1000.0 come back exactly (SQLite
+// rounds the 'unixepoch' value to whole milliseconds; checked from year 0001
+// to 9999 in tests/compression_test.cc).
+std::string create_deltas_sql(TimeColumns layout, std::string_view table = "session_deltas") {
+  auto generated = [](const char* stored) {
+    return std::string("TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%fZ', ") + stored +
+           " / 1000.0, 'unixepoch')) VIRTUAL";
+  };
+  std::string sql = "CREATE TABLE IF NOT EXISTS " + std::string(table) +
+                    " (\n"
+                    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+                    "  session_id TEXT NOT NULL,\n"
+                    "  delta_type TEXT NOT NULL CHECK(delta_type IN ('created', 'updated', 'deleted')),\n"
+                    "  before_state TEXT,\n"
+                    "  after_state TEXT,\n";
+  if (layout.integer) {
+    sql += "  timestamp " + generated("timestamp_ms") + ",\n";
+    sql += "  created_at " + generated("created_at_ms") + ",\n";
+  } else {
+    sql += "  timestamp TEXT NOT NULL,\n";
+    sql += "  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),\n";
+  }
+  sql += "  origin TEXT NOT NULL DEFAULT 'stream' CHECK(origin IN ('stream', 'resync', 'reconcile')),\n"
+         "  gap INTEGER NOT NULL DEFAULT 0 CHECK(gap IN (0, 1)),\n"
+         "  before_ref INTEGER";
+  if (layout.integer) sql += ",\n  timestamp_ms INTEGER NOT NULL,\n  created_at_ms INTEGER NOT NULL";
+  return sql + "\n)";
+}
 
-constexpr const char* kCreateIndexesAndTables = R"sql(
-CREATE INDEX IF NOT EXISTS idx_session_deltas_session_id ON session_deltas(session_id);
-CREATE INDEX IF NOT EXISTS idx_session_deltas_timestamp ON session_deltas(timestamp);
-CREATE INDEX IF NOT EXISTS idx_session_deltas_created_at ON session_deltas(created_at);
-CREATE INDEX IF NOT EXISTS idx_session_deltas_session_ts ON session_deltas(session_id, timestamp);
-CREATE INDEX IF NOT EXISTS idx_session_deltas_before_ref ON session_deltas(before_ref)
-  WHERE before_ref IS NOT NULL;
+// The indexes of session_deltas, over its stored time columns.
+std::string create_delta_indexes_sql(TimeColumns layout) {
+  const std::string time = layout.timestamp();
+  return "CREATE INDEX IF NOT EXISTS idx_session_deltas_session_id ON session_deltas(session_id);\n"
+         "CREATE INDEX IF NOT EXISTS idx_session_deltas_timestamp ON session_deltas(" + time + ");\n"
+         "CREATE INDEX IF NOT EXISTS idx_session_deltas_created_at ON session_deltas(" +
+         layout.created_at() + ");\n"
+         "CREATE INDEX IF NOT EXISTS idx_session_deltas_session_ts ON session_deltas(session_id, " +
+         time + ");\n"
+         "CREATE INDEX IF NOT EXISTS idx_session_deltas_before_ref ON session_deltas(before_ref)\n"
+         "  WHERE before_ref IS NOT NULL;\n";
+}
+
+constexpr const char* kCreateOtherTables = R"sql(
 CREATE TABLE IF NOT EXISTS rejected_messages (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   received_at TEXT NOT NULL,
@@ -188,21 +214,26 @@ Status Store::Impl::migrate() {
   auto version = scalar("PRAGMA user_version");
   if (!version.ok()) return Error{version.error()};
   if (*version > kSchemaVersion) return Error{newer_version_error(*version)};
-  if (*version == kSchemaVersion) {
+  if (*version >= 3) {
     // A view written before after states could be prefixed reads them with
     // deltatap_json, which cannot: written again (a view holds no data).
     auto current = scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'view' AND "
                           "name = 'session_deltas_json' AND sql LIKE '%deltatap_after%'");
     if (!current.ok()) return Error{current.error()};
-    if (*current) return ok_status();
-    if (auto s = exec("DROP VIEW IF EXISTS session_deltas_json"); !s.ok()) return s;
-    return exec(create_compression_schema().c_str());
+    if (!*current) {
+      if (auto s = exec("DROP VIEW IF EXISTS session_deltas_json"); !s.ok()) return s;
+      if (auto s = exec(create_compression_schema().c_str()); !s.ok()) return s;
+    }
+    // Version 4 only allows integer times (time_columns.h): a version 3 file
+    // is one as it stands.
+    if (*version == kSchemaVersion) return ok_status();
+    return exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
   }
   auto has_table =
       scalar("SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='session_deltas'");
   if (!has_table.ok()) return Error{has_table.error()};
   if (auto s = exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-  Status result = !*has_table     ? create_schema()
+  Status result = !*has_table     ? create_schema(TimeColumns{})
                   : *version == 0 ? migrate_from_version_0()
                   : *version == 1 ? migrate_from_version_1()
                                   : migrate_from_version_2();
@@ -214,10 +245,32 @@ Status Store::Impl::migrate() {
   return Error{"migration failed: " + result.error()};
 }
 
-Status Store::Impl::create_schema() {
-  if (auto s = exec(kCreateDeltas); !s.ok()) return s;
-  if (auto s = exec(kCreateIndexesAndTables); !s.ok()) return s;
+Status Store::Impl::create_schema(TimeColumns layout) {
+  if (auto s = exec(create_deltas_sql(layout).c_str()); !s.ok()) return s;
+  if (auto s = exec(create_delta_indexes_sql(layout).c_str()); !s.ok()) return s;
+  if (auto s = exec(kCreateOtherTables); !s.ok()) return s;
   return exec(create_compression_schema().c_str());
+}
+
+// Without a rollback journal (finish_open) these statements cannot be undone,
+// but on an empty table nothing is lost if one fails: the next start finds
+// the table, or creates it.
+Status Store::Impl::recreate_empty_deltas(TimeColumns layout) {
+  statements.clear();  // the cached inserts name the old columns
+  auto sequence = scalar(
+      "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'session_deltas'), 0)");
+  if (!sequence.ok()) return Error{sequence.error()};
+  // Dropping the table drops its indexes and its sqlite_sequence row.
+  for (const std::string& sql :
+       {std::string("DROP VIEW IF EXISTS session_deltas_json"),
+        std::string("DROP TABLE session_deltas"), create_deltas_sql(layout),
+        create_delta_indexes_sql(layout), create_compression_schema(),
+        "INSERT INTO sqlite_sequence (name, seq) SELECT 'session_deltas', " +
+            std::to_string(*sequence) + " WHERE " + std::to_string(*sequence) + " > 0"}) {
+    if (auto s = exec(sql.c_str()); !s.ok()) return Error{"recreate session_deltas: " + s.error()};
+  }
+  times = layout;
+  return ok_status();
 }
 
 // The document's table: created_at defaults to datetime('now') and times are
@@ -227,7 +280,7 @@ Status Store::Impl::create_schema() {
 Status Store::Impl::migrate_from_version_0() {
   // The statement cache may hold statements on the old table.
   statements.clear();
-  std::string create_new = kCreateDeltas;
+  std::string create_new = create_deltas_sql(TimeColumns{});
   create_new.replace(create_new.find("session_deltas"), std::strlen("session_deltas"),
                      "session_deltas_v2");
   std::string copy = std::string("INSERT INTO session_deltas_v2 (") + kVersion1Columns +
@@ -237,7 +290,8 @@ Status Store::Impl::migrate_from_version_0() {
   for (const std::string& sql :
        {create_new, copy, std::string("DROP TABLE session_deltas"),
         std::string("ALTER TABLE session_deltas_v2 RENAME TO session_deltas"),
-        std::string(kCreateIndexesAndTables), create_compression_schema()}) {
+        create_delta_indexes_sql(TimeColumns{}), std::string(kCreateOtherTables),
+        create_compression_schema()}) {
     if (auto s = exec(sql.c_str()); !s.ok()) return s;
   }
   return ok_status();
@@ -266,7 +320,8 @@ Status Store::Impl::migrate_from_version_2() {
   statements.clear();
   for (const std::string& sql :
        {std::string("ALTER TABLE session_deltas ADD COLUMN before_ref INTEGER"),
-        std::string(kCreateIndexesAndTables), create_compression_schema()}) {
+        create_delta_indexes_sql(TimeColumns{}), std::string(kCreateOtherTables),
+        create_compression_schema()}) {
     if (auto s = exec(sql.c_str()); !s.ok()) return s;
   }
   return ok_status();
@@ -278,6 +333,9 @@ Status Store::Impl::migrate_from_version_2() {
 Status Store::Impl::finish_open(bool keep_ledger) {
   if (auto s = register_functions(); !s.ok()) return s;
   if (auto s = migrate(); !s.ok()) return s;
+  auto layout = TimeColumns::of(db);
+  if (!layout.ok()) return Error{layout.error()};
+  times = *layout;
   if (auto s = exec("PRAGMA journal_mode = OFF"); !s.ok()) return s;
   if (auto s = refresh_counts(); !s.ok()) return s;
   if (auto s = columns.open(db); !s.ok()) return s;
@@ -361,6 +419,9 @@ Result<std::unique_ptr<Store>> Store::open_readonly(const std::string& path) {
   if (*version > kSchemaVersion) return Error{path + ": " + newer_version_error(*version)};
   if (*version < kSchemaVersion) return load_file(path);
   if (auto s = impl->register_functions(); !s.ok()) return Error{s.error()};
+  auto layout = TimeColumns::of(impl->db);
+  if (!layout.ok()) return Error{path + ": " + layout.error()};
+  impl->times = *layout;
   if (auto s = impl->refresh_counts(); !s.ok()) return Error{path + ": " + s.error()};
   if (auto s = impl->columns.open(impl->db); !s.ok()) return Error{path + ": " + s.error()};
   // An older version, or a ledger that does not add up (rows written by some

@@ -57,7 +57,7 @@ Status Store::set_sink_mark(const std::string& sink, std::int64_t last_id) {
 }
 
 Result<std::vector<StoredDelta>> Store::deltas_after(std::int64_t after_id, std::size_t limit) {
-  auto stmt = impl_->statement(std::string("SELECT ") + kDeltaColumns +
+  auto stmt = impl_->statement("SELECT " + impl_->delta_columns() +
                                " FROM session_deltas WHERE id > ?1 ORDER BY id LIMIT ?2");
   if (!stmt.ok()) return Error{stmt.error()};
   Use use(*stmt);
