@@ -525,8 +525,10 @@ BOOST_AUTO_TEST_CASE(switched_on_then_off_midway) {
   TempDir dir;
   auto on = to_file(*store, dir, "on.sqlite");
   BOOST_TEST(number(on, "SELECT COUNT(*) FROM session_deltas WHERE typeof(after_state) = 'text'") == 0);
-  // A store with rows keeps the times' layout it has (time_columns.h).
-  BOOST_TEST(!store->time_columns().integer);
+  // The times were converted too (time_columns.h), and back below.
+  BOOST_TEST(store->time_columns().integer);
+  BOOST_TEST(number(on, "SELECT COUNT(*) FROM session_deltas WHERE typeof(timestamp_ms) = 'integer'") ==
+             static_cast<long long>(expected.size()));
 
   BOOST_REQUIRE(store->set_compression(Compression::off).ok());
   save(*store, stream(50, 8, 3'000), expected);
@@ -536,6 +538,64 @@ BOOST_AUTO_TEST_CASE(switched_on_then_off_midway) {
   BOOST_TEST(number(off, "SELECT COUNT(*) FROM session_deltas WHERE typeof(after_state) = 'blob' "
                          "OR typeof(before_state) = 'blob' OR before_ref IS NOT NULL") == 0);
   BOOST_TEST(store->compression_stats().converted);
+  BOOST_TEST(!store->time_columns().integer);
+  BOOST_TEST(number(off, "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '%next%'") == 0);
+}
+
+// Converting the times of a store with rows, in bounded steps, while rows are
+// added and deleted and snapshots are taken: nothing lost, nothing twice.
+BOOST_AUTO_TEST_CASE(times_convert_in_steps_through_deletes_inserts_and_a_reload) {
+  auto store = empty_store(Compression::off);
+  std::map<std::int64_t, Delta> expected;
+  save(*store, stream(300, 8), expected);
+  BOOST_REQUIRE(!store->time_columns().integer);
+  BOOST_REQUIRE(store->set_compression(Compression::zstd).ok());
+  // No dictionary yet (the states wait for one): these steps move times only.
+  for (int i = 0; i < 3; ++i) {
+    auto step = store->convert_step(200);
+    BOOST_REQUIRE_MESSAGE(step.ok(), step.error());
+    BOOST_TEST(*step > 0);
+  }
+  BOOST_TEST(!store->time_columns().integer);
+  BOOST_TEST(!store->compression_stats().converted);
+  // Rows already moved go, and new ones come, before the conversion ends.
+  auto evicted = store->evict_beyond(static_cast<std::int64_t>(expected.size()) - 250);
+  BOOST_REQUIRE(evicted.ok());
+  BOOST_TEST(*evicted == 250);
+  for (int i = 0; i < 250; ++i) expected.erase(expected.begin());
+  save(*store, stream(20, 8, 5'000), expected);
+  reads_back(*store, expected);
+
+  // A snapshot taken halfway carries the conversion: loaded and aimed the
+  // same way it goes on; aimed back, it is dropped.
+  TempDir dir;
+  auto half = to_file(*store, dir, "half.sqlite");
+  BOOST_TEST(number(half, "SELECT COUNT(*) FROM session_deltas_next") > 0);
+  {
+    auto back = Store::load_file(half.string());
+    BOOST_REQUIRE_MESSAGE(back.ok(), back.error());
+    BOOST_REQUIRE((*back)->set_compression(Compression::off).ok());
+    convert_all(**back);
+    reads_back(**back, expected);
+    BOOST_TEST(!(*back)->time_columns().integer);
+    auto file = to_file(**back, dir, "back.sqlite");
+    BOOST_TEST(number(file, "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '%next%'") == 0);
+  }
+  auto loaded = Store::load_file(half.string());
+  BOOST_REQUIRE_MESSAGE(loaded.ok(), loaded.error());
+  BOOST_REQUIRE((*loaded)->set_compression(Compression::zstd).ok());
+  settle(**loaded);
+  BOOST_TEST((*loaded)->time_columns().integer);
+  BOOST_TEST((*loaded)->compression_stats().converted);
+  reads_back(**loaded, expected);
+  auto next_id = (*loaded)->last_delta_id() + 1;
+  std::vector<std::int64_t> ids;
+  BOOST_REQUIRE((*loaded)->save_batch(std::span<const Delta>(&expected.begin()->second, 1), std::nullopt, &ids).ok());
+  BOOST_TEST(ids.at(0) == next_id);
+  auto file = to_file(**loaded, dir, "done.sqlite");
+  BOOST_TEST(number(file, "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '%next%'") == 0);
+  BOOST_TEST(number(file, "SELECT COUNT(*) FROM session_deltas") == static_cast<long long>(expected.size()) + 1);
+  BOOST_TEST(query_db(file, "PRAGMA integrity_check")[0][0] == "ok");
 }
 
 // With zstd a new store keeps its times as integer milliseconds (time_columns.h):

@@ -143,7 +143,8 @@ std::string stats_json(const StoreCounts& counts, const StatsExtra& extra) {
   out += ",\"references\":" + std::to_string(zc.references) +
          ",\"prefixed\":" + std::to_string(zc.prefixed) +
          ",\"training\":" + (zc.training ? "true" : "false") +
-         ",\"converted\":" + (zc.converted ? "true" : "false") + ',';
+         ",\"converted\":" + (zc.converted ? "true" : "false") + ",\"times\":\"" + zc.times +
+         "\",";
   append_key(out, "lastTrainingError");
   append_json_optional(out, zc.last_training_error.empty()
                                 ? std::optional<std::string>()

@@ -660,13 +660,21 @@ std::int64_t Store::last_delta_id() {
 Status Store::set_compression(Compression mode) {
   impl_->columns.set_mode(mode);
   TimeColumns layout{mode == Compression::zstd};
-  if (impl_->delta_count > 0 || layout.integer == impl_->times.integer) return ok_status();
+  if (impl_->delta_count > 0 || layout.integer == impl_->times.integer) {
+    return impl_->aim_times(layout);
+  }
+  // Nothing to move: the table is made again at once.
+  if (auto s = impl_->aim_times(impl_->times); !s.ok()) return s;
   return impl_->recreate_empty_deltas(layout);
 }
 
+// The states first: converting them rewrites rows, which the times'
+// conversion would otherwise have to follow.
 Result<std::int64_t> Store::convert_step(std::size_t max_rows) {
   if (auto s = impl_->columns.between_batches(impl_->db); !s.ok()) return Error{s.error()};
-  return impl_->columns.convert_step(impl_->db, max_rows);
+  auto states = impl_->columns.convert_step(impl_->db, max_rows);
+  if (!states.ok() || *states > 0) return states;
+  return impl_->convert_times_step(max_rows);
 }
 
 CompressionStats Store::compression_stats() {
@@ -679,8 +687,9 @@ CompressionStats Store::compression_stats() {
                           stats.references,
                           stats.prefixed,
                           stats.training,
-                          stats.converted,
-                          stats.last_training_error};
+                          stats.converted && !impl_->times_target,
+                          stats.last_training_error,
+                          impl_->times.integer ? "integer" : "text"};
 }
 
 // --- the storage room's writers ------------------------------------------------

@@ -131,6 +131,7 @@ struct CompressionStats {
   bool training = false;             // a dictionary is being trained
   bool converted = true;             // no stored row waits for convert_step
   std::string last_training_error;   // empty when the last training worked
+  std::string times = "text";        // "text" | "integer": how the times are stored (time_columns.h)
   double ratio() const {
     return json_bytes ? static_cast<double>(encoded_bytes) / static_cast<double>(json_bytes) : 0;
   }

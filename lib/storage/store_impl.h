@@ -15,6 +15,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -29,6 +30,12 @@ namespace deltatap {
 // The columns of version 1, which the migrations copy.
 inline constexpr const char* kVersion1Columns =
     "id, session_id, delta_type, before_state, after_state, timestamp, created_at";
+
+// The schema's pieces (store_open.cc), which converting the times
+// (time_conversion.cc) builds with too.
+std::string create_deltas_sql(TimeColumns layout, std::string_view table);
+std::string create_delta_indexes_sql(TimeColumns layout, std::string_view table);
+std::string create_json_view_sql();
 
 struct Store::Impl {
   sqlite3* db = nullptr;
@@ -47,6 +54,8 @@ struct Store::Impl {
   StateColumns columns;
   // The time columns' form (text, or integer milliseconds).
   TimeColumns times;
+  // The form the rows are being moved to, while it differs (time_conversion.cc).
+  std::optional<TimeColumns> times_target;
 
   // The queries read these columns, in this order (read_delta in store.cc; the
   // states as stored: StateColumns decodes them and resolves before_ref; the
@@ -116,6 +125,13 @@ struct Store::Impl {
   Status create_schema(TimeColumns layout);
   // An empty session_deltas made again with `layout` (ids continue).
   Status recreate_empty_deltas(TimeColumns layout);
+
+  // Converting the times (time_conversion.cc): aim_times() sets the layout
+  // the rows go to (a conversion under way to another one is dropped, one
+  // to the same one goes on); convert_times_step() moves up to `max_rows`
+  // rows and returns how many, 0 when none is left to move.
+  Status aim_times(TimeColumns layout);
+  Result<std::int64_t> convert_times_step(std::size_t max_rows);
   Status migrate_from_version_0();
   Status migrate_from_version_1();
   Status migrate_from_version_2();

@@ -20,8 +20,6 @@
 
 namespace deltatap {
 
-namespace {
-
 // session_deltas in either layout of its times (time_columns.h). With integer
 // times, `timestamp` and `created_at` keep their places as VIRTUAL generated
 // columns (no bytes stored) and the stored milliseconds come last. The
@@ -29,7 +27,7 @@ namespace {
 // reads the table; milliseconds divided by 1000.0 come back exactly (SQLite
 // rounds the 'unixepoch' value to whole milliseconds; checked from year 0001
 // to 9999 in tests/compression_test.cc).
-std::string create_deltas_sql(TimeColumns layout, std::string_view table = "session_deltas") {
+std::string create_deltas_sql(TimeColumns layout, std::string_view table) {
   auto generated = [](const char* stored) {
     return std::string("TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%fZ', ") + stored +
            " / 1000.0, 'unixepoch')) VIRTUAL";
@@ -55,18 +53,32 @@ std::string create_deltas_sql(TimeColumns layout, std::string_view table = "sess
   return sql + "\n)";
 }
 
-// The indexes of session_deltas, over its stored time columns.
-std::string create_delta_indexes_sql(TimeColumns layout) {
+// The indexes of session_deltas (or of `table`, which becomes it:
+// time_conversion.cc), over its stored time columns. Each layout names its
+// own, so that both tables of a conversion have theirs at once.
+std::string create_delta_indexes_sql(TimeColumns layout, std::string_view table) {
+  const std::string on = " ON " + std::string(table) + "(";
+  const std::string prefix =
+      std::string("CREATE INDEX IF NOT EXISTS ") + (layout.integer ? "idx_session_deltas_ms_" : "idx_session_deltas_");
   const std::string time = layout.timestamp();
-  return "CREATE INDEX IF NOT EXISTS idx_session_deltas_session_id ON session_deltas(session_id);\n"
-         "CREATE INDEX IF NOT EXISTS idx_session_deltas_timestamp ON session_deltas(" + time + ");\n"
-         "CREATE INDEX IF NOT EXISTS idx_session_deltas_created_at ON session_deltas(" +
-         layout.created_at() + ");\n"
-         "CREATE INDEX IF NOT EXISTS idx_session_deltas_session_ts ON session_deltas(session_id, " +
-         time + ");\n"
-         "CREATE INDEX IF NOT EXISTS idx_session_deltas_before_ref ON session_deltas(before_ref)\n"
-         "  WHERE before_ref IS NOT NULL;\n";
+  return prefix + "session_id" + on + "session_id);\n" +
+         prefix + "timestamp" + on + time + ");\n" +
+         prefix + "created_at" + on + layout.created_at() + ");\n" +
+         prefix + "session_ts" + on + "session_id, " + time + ");\n" +
+         prefix + "before_ref" + on + "before_ref) WHERE before_ref IS NOT NULL;\n";
 }
+
+// The view giving every row's states as JSON text whatever their stored form
+// (state_codec.h), and its times as text whatever theirs.
+std::string create_json_view_sql() {
+  return "CREATE VIEW IF NOT EXISTS session_deltas_json AS SELECT d.id AS id, "
+         "d.session_id AS session_id, d.delta_type AS delta_type, " +
+         json_before_sql("d") + " AS before_state, " + json_after_sql("d") +
+         " AS after_state, d.timestamp AS timestamp, d.created_at AS created_at, "
+         "d.origin AS origin, d.gap AS gap FROM session_deltas d";
+}
+
+namespace {
 
 constexpr const char* kCreateOtherTables = R"sql(
 CREATE TABLE IF NOT EXISTS rejected_messages (
@@ -85,15 +97,9 @@ CREATE TABLE IF NOT EXISTS stream_events (
   reason TEXT NOT NULL DEFAULT ''
 );)sql";
 
-// Version 3 (compression): the dictionaries, and the view giving every row's
-// states as JSON text whatever their stored form (state_codec.h).
+// Version 3 (compression): the dictionaries, and the view.
 std::string create_compression_schema() {
-  return std::string(kCreateStateDictionaries) +
-         ";\nCREATE VIEW IF NOT EXISTS session_deltas_json AS SELECT d.id AS id, "
-         "d.session_id AS session_id, d.delta_type AS delta_type, " +
-         json_before_sql("d") + " AS before_state, " + json_after_sql("d") +
-         " AS after_state, d.timestamp AS timestamp, d.created_at AS created_at, "
-         "d.origin AS origin, d.gap AS gap FROM session_deltas d";
+  return std::string(kCreateStateDictionaries) + ";\n" + create_json_view_sql();
 }
 
 // SQL function used by the version-0 migration: the normalised form of a time,
@@ -206,6 +212,7 @@ Status Store::Impl::register_functions() {
     return Error{sqlite_error(db, "register function")};
   }
   if (auto s = StateCodec::register_sql_function(db); !s.ok()) return s;
+  if (auto s = TimeColumns::register_sql_function(db); !s.ok()) return s;
   return SessionLedger::register_functions(db);
 }
 
@@ -246,8 +253,8 @@ Status Store::Impl::migrate() {
 }
 
 Status Store::Impl::create_schema(TimeColumns layout) {
-  if (auto s = exec(create_deltas_sql(layout).c_str()); !s.ok()) return s;
-  if (auto s = exec(create_delta_indexes_sql(layout).c_str()); !s.ok()) return s;
+  if (auto s = exec(create_deltas_sql(layout, "session_deltas").c_str()); !s.ok()) return s;
+  if (auto s = exec(create_delta_indexes_sql(layout, "session_deltas").c_str()); !s.ok()) return s;
   if (auto s = exec(kCreateOtherTables); !s.ok()) return s;
   return exec(create_compression_schema().c_str());
 }
@@ -263,8 +270,8 @@ Status Store::Impl::recreate_empty_deltas(TimeColumns layout) {
   // Dropping the table drops its indexes and its sqlite_sequence row.
   for (const std::string& sql :
        {std::string("DROP VIEW IF EXISTS session_deltas_json"),
-        std::string("DROP TABLE session_deltas"), create_deltas_sql(layout),
-        create_delta_indexes_sql(layout), create_compression_schema(),
+        std::string("DROP TABLE session_deltas"), create_deltas_sql(layout, "session_deltas"),
+        create_delta_indexes_sql(layout, "session_deltas"), create_compression_schema(),
         "INSERT INTO sqlite_sequence (name, seq) SELECT 'session_deltas', " +
             std::to_string(*sequence) + " WHERE " + std::to_string(*sequence) + " > 0"}) {
     if (auto s = exec(sql.c_str()); !s.ok()) return Error{"recreate session_deltas: " + s.error()};
@@ -280,7 +287,7 @@ Status Store::Impl::recreate_empty_deltas(TimeColumns layout) {
 Status Store::Impl::migrate_from_version_0() {
   // The statement cache may hold statements on the old table.
   statements.clear();
-  std::string create_new = create_deltas_sql(TimeColumns{});
+  std::string create_new = create_deltas_sql(TimeColumns{}, "session_deltas");
   create_new.replace(create_new.find("session_deltas"), std::strlen("session_deltas"),
                      "session_deltas_v2");
   std::string copy = std::string("INSERT INTO session_deltas_v2 (") + kVersion1Columns +
@@ -290,7 +297,7 @@ Status Store::Impl::migrate_from_version_0() {
   for (const std::string& sql :
        {create_new, copy, std::string("DROP TABLE session_deltas"),
         std::string("ALTER TABLE session_deltas_v2 RENAME TO session_deltas"),
-        create_delta_indexes_sql(TimeColumns{}), std::string(kCreateOtherTables),
+        create_delta_indexes_sql(TimeColumns{}, "session_deltas"), std::string(kCreateOtherTables),
         create_compression_schema()}) {
     if (auto s = exec(sql.c_str()); !s.ok()) return s;
   }
@@ -320,7 +327,7 @@ Status Store::Impl::migrate_from_version_2() {
   statements.clear();
   for (const std::string& sql :
        {std::string("ALTER TABLE session_deltas ADD COLUMN before_ref INTEGER"),
-        create_delta_indexes_sql(TimeColumns{}), std::string(kCreateOtherTables),
+        create_delta_indexes_sql(TimeColumns{}, "session_deltas"), std::string(kCreateOtherTables),
         create_compression_schema()}) {
     if (auto s = exec(sql.c_str()); !s.ok()) return s;
   }

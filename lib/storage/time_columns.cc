@@ -1,6 +1,7 @@
 #include "storage/time_columns.h"
 
 #include <chrono>
+#include <string_view>
 
 #include "base/timestamp.h"
 #include "storage/sqlite_statement.h"
@@ -28,17 +29,45 @@ std::string TimeColumns::read(sqlite3_stmt* stmt, int column) {
   return column_text(stmt, column);
 }
 
-Result<TimeColumns> TimeColumns::of(sqlite3* db) {
+Result<TimeColumns> TimeColumns::of(sqlite3* db, const char* table) {
   sqlite3_stmt* raw = nullptr;
   if (sqlite3_prepare_v2(db,
-                         "SELECT COUNT(*) FROM pragma_table_info('session_deltas') "
-                         "WHERE name = 'timestamp_ms'",
+                         "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = 'timestamp_ms'",
                          -1, &raw, nullptr) != SQLITE_OK) {
     return Error{sqlite_error(db, "read the time columns")};
   }
   Statement stmt(raw);
+  sqlite3_bind_text(raw, 1, table, -1, SQLITE_STATIC);
   if (sqlite3_step(raw) != SQLITE_ROW) return Error{sqlite_error(db, "read the time columns")};
   return TimeColumns{sqlite3_column_int(raw, 0) > 0};
+}
+
+namespace {
+
+void milliseconds_sql_function(sqlite3_context* context, int, sqlite3_value** args) {
+  auto raw = sqlite3_value_text(args[0]);
+  if (!raw) {
+    sqlite3_result_null(context);
+    return;
+  }
+  auto time = parse_timestamp(std::string_view(reinterpret_cast<const char*>(raw),
+                                               static_cast<std::size_t>(sqlite3_value_bytes(args[0]))));
+  if (!time.ok()) {
+    sqlite3_result_null(context);
+    return;
+  }
+  sqlite3_result_int64(context, time->time_since_epoch().count());
+}
+
+}  // namespace
+
+Status TimeColumns::register_sql_function(sqlite3* db) {
+  if (sqlite3_create_function(db, "deltatap_ms", 1,
+                              SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, nullptr,
+                              milliseconds_sql_function, nullptr, nullptr) != SQLITE_OK) {
+    return Error{sqlite_error(db, "register function")};
+  }
+  return ok_status();
 }
 
 }  // namespace deltatap

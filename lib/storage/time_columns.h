@@ -46,8 +46,13 @@ struct TimeColumns {
   // A stored time column's value as normalised text, whichever form it has.
   static std::string read(sqlite3_stmt* stmt, int column);
 
-  // Which layout `db`'s session_deltas has (text when it has no such table).
-  static Result<TimeColumns> of(sqlite3* db);
+  // Which layout `db`'s `table` has (text when there is no such table).
+  static Result<TimeColumns> of(sqlite3* db, const char* table = "session_deltas");
+
+  // SQL function deltatap_ms(text): a normalised time's milliseconds since
+  // the epoch, NULL for NULL or a text that is no time. What converting a
+  // store to integer times copies with (time_conversion.cc).
+  static Status register_sql_function(sqlite3* db);
 };
 
 }  // namespace deltatap
