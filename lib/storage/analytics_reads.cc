@@ -125,9 +125,8 @@ Result<QuarterCount> deltas_between(Store& store, const std::string& since,
   // The timestamp range leads, so SQLite walks the (timestamp) index over at
   // most a quarter hour of deltas; the repo is the session's, as in activity.
   const TimeColumns times = store.time_columns();
-  const std::string time = times.timestamp();
   std::string sql = "SELECT COUNT(*), COALESCE(SUM(origin <> 'stream'), 0) FROM session_deltas "
-                    "WHERE " + time + " >= ?1 AND " + time + " < ?2";
+                    "WHERE timestamp >= ?1 AND timestamp < ?2";
   if (repo) sql += " AND session_id IN (SELECT session_id FROM sessions WHERE repo = ?3)";
   auto stmt = store.prepared(sql);
   if (!stmt.ok()) return Error{stmt.error()};

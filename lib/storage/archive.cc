@@ -277,12 +277,12 @@ class BatchWriter {
 
 Result<std::vector<Row>> read_batch(sqlite3* db, TimeColumns times, const ArchivedBatch& batch,
                                     std::int64_t limit) {
-  const std::string created = times.created_at();
-  std::string sql = std::string("SELECT id, session_id, delta_type, before_state, after_state, ") +
-                    times.timestamp() + ", " + created + ", origin, gap, " +
-                    (store_has_before_ref(db) ? "before_ref" : "NULL") +
-                    " FROM session_deltas WHERE " + created + " >= ?1 AND " + created +
-                    " < ?2 AND id <= ?3 ORDER BY " + created + ", id LIMIT ?4";
+  std::string sql =
+      std::string("SELECT id, session_id, delta_type, before_state, after_state, timestamp, "
+                  "created_at, origin, gap, ") +
+      (store_has_before_ref(db) ? "before_ref" : "NULL") +
+      " FROM session_deltas WHERE created_at >= ?1 AND created_at < ?2 AND id <= ?3 "
+      "ORDER BY created_at, id LIMIT ?4";
   auto stmt = prepare(db, sql.c_str());
   if (!stmt.ok()) return Error{stmt.error()};
   sqlite3_stmt* s = stmt->get();
@@ -315,9 +315,8 @@ Result<std::vector<Row>> read_batch(sqlite3* db, TimeColumns times, const Archiv
 // The first created_at of the deltas due (not held), if any.
 Result<std::optional<std::string>> oldest_due(sqlite3* db, TimeColumns times,
                                               const std::string& bound, std::int64_t hold) {
-  const std::string created = times.created_at();
-  auto stmt = prepare(db, ("SELECT MIN(" + created + ") FROM session_deltas WHERE " + created +
-                           " < ?1 AND id <= ?2").c_str());
+  auto stmt = prepare(db, "SELECT MIN(created_at) FROM session_deltas "
+                          "WHERE created_at < ?1 AND id <= ?2");
   if (!stmt.ok()) return Error{stmt.error()};
   times.bind(stmt->get(), 1, bound);
   sqlite3_bind_int64(stmt->get(), 2, hold);
@@ -328,9 +327,8 @@ Result<std::optional<std::string>> oldest_due(sqlite3* db, TimeColumns times,
 
 Result<bool> store_holds_month(sqlite3* db, TimeColumns times, const std::string& from,
                                const std::string& to) {
-  const std::string created = times.created_at();
-  auto stmt = prepare(db, ("SELECT EXISTS (SELECT 1 FROM session_deltas WHERE " + created +
-                           " >= ?1 AND " + created + " < ?2)").c_str());
+  auto stmt = prepare(db, "SELECT EXISTS (SELECT 1 FROM session_deltas "
+                          "WHERE created_at >= ?1 AND created_at < ?2)");
   if (!stmt.ok()) return Error{stmt.error()};
   times.bind(stmt->get(), 1, from);
   times.bind(stmt->get(), 2, to);
@@ -393,10 +391,8 @@ Result<std::optional<ArchivedBatch>> write_next_batch(Store& store, const Archiv
 
 Result<std::int64_t> delete_archived_batch(Store& store, const ArchivedBatch& batch) {
   const TimeColumns times = store.time_columns();
-  const std::string created = times.created_at();
   return store.delete_deltas_where(
-      created + " >= ?1 AND " + created + " < ?2 AND id <= ?3 AND (" + created +
-          ", id) <= (?4, ?5)",
+      "created_at >= ?1 AND created_at < ?2 AND id <= ?3 AND (created_at, id) <= (?4, ?5)",
       [&](sqlite3_stmt* stmt) {
         times.bind(stmt, 1, batch.from);
         times.bind(stmt, 2, batch.to);

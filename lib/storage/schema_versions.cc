@@ -15,12 +15,14 @@ namespace deltatap {
 namespace {
 
 // Version 1's schema, frozen: this is what an older deltatap expects to find.
-// The states are copied as JSON text (version 1 knows no encoded value nor
+// The times are copied as text (as time_text_sql gives integer times), a conversion of the times under way is dropped
+// (session_deltas' triggers go with it). The states are copied as JSON text (version 1 knows no encoded value nor
 // before_ref): deltatap_json and deltatap_after are registered on the
 // connection first.
 constexpr const char* kToVersion1 = R"sql(
 BEGIN;
 DROP VIEW IF EXISTS session_deltas_json;
+DROP TABLE IF EXISTS session_deltas_next;
 CREATE TABLE session_deltas_v1 (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   session_id TEXT NOT NULL,
@@ -36,7 +38,11 @@ INSERT INTO session_deltas_v1 (id, session_id, delta_type, before_state, after_s
          CASE WHEN d.before_ref IS NULL THEN deltatap_json(d.before_state) ELSE
            (SELECT deltatap_after(ref.after_state, ref.before_state, ref.before_ref)
             FROM session_deltas ref WHERE ref.id = d.before_ref) END,
-         deltatap_after(d.after_state, d.before_state, d.before_ref), d.timestamp, d.created_at
+         deltatap_after(d.after_state, d.before_state, d.before_ref),
+         CASE WHEN typeof(d.timestamp) = 'integer'
+           THEN strftime('%Y-%m-%dT%H:%M:%fZ', d.timestamp / 1000.0, 'unixepoch') ELSE d.timestamp END,
+         CASE WHEN typeof(d.created_at) = 'integer'
+           THEN strftime('%Y-%m-%dT%H:%M:%fZ', d.created_at / 1000.0, 'unixepoch') ELSE d.created_at END
   FROM session_deltas d ORDER BY d.id;
 UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE name = 'session_deltas')
   WHERE name = 'session_deltas_v1';

@@ -1,15 +1,17 @@
 // migrate_file: rewrites a database file as another schema version, offline
 // (`deltatap migrate --to N --db FILE`; design.md, "The store").
 //
-//   to 3 (kSchemaVersion): what deltatapd does on load, done ahead of time:
-//        versions 0 and 1 gain `origin` and `gap` and the ledger, and every
-//        older version `before_ref`, state_dictionaries and the view
-//        session_deltas_json (compression), every row kept.
+//   to 4 (kSchemaVersion): what deltatapd does on load, done ahead of time:
+//        versions 0 and 1 gain `origin` and `gap` and the ledger, versions
+//        before 3 `before_ref`, state_dictionaries and the view
+//        session_deltas_json (compression), every row kept; version 3 only
+//        changes its number (4 allows integer times, storage/time_columns.h).
 //   to 1: the rollback for an older deltatap (the domain document's "rollback
 //        capability"): every delta is kept, with the columns version 1 has;
 //        what version 1 cannot hold goes (each delta's origin and gap, and the
 //        ledger, which version 1 rebuilds as its own session summary on load);
-//        compressed states and references are written out as JSON text.
+//        compressed states and references are written out as JSON text,
+//        integer times as text.
 //
 // The file is replaced atomically (snapshot.h's write_snapshot_file: a crash
 // leaves the old file or the new one) and keeps nothing of the old file's

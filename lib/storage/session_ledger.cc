@@ -10,6 +10,7 @@
 #include "base/digest.h"
 #include "storage/state_columns.h"
 #include "storage/state_facts.h"
+#include "storage/time_columns.h"
 
 namespace deltatap {
 
@@ -82,10 +83,17 @@ std::string_view quarter_of(std::string_view timestamp, char (&out)[16]) {
   out[15] = quarter[1];
   return {out, 16};
 }
+// Integer times (time_columns.h): the quarter's first second, formatted once
+// (the division rounds towards zero: one quarter back below 0).
 constexpr const char* kQuarterSql =
+    "CASE WHEN typeof(d.timestamp) = 'integer' THEN strftime('%Y-%m-%dT%H:%M', "
+    "(d.timestamp / 900000 - (d.timestamp % 900000 < 0)) * 900, 'unixepoch') ELSE "
     "substr(d.timestamp, 1, 14) || CASE WHEN substr(d.timestamp, 15, 2) < '15' THEN '00' "
     "WHEN substr(d.timestamp, 15, 2) < '30' THEN '15' WHEN substr(d.timestamp, 15, 2) < '45' "
-    "THEN '30' ELSE '45' END";
+    "THEN '30' ELSE '45' END END";
+
+// The time of the delta `n`, as text in either layout.
+std::string time_of_n() { return time_text_sql("n.timestamp"); }
 
 std::string of(const char* pattern, const char* column) {
   std::string sql = pattern;
@@ -96,8 +104,8 @@ std::string of(const char* pattern, const char* column) {
 // Sets the columns that follow from the first and last delta of the rows
 // chosen by `where`.
 std::string refresh_ends_sql(const std::string& where) {
-  return "UPDATE sessions SET first_seen = " + of(kFirstOf, "n.timestamp") +
-         ", last_seen = " + of(kLastOf, "n.timestamp") + ", last_id = " + of(kLastOf, "n.id") +
+  return "UPDATE sessions SET first_seen = " + of(kFirstOf, time_of_n().c_str()) +
+         ", last_seen = " + of(kLastOf, time_of_n().c_str()) + ", last_id = " + of(kLastOf, "n.id") +
          ", last_type = " + of(kLastOf, "n.delta_type") + ", live = " +
          of(kLastOf, "n.delta_type <> 'deleted'") + ", state_digest = " +
          of(kLastOf,
@@ -520,7 +528,7 @@ Status SessionLedger::after_delete(sqlite3* db) {
   // chain to read); only its first may have changed.
   const std::string last_stays =
       "EXISTS (SELECT 1 FROM session_deltas n WHERE n.id = sessions.last_id)";
-  if (auto s = exec(db, "UPDATE sessions SET first_seen = " + of(kFirstOf, "n.timestamp") +
+  if (auto s = exec(db, "UPDATE sessions SET first_seen = " + of(kFirstOf, time_of_n().c_str()) +
                             " WHERE " + kTouched + " AND " + last_stays);
       !s.ok()) {
     return s;
@@ -554,7 +562,7 @@ Status SessionLedger::rebuild(sqlite3* db) {
     row.delta.type = parse_delta_type(column_text(raw, 2)).value_or(DeltaType::updated);
     row.delta.before = column_optional(raw, 3);
     row.delta.after = column_optional(raw, 4);
-    row.delta.timestamp = column_text(raw, 5);
+    row.delta.timestamp = TimeColumns::read(raw, 5);
     row.origin = parse_delta_origin(column_text(raw, 6)).value_or(DeltaOrigin::stream);
     row.gap = sqlite3_column_int(raw, 7) != 0;
     if (chunk.size() == 10'000) {

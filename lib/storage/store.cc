@@ -139,10 +139,9 @@ Status Store::Impl::resolve_references(std::vector<StoredDelta>& rows,
 // bench_raw_insert --rows-per-statement measures about 1.8x the rows/s of
 // one row per statement.
 Result<sqlite3_stmt*> Store::Impl::insert_statement(std::size_t rows) {
-  std::string sql = std::string(
-                        "INSERT OR IGNORE INTO session_deltas (id, session_id, delta_type, "
-                        "before_state, after_state, ") +
-                    times.timestamp() + ", " + times.created_at() + ", origin, gap, before_ref) VALUES ";
+  std::string sql =
+      "INSERT OR IGNORE INTO session_deltas (id, session_id, delta_type, before_state, "
+      "after_state, timestamp, created_at, origin, gap, before_ref) VALUES ";
   for (std::size_t i = 0; i < rows; ++i) {
     sql += i ? ",(?,?,?,?,?,?,?,?,?,?)" : "(?,?,?,?,?,?,?,?,?,?)";
   }
@@ -358,12 +357,11 @@ Result<DeltaPage> Store::get_deltas(const DeltaQuery& query) {
   std::string sql = "SELECT " + impl_->delta_columns() + " FROM session_deltas WHERE 1";
   if (query.session_id) sql += " AND session_id = :sid";
   if (query.type) sql += " AND delta_type = :type";
-  const std::string time = impl_->times.timestamp();
-  if (query.since) sql += " AND " + time + " >= :since";
-  if (query.until) sql += " AND " + time + " < :until";
+  if (query.since) sql += " AND timestamp >= :since";
+  if (query.until) sql += " AND timestamp < :until";
   // The first term bounds the index range; the second orders ties by id.
-  if (cursor) sql += " AND " + time + " <= :cts AND (" + time + ", id) < (:cts, :cid)";
-  sql += " ORDER BY " + time + " DESC, id DESC LIMIT :limit";
+  if (cursor) sql += " AND timestamp <= :cts AND (timestamp, id) < (:cts, :cid)";
+  sql += " ORDER BY timestamp DESC, id DESC LIMIT :limit";
   auto stmt = impl_->statement(sql);
   if (!stmt.ok()) return Error{stmt.error()};
   Use use(*stmt);
@@ -500,7 +498,7 @@ Result<std::int64_t> Store::cleanup(TimePoint older_than) {
   std::string bound = format_timestamp(older_than);
   // A hold (a sink's backlog) bounds the ids; without one ?2 is the largest id.
   std::int64_t hold = impl_->hold_after.value_or(std::numeric_limits<std::int64_t>::max());
-  return impl_->delete_where(std::string(impl_->times.created_at()) + " < ?1 AND id <= ?2",
+  return impl_->delete_where("created_at < ?1 AND id <= ?2",
                              [&](sqlite3_stmt* stmt) {
                                impl_->times.bind(stmt, 1, bound);
                                sqlite3_bind_int64(stmt, 2, hold);
@@ -623,10 +621,8 @@ StoreCounts Store::counts() {
   counts.sessions = impl_->scalar("SELECT COUNT(*) FROM sessions").value_or(0);
   counts.stream_events = impl_->scalar("SELECT COUNT(*) FROM stream_events").value_or(0);
   counts.memory_bytes = memory_bytes();
-  // Through the stored column's index: one row each, in either layout.
-  const std::string time = impl_->times.timestamp();
-  counts.oldest = impl_->scalar_text("SELECT timestamp FROM session_deltas ORDER BY " + time + " LIMIT 1");
-  counts.newest = impl_->scalar_text("SELECT timestamp FROM session_deltas ORDER BY " + time + " DESC LIMIT 1");
+  counts.oldest = impl_->scalar_time("SELECT MIN(timestamp) FROM session_deltas");
+  counts.newest = impl_->scalar_time("SELECT MAX(timestamp) FROM session_deltas");
   counts.schema_version = static_cast<int>(impl_->scalar("PRAGMA user_version").value_or(0));
   counts.compression = compression_stats();
   return counts;

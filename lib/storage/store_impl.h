@@ -61,8 +61,8 @@ struct Store::Impl {
   // states as stored: StateColumns decodes them and resolves before_ref; the
   // times as stored: TimeColumns::read gives their text).
   std::string delta_columns() const {
-    return std::string("id, session_id, delta_type, before_state, after_state, ") +
-           times.timestamp() + ", " + times.created_at() + ", origin, gap, before_ref";
+    return "id, session_id, delta_type, before_state, after_state, timestamp, created_at, origin, "
+           "gap, before_ref";
   }
 
   ~Impl() {
@@ -107,6 +107,17 @@ struct Store::Impl {
     Use use(*stmt);
     if (sqlite3_step(*use) != SQLITE_ROW) return Error{sqlite_error(db, sql)};
     return sqlite3_column_int64(*use, 0);
+  }
+
+  // A time (TimeColumns::read: either stored form), or nullopt for NULL.
+  std::optional<std::string> scalar_time(const std::string& sql) {
+    auto stmt = statement(sql);
+    if (!stmt.ok()) return std::nullopt;
+    Use use(*stmt);
+    if (sqlite3_step(*use) != SQLITE_ROW || sqlite3_column_type(*use, 0) == SQLITE_NULL) {
+      return std::nullopt;
+    }
+    return TimeColumns::read(*use, 0);
   }
 
   std::optional<std::string> scalar_text(const std::string& sql) {

@@ -20,18 +20,9 @@
 
 namespace deltatap {
 
-// session_deltas in either layout of its times (time_columns.h). With integer
-// times, `timestamp` and `created_at` keep their places as VIRTUAL generated
-// columns (no bytes stored) and the stored milliseconds come last. The
-// generating expression is SQLite's own strftime, so a plain sqlite3 shell
-// reads the table; milliseconds divided by 1000.0 come back exactly (SQLite
-// rounds the 'unixepoch' value to whole milliseconds; checked from year 0001
-// to 9999 in tests/compression_test.cc).
+// session_deltas in either layout of its times (time_columns.h): the columns
+// are the same, TEXT or INTEGER.
 std::string create_deltas_sql(TimeColumns layout, std::string_view table) {
-  auto generated = [](const char* stored) {
-    return std::string("TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%fZ', ") + stored +
-           " / 1000.0, 'unixepoch')) VIRTUAL";
-  };
   std::string sql = "CREATE TABLE IF NOT EXISTS " + std::string(table) +
                     " (\n"
                     "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
@@ -40,31 +31,28 @@ std::string create_deltas_sql(TimeColumns layout, std::string_view table) {
                     "  before_state TEXT,\n"
                     "  after_state TEXT,\n";
   if (layout.integer) {
-    sql += "  timestamp " + generated("timestamp_ms") + ",\n";
-    sql += "  created_at " + generated("created_at_ms") + ",\n";
+    sql += "  timestamp INTEGER NOT NULL,\n  created_at INTEGER NOT NULL,\n";
   } else {
     sql += "  timestamp TEXT NOT NULL,\n";
     sql += "  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),\n";
   }
-  sql += "  origin TEXT NOT NULL DEFAULT 'stream' CHECK(origin IN ('stream', 'resync', 'reconcile')),\n"
+  return sql +
+         "  origin TEXT NOT NULL DEFAULT 'stream' CHECK(origin IN ('stream', 'resync', 'reconcile')),\n"
          "  gap INTEGER NOT NULL DEFAULT 0 CHECK(gap IN (0, 1)),\n"
-         "  before_ref INTEGER";
-  if (layout.integer) sql += ",\n  timestamp_ms INTEGER NOT NULL,\n  created_at_ms INTEGER NOT NULL";
-  return sql + "\n)";
+         "  before_ref INTEGER\n)";
 }
 
 // The indexes of session_deltas (or of `table`, which becomes it:
-// time_conversion.cc), over its stored time columns. Each layout names its
-// own, so that both tables of a conversion have theirs at once.
+// time_conversion.cc). Each layout names its own, so that both tables of a
+// conversion have theirs at once.
 std::string create_delta_indexes_sql(TimeColumns layout, std::string_view table) {
   const std::string on = " ON " + std::string(table) + "(";
-  const std::string prefix =
-      std::string("CREATE INDEX IF NOT EXISTS ") + (layout.integer ? "idx_session_deltas_ms_" : "idx_session_deltas_");
-  const std::string time = layout.timestamp();
+  const std::string prefix = std::string("CREATE INDEX IF NOT EXISTS ") +
+                             (layout.integer ? "idx_session_deltas_ms_" : "idx_session_deltas_");
   return prefix + "session_id" + on + "session_id);\n" +
-         prefix + "timestamp" + on + time + ");\n" +
-         prefix + "created_at" + on + layout.created_at() + ");\n" +
-         prefix + "session_ts" + on + "session_id, " + time + ");\n" +
+         prefix + "timestamp" + on + "timestamp);\n" +
+         prefix + "created_at" + on + "created_at);\n" +
+         prefix + "session_ts" + on + "session_id, timestamp);\n" +
          prefix + "before_ref" + on + "before_ref) WHERE before_ref IS NOT NULL;\n";
 }
 
@@ -73,9 +61,9 @@ std::string create_delta_indexes_sql(TimeColumns layout, std::string_view table)
 std::string create_json_view_sql() {
   return "CREATE VIEW IF NOT EXISTS session_deltas_json AS SELECT d.id AS id, "
          "d.session_id AS session_id, d.delta_type AS delta_type, " +
-         json_before_sql("d") + " AS before_state, " + json_after_sql("d") +
-         " AS after_state, d.timestamp AS timestamp, d.created_at AS created_at, "
-         "d.origin AS origin, d.gap AS gap FROM session_deltas d";
+         json_before_sql("d") + " AS before_state, " + json_after_sql("d") + " AS after_state, " +
+         time_text_sql("d.timestamp") + " AS timestamp, " + time_text_sql("d.created_at") +
+         " AS created_at, d.origin AS origin, d.gap AS gap FROM session_deltas d";
 }
 
 namespace {
@@ -224,8 +212,10 @@ Status Store::Impl::migrate() {
   if (*version >= 3) {
     // A view written before after states could be prefixed reads them with
     // deltatap_json, which cannot: written again (a view holds no data).
+    // So is one written before times could be integers (it gives them as they are).
     auto current = scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'view' AND "
-                          "name = 'session_deltas_json' AND sql LIKE '%deltatap_after%'");
+                          "name = 'session_deltas_json' AND sql LIKE '%deltatap_after%' AND "
+                          "sql LIKE '%typeof%'");
     if (!current.ok()) return Error{current.error()};
     if (!*current) {
       if (auto s = exec("DROP VIEW IF EXISTS session_deltas_json"); !s.ok()) return s;

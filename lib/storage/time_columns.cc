@@ -32,7 +32,8 @@ std::string TimeColumns::read(sqlite3_stmt* stmt, int column) {
 Result<TimeColumns> TimeColumns::of(sqlite3* db, const char* table) {
   sqlite3_stmt* raw = nullptr;
   if (sqlite3_prepare_v2(db,
-                         "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = 'timestamp_ms'",
+                         "SELECT COUNT(*) FROM pragma_table_info(?1) "
+                         "WHERE name = 'timestamp' AND upper(type) = 'INTEGER'",
                          -1, &raw, nullptr) != SQLITE_OK) {
     return Error{sqlite_error(db, "read the time columns")};
   }
@@ -40,6 +41,12 @@ Result<TimeColumns> TimeColumns::of(sqlite3* db, const char* table) {
   sqlite3_bind_text(raw, 1, table, -1, SQLITE_STATIC);
   if (sqlite3_step(raw) != SQLITE_ROW) return Error{sqlite_error(db, "read the time columns")};
   return TimeColumns{sqlite3_column_int(raw, 0) > 0};
+}
+
+std::string time_text_sql(std::string_view column) {
+  const std::string c(column);
+  return "CASE WHEN typeof(" + c + ") = 'integer' THEN strftime('%Y-%m-%dT%H:%M:%fZ', " + c +
+         " / 1000.0, 'unixepoch') ELSE " + c + " END";
 }
 
 namespace {

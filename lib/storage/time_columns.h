@@ -1,21 +1,20 @@
-// TimeColumns: how a store's session_deltas keeps its two times (design.md,
-// "Capacity"; docs/capacity.md, "Times").
+// TimeColumns: how a store's session_deltas keeps its two times, `timestamp`
+// and `created_at` (design.md, "Capacity"; docs/capacity.md, "Times").
 //
-//   text:    `timestamp` and `created_at` are the document's normalised ISO
-//            text ("2026-12-03T07:23:49.123Z", 24 bytes each, and again in
-//            each index on them). Every store with compression off.
-//   integer: `timestamp_ms` and `created_at_ms` hold milliseconds since the
-//            epoch (6 bytes), indexed; `timestamp` and `created_at` are
-//            VIRTUAL generated columns giving back the same text with
-//            SQLite's own strftime, so any reader, a plain sqlite3 shell
-//            included, still reads the text. A store created with
-//            compression = zstd (a store with rows keeps the layout it has).
+//   text:    the document's normalised ISO text ("2026-12-03T07:23:49.123Z",
+//            24 bytes, and again in each index on the column). Every store
+//            with compression off.
+//   integer: the same two columns hold milliseconds since the epoch (6 bytes)
+//            as INTEGER. A store with compression = zstd. The view
+//            session_deltas_json gives them as text (time_text_sql), with
+//            SQLite's own strftime: no extension needed for them.
 //
-// Normalised times sort as text exactly as their milliseconds sort as numbers,
-// so queries differ only in the column they range over and sort by
-// (timestamp() / created_at()) and in what they bind (bind()). Reading the
-// text through the generated column costs a strftime per value; readers of
-// many rows select the stored column and read it with read().
+// Normalised times sort as text exactly as their milliseconds sort as
+// numbers, so the SQL of a query is the same in both layouts: what differs is
+// what it binds (bind()) and how a value it reads becomes text (read(), or
+// time_text_sql() inside SQL). Not generated columns giving the text back in
+// the table itself: PRAGMA quick_check computes every generated column of
+// every row, which made loading 10,000,000 deltas take 14 s instead of 3.
 //
 // A plain value; any thread may use a copy.
 #pragma once
@@ -32,21 +31,18 @@ namespace deltatap {
 struct TimeColumns {
   bool integer = false;
 
-  // The stored columns, to range over, sort by and select.
-  const char* timestamp() const { return integer ? "timestamp_ms" : "timestamp"; }
-  const char* created_at() const { return integer ? "created_at_ms" : "created_at"; }
-
-  // Binds the normalised time `text` as the stored column holds it. A text
-  // that is no time (never the case for what the store wrote or the API
-  // normalised) is bound as text, and then matches nothing a range asks for.
+  // Binds the normalised time `text` as the columns hold it. A text that is
+  // no time (never the case for what the store wrote or the API normalised)
+  // is bound as text, and then matches nothing a range over integers asks for.
   void bind(sqlite3_stmt* stmt, int index, const std::string& text) const;
   // Binds a named parameter, when the statement has it.
   void bind(sqlite3_stmt* stmt, const char* name, const std::string& text) const;
 
-  // A stored time column's value as normalised text, whichever form it has.
+  // A time column's value as normalised text, whichever form it has.
   static std::string read(sqlite3_stmt* stmt, int column);
 
-  // Which layout `db`'s `table` has (text when there is no such table).
+  // Which layout `db`'s `table` has (text when there is no such table):
+  // the declared type of its `timestamp` column.
   static Result<TimeColumns> of(sqlite3* db, const char* table = "session_deltas");
 
   // SQL function deltatap_ms(text): a normalised time's milliseconds since
@@ -54,5 +50,11 @@ struct TimeColumns {
   // store to integer times copies with (time_conversion.cc).
   static Status register_sql_function(sqlite3* db);
 };
+
+// SQL giving the time `column` (an expression naming a time column) as
+// normalised text in either layout, with built-in functions only.
+// Milliseconds divided by 1000.0 come back exactly: SQLite rounds the
+// 'unixepoch' value to whole milliseconds (tests check years 0001 and 9999).
+std::string time_text_sql(std::string_view column);
 
 }  // namespace deltatap

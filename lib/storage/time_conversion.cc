@@ -8,7 +8,7 @@
 //      changes there too. Both live in the file, so any writer of a snapshot
 //      taken meanwhile keeps them in step as well.
 //   2. convert_times_step(): the next `max_rows` rows by id are copied, their
-//      times converted (deltatap_ms one way, the generated text the other).
+//      times converted (deltatap_ms one way, time_text_sql the other).
 //      How far it got is the highest id in session_deltas_next.
 //   3. The step that finds nothing left swaps the tables: the old one goes,
 //      session_deltas_next takes its name, the sequence and the view come
@@ -58,10 +58,10 @@ constexpr const char* kDropNext =
 // layout, for the rows `where` picks (with its own ORDER BY / LIMIT).
 std::string copy_sql(TimeColumns to, const std::string& where) {
   std::string times_from = to.integer ? "deltatap_ms(timestamp), deltatap_ms(created_at)"
-                                      : "timestamp, created_at";
-  return std::string("INSERT OR IGNORE INTO ") + kNext + " (" + kSharedColumns + ", " +
-         to.timestamp() + ", " + to.created_at() + ") SELECT " + kSharedColumns + ", " +
-         times_from + " FROM session_deltas WHERE " + where;
+                                      : time_text_sql("timestamp") + ", " + time_text_sql("created_at");
+  return std::string("INSERT OR IGNORE INTO ") + kNext + " (" + kSharedColumns +
+         ", timestamp, created_at) SELECT " + kSharedColumns + ", " + times_from +
+         " FROM session_deltas WHERE " + where;
 }
 
 }  // namespace
