@@ -509,6 +509,75 @@ BOOST_AUTO_TEST_CASE(the_newest_created_at_is_kept_and_found_in_files_written_be
   BOOST_TEST(newest_of(old) == february);  // the column, filled once
 }
 
+// New files keep their times as INTEGER milliseconds (format 2); a file of
+// format 1 keeps its TEXT times, reads the same and takes more rows as text.
+BOOST_AUTO_TEST_CASE(a_file_of_format_1_keeps_its_text_times_and_reads_alike) {
+  TempDir dir;
+  auto store = store_with(two_months());
+  auto options = options_in(dir);
+  BOOST_REQUIRE(archive_expired(*store, options, kCutoff, kNow).ok());
+  auto path = file_of(options, "2026-02");
+  BOOST_TEST(query_db(path, "SELECT format_version FROM archive_info")[0][0] == "2");
+  BOOST_TEST(query_db(path, "SELECT COUNT(*) FROM session_deltas WHERE typeof(timestamp) <> 'integer' "
+                            "OR typeof(created_at) <> 'integer'")[0][0] == "0");
+  // Every row across memory and the files, newest first, with its times.
+  auto read_all = [&] {
+    auto reader = ArchiveReader::open(options.directory);
+    BOOST_REQUIRE_MESSAGE(reader.ok(), reader.error());
+    DeltaQuery query;
+    query.limit = 100;
+    query.since = "2026-01-01T00:00:00.000Z";
+    query.until = format_timestamp(kCutoff);
+    auto page = reader->get_deltas(*store, query);
+    BOOST_REQUIRE_MESSAGE(page.ok(), page.error());
+    std::vector<std::string> rows;
+    for (const auto& d : page->deltas) {
+      rows.push_back(std::to_string(d.id) + " " + d.delta.timestamp + " " + d.created_at + " " +
+                     d.delta.after.value_or("-"));
+    }
+    return rows;
+  };
+  auto before = read_all();
+  BOOST_TEST(before.size() == 6u);
+
+  {
+    sqlite3* db = nullptr;
+    BOOST_REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    auto text = [](const char* column) {
+      return std::string("strftime('%Y-%m-%dT%H:%M:%fZ', ") + column + " / 1000.0, 'unixepoch')";
+    };
+    std::string sql =
+        "BEGIN; CREATE TABLE v1 (id INTEGER PRIMARY KEY, session_id TEXT NOT NULL, delta_type TEXT "
+        "NOT NULL, before_state TEXT, after_state TEXT, timestamp TEXT NOT NULL, created_at TEXT NOT "
+        "NULL, origin TEXT NOT NULL DEFAULT 'stream', gap INTEGER NOT NULL DEFAULT 0, before_ref "
+        "INTEGER); INSERT INTO v1 SELECT id, session_id, delta_type, before_state, after_state, " +
+        text("timestamp") + ", " + text("created_at") +
+        ", origin, gap, before_ref FROM session_deltas; DROP TABLE session_deltas; ALTER TABLE v1 "
+        "RENAME TO session_deltas; CREATE INDEX idx_session_deltas_timestamp ON "
+        "session_deltas(timestamp); CREATE INDEX idx_session_deltas_session_ts ON "
+        "session_deltas(session_id, timestamp); UPDATE archive_info SET format_version = 1; COMMIT;";
+    BOOST_REQUIRE(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  BOOST_TEST(read_all() == before, boost::test_tools::per_element());
+
+  // A February delta retention finds later goes into the same file, as text.
+  auto more = row(9, "d", DeltaType::created, 35);
+  BOOST_REQUIRE(store->save_with_created_at(std::vector<StoredDelta>{more}).ok());
+  auto run = archive_expired(*store, options, kCutoff, kNow);
+  BOOST_REQUIRE_MESSAGE(run.ok(), run.error());
+  BOOST_TEST(run->moved == 1);
+  BOOST_TEST(query_db(path, "SELECT COUNT(*) FROM session_deltas WHERE typeof(timestamp) = 'text' "
+                            "AND typeof(created_at) = 'text'")[0][0] == "4");
+  BOOST_TEST(query_db(path, "SELECT format_version FROM archive_info")[0][0] == "1");
+  BOOST_TEST(check_archive_file(path).value_or("") == "ok");
+  auto after = read_all();
+  BOOST_TEST(after.size() == 7u);
+  BOOST_TEST((std::find(after.begin(), after.end(),
+                        "9 " + more.delta.timestamp + " " + more.created_at + " " + *more.delta.after) !=
+              after.end()));
+}
+
 BOOST_AUTO_TEST_CASE(the_integrity_check_fails_on_a_damaged_file) {
   TempDir dir;
   auto store = store_with(two_months());

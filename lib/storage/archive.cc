@@ -101,7 +101,8 @@ std::uint32_t dictionary_of(const std::string& blob) {
 // they name, references materialised where the file will not hold their row.
 class BatchWriter {
  public:
-  BatchWriter(sqlite3* store_db, ArchiveFile& file) : store_db_(store_db), file_(file) {}
+  BatchWriter(sqlite3* store_db, ArchiveFile& file)
+      : store_db_(store_db), file_(file), file_times_(file.time_columns()) {}
 
   Status materialise_references(std::vector<Row>& rows) {
     std::unordered_set<std::int64_t> in_batch;
@@ -162,8 +163,8 @@ class BatchWriter {
       if (auto st = bind_value(s, 5, row.after); !st.ok()) {
         return Error{"delta " + std::to_string(row.id) + ": " + st.error()};
       }
-      bind_text(s, 6, row.timestamp);
-      bind_text(s, 7, row.created_at);
+      file_times_.bind(s, 6, row.timestamp);
+      file_times_.bind(s, 7, row.created_at);
       bind_text(s, 8, row.origin);
       sqlite3_bind_int(s, 9, row.gap);
       if (row.before_ref) {
@@ -271,6 +272,7 @@ class BatchWriter {
 
   sqlite3* store_db_;
   ArchiveFile& file_;
+  TimeColumns file_times_;
   std::map<std::uint32_t, Dictionary> dictionaries_;
   std::unique_ptr<StoreStates> store_states_;
 };

@@ -30,7 +30,9 @@ constexpr std::string_view kSuffix = ".sqlite";
 // ordered by id in memory (a month of one session), and the newest created_at
 // is kept in archive_info; the indexes on session_id alone and on created_at
 // took a fifth of a file and a quarter of a move's time (bench_archive_move).
-// Files written before keep theirs, which readers may use or not.
+// Files written before keep theirs, which readers may use or not. The times
+// are INTEGER milliseconds (storage/time_columns.h; format 2): files of
+// format 1 keep their TEXT times, and each file is read as it is.
 constexpr const char* kCreateSchema = R"sql(
 CREATE TABLE IF NOT EXISTS session_deltas (
   id INTEGER PRIMARY KEY,
@@ -38,8 +40,8 @@ CREATE TABLE IF NOT EXISTS session_deltas (
   delta_type TEXT NOT NULL CHECK(delta_type IN ('created', 'updated', 'deleted')),
   before_state TEXT,
   after_state TEXT,
-  timestamp TEXT NOT NULL,
-  created_at TEXT NOT NULL,
+  timestamp INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
   origin TEXT NOT NULL DEFAULT 'stream' CHECK(origin IN ('stream', 'resync', 'reconcile')),
   gap INTEGER NOT NULL DEFAULT 0 CHECK(gap IN (0, 1)),
   before_ref INTEGER
@@ -162,6 +164,7 @@ struct ArchiveFile::Impl {
   std::string path;
   StateCodec codec;
   StateChain chain{codec, 4u << 20};  // an archive is read once per query, in pages
+  TimeColumns times;                  // how this file keeps its times
 
   ~Impl() {
     chain.close();  // its statement goes before the connection
@@ -192,6 +195,13 @@ struct ArchiveFile::Impl {
                    std::to_string(kArchiveFormatVersion) + ")"};
     }
     return column_text(stmt->get(), 1);
+  }
+
+  Status read_times() {
+    auto layout = TimeColumns::of(db);
+    if (!layout.ok()) return Error{path + ": " + layout.error()};
+    times = *layout;
+    return ok_status();
   }
 
   // The JSON text of a row's before or after state (kColumns), references
@@ -228,8 +238,8 @@ struct ArchiveFile::Impl {
     if (!after.ok()) return Error{path + ": delta " + std::to_string(delta.id) + ": " + after.error()};
     delta.delta.before = std::move(*before);
     delta.delta.after = std::move(*after);
-    delta.delta.timestamp = column_text(row, 5);
-    delta.created_at = column_text(row, 6);
+    delta.delta.timestamp = TimeColumns::read(row, 5);
+    delta.created_at = TimeColumns::read(row, 6);
     delta.origin = parse_delta_origin(column_text(row, 7)).value_or(DeltaOrigin::stream);
     delta.gap = sqlite3_column_int(row, 8) != 0;
     return delta;
@@ -241,6 +251,7 @@ ArchiveFile::ArchiveFile(ArchiveFile&&) noexcept = default;
 ArchiveFile& ArchiveFile::operator=(ArchiveFile&&) noexcept = default;
 ArchiveFile::~ArchiveFile() = default;
 
+TimeColumns ArchiveFile::time_columns() const { return impl_->times; }
 sqlite3* ArchiveFile::db() const { return impl_->db; }
 const std::string& ArchiveFile::path() const { return impl_->path; }
 StateCodec& ArchiveFile::codec() { return impl_->codec; }
@@ -305,8 +316,8 @@ Result<ArchiveFile> ArchiveFile::open_for_writing(const std::string& path, std::
   if (!impl->info_has_newest()) {
     if (auto s = exec(impl->db,
                       "ALTER TABLE archive_info ADD COLUMN newest_created_at TEXT; "
-                      "UPDATE archive_info SET newest_created_at = "
-                      "(SELECT MAX(created_at) FROM session_deltas)",
+                      "UPDATE archive_info SET newest_created_at = (SELECT " +
+                          time_text_sql("MAX(created_at)") + " FROM session_deltas)",
                       path);
         !s.ok()) {
       return Error{s.error()};
@@ -319,6 +330,7 @@ Result<ArchiveFile> ArchiveFile::open_for_writing(const std::string& path, std::
     return Error{path + ": holds the month " + *info_month + ", not " + std::string(month)};
   }
   if (auto s = impl->codec.load(impl->db); !s.ok()) return Error{path + ": " + s.error()};
+  if (auto s = impl->read_times(); !s.ok()) return Error{s.error()};
   return ArchiveFile(std::move(impl));
 }
 
@@ -333,6 +345,7 @@ Result<ArchiveFile> ArchiveFile::open_readonly(const std::string& path) {
   sqlite3_busy_timeout(impl->db, 5'000);
   if (auto month = impl->read_info(); !month.ok()) return Error{month.error()};
   if (auto s = impl->codec.load(impl->db); !s.ok()) return Error{path + ": " + s.error()};
+  if (auto s = impl->read_times(); !s.ok()) return Error{s.error()};
   return ArchiveFile(std::move(impl));
 }
 
@@ -360,10 +373,10 @@ Result<std::vector<StoredDelta>> ArchiveFile::query(const DeltaQuery& query, int
   std::string type = query.type ? std::string(to_string(*query.type)) : std::string();
   if (query.session_id) bind(":sid", *query.session_id);
   if (query.type) bind(":type", type);
-  if (query.since) bind(":since", *query.since);
-  if (query.until) bind(":until", *query.until);
+  if (query.since) impl_->times.bind(s, ":since", *query.since);
+  if (query.until) impl_->times.bind(s, ":until", *query.until);
   if (cursor) {
-    bind(":cts", cursor->timestamp);
+    impl_->times.bind(s, ":cts", cursor->timestamp);
     sqlite3_bind_int64(s, sqlite3_bind_parameter_index(s, ":cid"), cursor->id);
   }
   sqlite3_bind_int64(s, sqlite3_bind_parameter_index(s, ":limit"), std::int64_t{limit} + 1);
@@ -417,7 +430,8 @@ Result<std::optional<std::string>> ArchiveFile::newest_created_at() {
                                      ? "SELECT newest_created_at FROM archive_info LIMIT 1"
                                      : "SELECT MAX(created_at) FROM session_deltas");
   if (!stmt.ok() || sqlite3_step(stmt->get()) != SQLITE_ROW) return impl_->fail("newest row");
-  return column_optional(stmt->get(), 0);
+  if (sqlite3_column_type(stmt->get(), 0) == SQLITE_NULL) return std::optional<std::string>();
+  return std::optional<std::string>(TimeColumns::read(stmt->get(), 0));
 }
 
 Result<std::int64_t> ArchiveFile::row_count() {

@@ -36,7 +36,9 @@ struct sqlite3;
 
 namespace deltatap {
 
-inline constexpr int kArchiveFormatVersion = 1;
+// 2: the times are INTEGER milliseconds (storage/time_columns.h); a file of
+// format 1 keeps its TEXT times and its number, and reads as it is.
+inline constexpr int kArchiveFormatVersion = 2;
 // Mode of a file that receives no more rows; a file being written is 0600.
 inline constexpr unsigned kSealedArchiveMode = 0440;
 
@@ -79,6 +81,8 @@ class ArchiveFile {
   ~ArchiveFile();
 
   sqlite3* db() const;
+  // How this file keeps its times (format 1: text; 2: integer).
+  TimeColumns time_columns() const;
   const std::string& path() const;
   // The codec loaded on this file's connection (its own dictionaries).
   StateCodec& codec();
