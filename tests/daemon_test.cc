@@ -58,7 +58,9 @@ BOOST_AUTO_TEST_CASE(persist_on_creates_the_database_and_stops_cleanly) {
   BOOST_TEST(names.count("stream_events") == 1u);
   daemon.signal(SIGTERM);
   auto code = daemon.wait();
-  BOOST_REQUIRE(code.has_value());
+  // Once seen under TSan beside the PostgreSQL test (no exit within 20 s, not
+  // reproduced since): what the daemon said, should it happen again.
+  BOOST_REQUIRE_MESSAGE(code.has_value(), daemon.stderr_text());
   BOOST_TEST(*code == 0, daemon.stderr_text());
   BOOST_TEST(query_db(db, "PRAGMA integrity_check")[0][0] == "ok");
   BOOST_TEST(daemon.stderr_contains("Final snapshot saved"));

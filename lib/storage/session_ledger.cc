@@ -83,14 +83,19 @@ std::string_view quarter_of(std::string_view timestamp, char (&out)[16]) {
   out[15] = quarter[1];
   return {out, 16};
 }
-// Integer times (time_columns.h): the quarter's first second, formatted once
-// (the division rounds towards zero: one quarter back below 0).
-constexpr const char* kQuarterSql =
-    "CASE WHEN typeof(d.timestamp) = 'integer' THEN strftime('%Y-%m-%dT%H:%M', "
-    "(d.timestamp / 900000 - (d.timestamp % 900000 < 0)) * 900, 'unixepoch') ELSE "
-    "substr(d.timestamp, 1, 14) || CASE WHEN substr(d.timestamp, 15, 2) < '15' THEN '00' "
-    "WHEN substr(d.timestamp, 15, 2) < '30' THEN '15' WHEN substr(d.timestamp, 15, 2) < '45' "
+// A key per quarter hour of a delta's time: with integer times
+// (time_columns.h) the quarter's number since the epoch (the division rounds
+// towards zero: one back below 0), named by kQuarterOfKeySql once per group
+// rather than once per row; with text times the name itself.
+constexpr const char* kQuarterKeySql =
+    "CASE WHEN typeof(timestamp) = 'integer' THEN "
+    "timestamp / 900000 - (timestamp % 900000 < 0) ELSE "
+    "substr(timestamp, 1, 14) || CASE WHEN substr(timestamp, 15, 2) < '15' THEN '00' "
+    "WHEN substr(timestamp, 15, 2) < '30' THEN '15' WHEN substr(timestamp, 15, 2) < '45' "
     "THEN '30' ELSE '45' END END";
+constexpr const char* kQuarterOfKeySql =
+    "CASE WHEN typeof(d.quarter) = 'integer' THEN "
+    "strftime('%Y-%m-%dT%H:%M', d.quarter * 900, 'unixepoch') ELSE d.quarter END";
 
 // The time of the delta `n`, as text in either layout.
 std::string time_of_n() { return time_text_sql("n.timestamp"); }
@@ -481,13 +486,13 @@ Status SessionLedger::before_delete(sqlite3* db, const std::string& where,
   // One pass over them, by session and quarter hour; the ledger's and the
   // activity's sums come from those groups (a session's repo looked up once
   // per group, not per row).
-  std::string doomed = "(SELECT session_id, delta_type, gap, origin, timestamp FROM session_deltas WHERE " +
-                       where + ") d";
+  std::string doomed = std::string("(SELECT session_id, delta_type, gap, origin, ") + kQuarterKeySql +
+                       " AS quarter FROM session_deltas WHERE " + where + ") d";
   for (const std::string& sql :
-       {std::string("INSERT INTO temp.doomed_groups SELECT d.session_id, ") + kQuarterSql +
+       {std::string("INSERT INTO temp.doomed_groups SELECT d.session_id, ") + kQuarterOfKeySql +
             ", SUM(d.delta_type = 'created'), SUM(d.delta_type = 'updated'), "
             "SUM(d.delta_type = 'deleted'), SUM(d.gap), SUM(d.origin <> 'stream'), COUNT(*) FROM " +
-            doomed + " GROUP BY +d.session_id, 2",
+            doomed + " GROUP BY +d.session_id, d.quarter",
         std::string("INSERT INTO temp.ledger_doomed SELECT session_id, SUM(created), SUM(updated), "
                     "SUM(deleted), SUM(gaps), SUM(inferred) FROM temp.doomed_groups "
                     "GROUP BY session_id"),
