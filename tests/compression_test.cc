@@ -548,6 +548,14 @@ BOOST_AUTO_TEST_CASE(times_convert_in_steps_through_deletes_inserts_and_a_reload
   auto store = empty_store(Compression::off);
   std::map<std::int64_t, Delta> expected;
   save(*store, stream(300, 8), expected);
+  // A time that is no time (what a migrated file of the document's schema may
+  // hold) is kept as it is, not dropped and not a failed step.
+  Delta odd = expected.rbegin()->second;
+  odd.session_id = "odd";
+  odd.timestamp = "yesterday";
+  std::vector<std::int64_t> odd_id;
+  BOOST_REQUIRE(store->save_batch(std::span<const Delta>(&odd, 1), std::nullopt, &odd_id).ok());
+  expected[odd_id.at(0)] = odd;
   BOOST_REQUIRE(!store->time_columns().integer);
   BOOST_REQUIRE(store->set_compression(Compression::zstd).ok());
   // No dictionary yet (the states wait for one): these steps move times only.
@@ -588,6 +596,10 @@ BOOST_AUTO_TEST_CASE(times_convert_in_steps_through_deletes_inserts_and_a_reload
   BOOST_TEST((*loaded)->time_columns().integer);
   BOOST_TEST((*loaded)->compression_stats().converted);
   reads_back(**loaded, expected);
+  auto kept = (*loaded)->delta_by_id(odd_id.at(0));
+  BOOST_REQUIRE(kept.ok() && kept->has_value());
+  BOOST_TEST((*kept)->delta.timestamp == "yesterday");
+  BOOST_TEST(((*kept)->delta.after == odd.after));
   auto next_id = (*loaded)->last_delta_id() + 1;
   std::vector<std::int64_t> ids;
   BOOST_REQUIRE((*loaded)->save_batch(std::span<const Delta>(&expected.begin()->second, 1), std::nullopt, &ids).ok());

@@ -185,9 +185,11 @@ const std::array<KeySpec, 31> kKeys = {{
     {"storage", "compression", kCompressionExpected,
      "How states are kept in memory and in the file. zstd: compressed with a dictionary trained "
      "on the store's own states once 2,000 exist (kept in the file), and a before state equal to "
-     "its session's last state kept as a reference; every reader still gets the JSON text, and "
-     "the view session_deltas_json gives it to sqlite3 (docs/capacity.md). Switching converts "
-     "the stored rows in the background. Changes only at restart",
+     "its session's last state kept as a reference, an update's after state compressed against "
+     "its before state, and the times stored as integer milliseconds; every reader still gets "
+     "the JSON text and the time's text, and the view session_deltas_json gives them to sqlite3 "
+     "(docs/capacity.md). Switching converts the stored rows in the background, holding them "
+     "twice until it ends. Changes only at restart",
      [](Config& c, std::string_view v, const Origin& o) {
        return assign(parse_compression(v, o), c.storage.compression);
      }},

@@ -356,7 +356,7 @@ Result<std::vector<StoredDelta>> ArchiveFile::query(const DeltaQuery& query, int
     cursor = parse_cursor(*query.before);
     if (!cursor) return Error{"invalid cursor"};
   }
-  // The store's query (store.cc, get_deltas), over this file.
+  // The store's query (store_reads.cc, get_deltas), over this file.
   std::string sql = std::string("SELECT ") + kColumns + " FROM session_deltas WHERE 1";
   if (query.session_id) sql += " AND session_id = :sid";
   if (query.type) sql += " AND delta_type = :type";

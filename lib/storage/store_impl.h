@@ -1,7 +1,7 @@
 // Store::Impl: the connection behind a Store, its statement cache and the
 // counts kept as rows come and go. Store is written in two halves that share
 // it: store_open.cc (the schema, how a database comes into being and how it
-// goes to a file) and store.cc (writing and reading rows).
+// goes to a file), store.cc (writing rows) and store_reads.cc (reading them).
 //
 // Internal to storage/; nothing outside it includes this.
 #pragma once
@@ -57,7 +57,7 @@ struct Store::Impl {
   // The form the rows are being moved to, while it differs (time_conversion.cc).
   std::optional<TimeColumns> times_target;
 
-  // The queries read these columns, in this order (read_delta in store.cc; the
+  // The queries read these columns, in this order (read_delta in store_reads.cc; the
   // states as stored: StateColumns decodes them and resolves before_ref; the
   // times as stored: TimeColumns::read gives their text).
   std::string delta_columns() const {

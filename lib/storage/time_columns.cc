@@ -60,7 +60,7 @@ void milliseconds_sql_function(sqlite3_context* context, int, sqlite3_value** ar
   auto time = parse_timestamp(std::string_view(reinterpret_cast<const char*>(raw),
                                                static_cast<std::size_t>(sqlite3_value_bytes(args[0]))));
   if (!time.ok()) {
-    sqlite3_result_null(context);
+    sqlite3_result_value(context, args[0]);  // kept as it is, never dropped
     return;
   }
   sqlite3_result_int64(context, time->time_since_epoch().count());

@@ -46,8 +46,11 @@ struct TimeColumns {
   static Result<TimeColumns> of(sqlite3* db, const char* table = "session_deltas");
 
   // SQL function deltatap_ms(text): a normalised time's milliseconds since
-  // the epoch, NULL for NULL or a text that is no time. What converting a
-  // store to integer times copies with (time_conversion.cc).
+  // the epoch; NULL stays NULL, and a text that is no time (a file of the
+  // document's schema may hold one: the version-0 migration keeps it) is
+  // returned as it is, which the INTEGER column keeps as TEXT and read()
+  // gives back. What converting a store to integer times copies with
+  // (time_conversion.cc).
   static Status register_sql_function(sqlite3* db);
 };
 
