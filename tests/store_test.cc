@@ -464,6 +464,55 @@ BOOST_AUTO_TEST_CASE(migrates_a_version_0_file_written_with_the_documents_schema
   BOOST_TEST(query_db(path, "PRAGMA user_version")[0][0] == "0");
 }
 
+BOOST_AUTO_TEST_CASE(a_file_with_the_documents_check_lists_loads_with_comparisons_that_still_refuse) {
+  TempDir dir;
+  fs::path path;
+  {
+    auto store = empty_store();
+    BOOST_REQUIRE(store->save(make_delta("s", DeltaType::created, "2025-11-10T12:00:00.000Z")).ok());
+    path = to_file(*store, dir);
+  }
+  // As every file written before: the CHECKs as the document writes them.
+  sqlite3* db = nullptr;
+  BOOST_REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  exec_sql(db, R"(PRAGMA writable_schema = ON;
+    UPDATE sqlite_master SET sql = replace(replace(sql,
+      'CHECK(delta_type = ''created'' OR delta_type = ''updated'' OR delta_type = ''deleted'')',
+      'CHECK(delta_type IN (''created'', ''updated'', ''deleted''))'),
+      'CHECK(origin = ''stream'' OR origin = ''resync'' OR origin = ''reconcile'')',
+      'CHECK(origin IN (''stream'', ''resync'', ''reconcile''))') WHERE name = 'session_deltas';
+    PRAGMA writable_schema = OFF;)");
+  sqlite3_close(db);
+  auto lists = "SELECT COUNT(*) FROM sqlite_master WHERE name = 'session_deltas' AND "
+               "sql LIKE '%delta_type IN (''created'', ''updated'', ''deleted'')%' AND "
+               "sql LIKE '%origin IN (''stream'', ''resync'', ''reconcile'')%'";
+  BOOST_REQUIRE(query_db(path, lists)[0][0] == "1");
+
+  auto loaded = Store::load_file(path.string());
+  BOOST_REQUIRE_MESSAGE(loaded.ok(), loaded.error());
+  auto& store = **loaded;
+  BOOST_REQUIRE(store.save(make_delta("s", DeltaType::updated, "2025-11-10T12:01:00.000Z")).ok());
+  BOOST_TEST(store.delta_count() == 2);
+  // The same constraints: a value outside either list is refused, naming it.
+  for (const char* insert :
+       {"INSERT INTO session_deltas (session_id, delta_type, timestamp, created_at) "
+        "VALUES ('s', 'renamed', '2025-11-10T12:02:00.000Z', '2025-11-10T12:02:00.000Z')",
+        "INSERT INTO session_deltas (session_id, delta_type, timestamp, created_at, origin) "
+        "VALUES ('s', 'updated', '2025-11-10T12:02:00.000Z', '2025-11-10T12:02:00.000Z', 'guess')"}) {
+    char* message = nullptr;
+    BOOST_TEST(sqlite3_exec(store.connection(), insert, nullptr, nullptr, &message) == SQLITE_CONSTRAINT);
+    BOOST_TEST(std::string(message ? message : "").find("CHECK constraint failed") != std::string::npos);
+    sqlite3_free(message);
+  }
+  BOOST_TEST(store.delta_count() == 2);
+  auto out = to_file(store, dir);
+  BOOST_TEST(query_db(out, lists)[0][0] == "0");
+  BOOST_TEST(query_db(out, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'session_deltas' AND "
+                           "sql LIKE '%delta_type = ''created'' OR%' AND sql LIKE '%origin = ''stream'' OR%'")[0][0] == "1");
+  BOOST_TEST(query_db(out, "PRAGMA integrity_check")[0][0] == "ok");
+  BOOST_TEST(query_db(out, "SELECT COUNT(*) FROM session_deltas")[0][0] == "2");
+}
+
 BOOST_AUTO_TEST_CASE(quarantine_is_bounded_and_truncates_raw) {
   auto store = empty_store();
   std::string huge(200 * 1024, 'x');

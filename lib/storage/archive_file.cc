@@ -32,17 +32,18 @@ constexpr std::string_view kSuffix = ".sqlite";
 // took a fifth of a file and a quarter of a move's time (bench_archive_move).
 // Files written before keep theirs, which readers may use or not. The times
 // are INTEGER milliseconds (storage/time_columns.h; format 2): files of
-// format 1 keep their TEXT times, and each file is read as it is.
+// format 1 keep their TEXT times, and each file is read as it is. The CHECKs
+// are comparisons, not lists (store_open.cc says why: 4.5 µs a row here).
 constexpr const char* kCreateSchema = R"sql(
 CREATE TABLE IF NOT EXISTS session_deltas (
   id INTEGER PRIMARY KEY,
   session_id TEXT NOT NULL,
-  delta_type TEXT NOT NULL CHECK(delta_type IN ('created', 'updated', 'deleted')),
+  delta_type TEXT NOT NULL CHECK(delta_type = 'created' OR delta_type = 'updated' OR delta_type = 'deleted'),
   before_state TEXT,
   after_state TEXT,
   timestamp INTEGER NOT NULL,
   created_at INTEGER NOT NULL,
-  origin TEXT NOT NULL DEFAULT 'stream' CHECK(origin IN ('stream', 'resync', 'reconcile')),
+  origin TEXT NOT NULL DEFAULT 'stream' CHECK(origin = 'stream' OR origin = 'resync' OR origin = 'reconcile'),
   gap INTEGER NOT NULL DEFAULT 0 CHECK(gap IN (0, 1)),
   before_ref INTEGER
 );

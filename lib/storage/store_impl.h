@@ -133,6 +133,8 @@ struct Store::Impl {
   Status copy_from(sqlite3* source);
   Status register_functions();
   Status migrate();
+  Status migrate_version();
+  Status write_checks_as_comparisons();
   Status create_schema(TimeColumns layout);
   // An empty session_deltas made again with `layout` (ids continue).
   Status recreate_empty_deltas(TimeColumns layout);
