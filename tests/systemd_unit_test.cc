@@ -451,10 +451,19 @@ BOOST_AUTO_TEST_CASE(the_daemon_and_its_snapshot_child_make_only_allowed_system_
   BOOST_TEST_REQUIRE(before >= 0);
   // Once (in a clean clone's run beside the PostgreSQL test) the daemon was
   // gone here: say how it ended, so that the next time tells why.
-  BOOST_TEST_REQUIRE(::kill(daemon, SIGUSR1) == 0,
-                     "the daemon (pid " << daemon << ") cannot be signalled: " << std::strerror(errno)
-                                        << "; its stderr:\n" << traced.stderr_text()
-                                        << "\nthe trace's end:\n" << tail_of(read_file(trace), 3000));
+  int signalled = ::kill(daemon, SIGUSR1);
+  int kill_error = errno;  // before anything below can change it
+  if (signalled != 0) {
+    std::string strace_children;
+    for (pid_t child : children_of(traced.pid())) strace_children += " " + std::to_string(child);
+    BOOST_TEST_REQUIRE(signalled == 0,
+                       "the daemon (pid " << daemon << ") cannot be signalled: "
+                                          << std::strerror(kill_error) << "; strace's children now:"
+                                          << strace_children << "; strace running: "
+                                          << (::kill(traced.pid(), 0) == 0) << "; its stderr:\n"
+                                          << traced.stderr_text() << "\nthe trace's end:\n"
+                                          << tail_of(read_file(trace), 3000));
+  }
   BOOST_TEST_REQUIRE(
       wait_until([&] { return snapshots() > before || failures() > 0; }, std::chrono::seconds(30)));
   BOOST_TEST(failures() == 0.0, traced.stderr_text());

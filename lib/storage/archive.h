@@ -2,15 +2,21 @@
 // ([retention] archive = on; design.md, "Capacity"; docs/archives.md) instead
 // of deleting them, and bounding those files ([retention] archive_days).
 //
-// A move goes in batches of at most ArchiveOptions::batch_rows deltas, each
-// of one month (the UTC month of created_at, as retention goes by created_at):
-//   1. the batch's rows are read from the store (oldest first) and written
-//      into that month's file (archive_file.h) with INSERT OR IGNORE in one
-//      transaction, which SQLite has on disk when COMMIT returns; the file (and
-//      its directory when the file is new) is then fsync'd;
-//   2. only then are the same rows deleted from the store, through its
-//      deletion path (the ledger, the counts and references stay right).
-// A crash between 1 and 2 loses nothing (the rows are in the file and still in
+// A move goes in batches of at most ArchiveOptions::batch_rows deltas (and
+// batch_bytes of their stored states), each of one month (the UTC month of
+// created_at, as retention goes by created_at), and each batch in steps:
+//   1. its rows are read from the store (oldest first, after the batch
+//      before), the file of its month opened and the rows made ready for it
+//      (below) on the store's thread;
+//   2. they are written into that file (archive_file.h) with INSERT OR IGNORE
+//      in one transaction, which SQLite has on disk when COMMIT returns; the
+//      file (and its directory when the file is new) is then fsync'd. This
+//      step touches the file alone and runs on a thread of its own, beside
+//      step 3 of the batch before;
+//   3. only once step 2 has returned are the same rows deleted from the
+//      store, through its deletion path (the ledger, the counts and
+//      references stay right), on the store's thread.
+// A crash between 2 and 3 loses nothing (the rows are in the file and still in
 // the store) and duplicates nothing: the next move writes them again, ignored
 // (ids are unique), then deletes them; a reader meanwhile (archive_reader.h)
 // shows each id once.
@@ -22,7 +28,9 @@
 // dictionary, trained on the first batch that brings at least
 // kMinArchiveTrainingStates TEXT states to a file that has none; before that
 // they stay TEXT. A before_ref naming a row that will not be in the same file
-// is materialised (the state copied in, before_ref NULL).
+// is materialised (the state copied in, before_ref NULL); a TEXT before state
+// equal to the TEXT after state of its session's row before it in the same
+// batch becomes a before_ref to that row (what compression does in the store).
 //
 // Deltas held for a sink (Store::hold_deltas_after) are neither archived nor
 // deleted. After a move, the files of months that can receive no more rows
@@ -30,8 +38,10 @@
 // are sealed: mode 0440. With keep_days > 0, sealed files whose newest
 // created_at is older than keep_days are deleted.
 //
-// Everything runs on the store's thread. Errors are values; what was moved
-// before an error stays moved.
+// The functions here are called on the store's thread; step 2 of
+// archive_expired runs on a thread it starts and joins before the next step
+// 1 and before it returns. Errors are values; what was moved before an error
+// stays moved, and a batch written but not deleted is taken again next time.
 #pragma once
 
 #include <cstdint>
@@ -52,10 +62,16 @@ inline constexpr std::size_t kMaxArchiveTrainingStates = 4'000;
 
 struct ArchiveOptions {
   std::string directory;             // archive_directory_for([storage] path)
-  std::int64_t batch_rows = 50'000;  // deltas per transaction (and per delete)
+  // A batch's bounds: deltas per transaction (and per delete), and the bytes
+  // of their states held in memory while it is written. Bigger batches cost
+  // fewer references materialised in the store at each batch's edge (one for
+  // each session that goes on past it); one batch's rows are in memory at a time.
+  std::int64_t batch_rows = 200'000;
+  std::int64_t batch_bytes = 64 << 20;
   int keep_days = 0;                 // [retention] archive_days; 0 keeps every file
-  // A test hook, called after each batch is durable in its file and before
-  // it is deleted from the store (the service's DELTATAP_TEST_ARCHIVE_KILL
+  // A test hook, called on the store's thread after each batch is durable
+  // in its file and before it is deleted from the store (the next batch may
+  // be being written meanwhile) (the service's DELTATAP_TEST_ARCHIVE_KILL
   // kills the process there). Empty in production.
   std::function<void()> after_write;
 };
@@ -75,8 +91,8 @@ struct ArchivedBatch {
   bool file_created = false;
 };
 
-// Writes the next batch of deltas stored before `older_than` into its month's
-// file, durably. nullopt when nothing (not held) is due.
+// Steps 1 and 2 for the first batch of deltas stored before `older_than`:
+// written into its month's file, durably. nullopt when nothing (not held) is due.
 Result<std::optional<ArchivedBatch>> write_next_batch(Store& store, const ArchiveOptions& options,
                                                       TimePoint older_than);
 // Deletes the batch's rows from the store; returns how many went.
@@ -89,7 +105,7 @@ struct ArchiveRun {
   std::int64_t removed = 0;         // files deleted (keep_days)
 };
 
-// Every due batch (write, then delete), then sealing and keep_days. `now` is
+// Every due batch (steps 1 to 3, above), then sealing and keep_days. `now` is
 // retention's clock (keep_days is counted from it).
 Result<ArchiveRun> archive_expired(Store& store, const ArchiveOptions& options,
                                    TimePoint older_than, TimePoint now);
