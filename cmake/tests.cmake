@@ -120,8 +120,8 @@ deltatap_test_table(
   # test                 timeout  labels                       sharing
   analytics              120      unit                         -
   analytics_http         300      process                      -
-  archive                120      unit                         -
-  archive_daemon         240      process                      -
+  archive                120      unit,threads                 -
+  archive_daemon         240      process,threads              -
   base                   60       unit                         -
   cli                    240      process                      -
   completion             180      process                      machine
