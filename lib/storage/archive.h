@@ -67,7 +67,7 @@ struct ArchiveOptions {
   // fewer references materialised in the store at each batch's edge (one for
   // each session that goes on past it); one batch's rows are in memory at a time.
   std::int64_t batch_rows = 200'000;
-  std::int64_t batch_bytes = 64 << 20;
+  std::int64_t batch_bytes = 128 << 20;
   int keep_days = 0;                 // [retention] archive_days; 0 keeps every file
   // A test hook, called on the store's thread after each batch is durable
   // in its file and before it is deleted from the store (the next batch may
