@@ -123,6 +123,16 @@ void remove_stale_temporaries(const std::string& path) {
   }
 }
 
+Status fsync_path(const std::string& path, bool directory) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
+  if (fd < 0) return Error{errno_text("cannot open", path)};
+  int synced = ::fsync(fd);
+  int error = errno;
+  ::close(fd);
+  if (synced != 0) return Error{errno_text("cannot fsync", path, error)};
+  return ok_status();
+}
+
 std::uint64_t file_size(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return 0;

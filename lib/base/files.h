@@ -71,6 +71,10 @@ Status write_file_atomically(const std::string& path, std::string_view bytes,
 // writing `path` left behind. Errors are ignored: what cannot be removed stays.
 void remove_stale_temporaries(const std::string& path);
 
+// fsyncs the file, or the directory, at `path` (a directory's fsync makes the
+// names in it durable). The error names the path and the failed step.
+Status fsync_path(const std::string& path, bool directory);
+
 // Size of the file in bytes, 0 when it is missing or cannot be stat'd.
 std::uint64_t file_size(const std::string& path);
 

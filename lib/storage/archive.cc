@@ -1,11 +1,8 @@
-// Archive: the move of expired deltas into monthly files, sealing them and
-// bounding them (archive.h says what and why).
+// Archive: the move of expired deltas into monthly files (archive.h says
+// what and why; sealing and bounding the files is archive_sealing.cc).
 #include "storage/archive.h"
 
-#include <fcntl.h>
 #include <sqlite3.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <future>
@@ -71,16 +68,6 @@ Status exec(sqlite3* db, const char* sql, const std::string& path) {
     sqlite3_free(message);
     return Error{path + ": " + sql + ": " + text};
   }
-  return ok_status();
-}
-
-Status fsync_path(const std::string& path, bool directory) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
-  if (fd < 0) return Error{errno_text("cannot open", path)};
-  int synced = ::fsync(fd);
-  int error = errno;
-  ::close(fd);
-  if (synced != 0) return Error{errno_text("cannot fsync", path, error)};
   return ok_status();
 }
 
@@ -382,17 +369,6 @@ Result<std::optional<std::string>> oldest_due(sqlite3* db, TimeColumns times,
   return std::optional<std::string>(TimeColumns::read(stmt->get(), 0));
 }
 
-Result<bool> store_holds_month(sqlite3* db, TimeColumns times, const std::string& from,
-                               const std::string& to) {
-  auto stmt = prepare(db, "SELECT EXISTS (SELECT 1 FROM session_deltas "
-                          "WHERE created_at >= ?1 AND created_at < ?2)");
-  if (!stmt.ok()) return Error{stmt.error()};
-  times.bind(stmt->get(), 1, from);
-  times.bind(stmt->get(), 2, to);
-  if (sqlite3_step(stmt->get()) != SQLITE_ROW) return Error{sqlite_error(db, "month's deltas")};
-  return sqlite3_column_int(stmt->get(), 0) != 0;
-}
-
 // A batch read from the store and made ready for its file (BatchPreparer),
 // its file open: what write_prepared() needs, and nothing of the store.
 struct PreparedBatch {
@@ -547,56 +523,6 @@ Result<ArchiveRun> archive_expired(Store& store, const ArchiveOptions& options,
   if (!removed.ok()) return Error{removed.error()};
   run.removed = *removed;
   return run;
-}
-
-Result<std::int64_t> seal_archives(Store& store, const ArchiveOptions& options,
-                                   TimePoint older_than) {
-  auto files = list_archive_files(options.directory);
-  if (!files.ok()) return Error{files.error()};
-  std::string bound = format_timestamp(older_than);
-  std::int64_t sealed = 0;
-  for (const auto& file : *files) {
-    if (file.sealed) continue;
-    auto to = next_month_start(file.month);
-    // Rows of this month still come while the cutoff is inside it.
-    if (to > bound) continue;
-    auto holds = store_holds_month(store.connection(), store.time_columns(), month_start(file.month), to);
-    if (!holds.ok()) return Error{holds.error()};
-    if (*holds) continue;  // held for a sink: they come later
-    if (::chmod(file.path.c_str(), kSealedArchiveMode) != 0) {
-      return Error{errno_text("cannot make read-only", file.path)};
-    }
-    ++sealed;
-  }
-  return sealed;
-}
-
-Result<std::int64_t> remove_old_archives(const ArchiveOptions& options, TimePoint now) {
-  if (options.keep_days <= 0) return std::int64_t{0};
-  auto files = list_archive_files(options.directory);
-  if (!files.ok()) return Error{files.error()};
-  std::string limit = format_timestamp(now - std::chrono::days(options.keep_days));
-  std::int64_t removed = 0;
-  for (const auto& file : *files) {
-    if (!file.sealed) continue;
-    // Cheap test first: a month that ends after the limit has rows too new.
-    if (month_start(file.month) >= limit) continue;
-    std::optional<std::string> newest;
-    {
-      auto opened = ArchiveFile::open_readonly(file.path);
-      if (!opened.ok()) return Error{opened.error()};
-      auto read = opened->newest_created_at();
-      if (!read.ok()) return Error{read.error()};
-      newest = std::move(*read);
-    }
-    if (newest && *newest >= limit) continue;
-    if (::unlink(file.path.c_str()) != 0) return Error{errno_text("cannot delete", file.path)};
-    ++removed;
-  }
-  if (removed > 0) {
-    if (auto s = fsync_path(options.directory, true); !s.ok()) return Error{s.error()};
-  }
-  return removed;
 }
 
 }  // namespace deltatap
