@@ -99,13 +99,7 @@ Status write_file_atomically(const std::string& path, const FillTemporary& fill,
   if (closed != 0) return fail(errno_text("cannot close", temp));
   if (::rename(temp.c_str(), path.c_str()) != 0) return fail(errno_text("cannot rename to", path));
 
-  int dir = ::open(parent_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir < 0) return Error{errno_text("cannot open the directory of", path)};
-  int synced = ::fsync(dir);
-  int error = errno;
-  ::close(dir);
-  if (synced != 0) return Error{errno_text("cannot fsync the directory of", path, error)};
-  return ok_status();
+  return fsync_path(parent_of(path), true);
 }
 
 Status write_file_atomically(const std::string& path, std::string_view bytes, mode_t mode) {
