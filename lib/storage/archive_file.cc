@@ -357,30 +357,12 @@ Result<std::vector<StoredDelta>> ArchiveFile::query(const DeltaQuery& query, int
     cursor = parse_cursor(*query.before);
     if (!cursor) return Error{"invalid cursor"};
   }
-  // The store's query (store_reads.cc, get_deltas), over this file.
-  std::string sql = std::string("SELECT ") + kColumns + " FROM session_deltas WHERE 1";
-  if (query.session_id) sql += " AND session_id = :sid";
-  if (query.type) sql += " AND delta_type = :type";
-  if (query.since) sql += " AND timestamp >= :since";
-  if (query.until) sql += " AND timestamp < :until";
-  if (cursor) sql += " AND timestamp <= :cts AND (timestamp, id) < (:cts, :cid)";
-  sql += " ORDER BY timestamp DESC, id DESC LIMIT :limit";
-  auto stmt = prepare(impl_->db, sql);
+  // The store's query (store.h, delta_query_sql), over this file.
+  auto stmt = prepare(impl_->db, std::string("SELECT ") + kColumns + " FROM session_deltas" +
+                                     delta_query_sql(query, cursor.has_value()));
   if (!stmt.ok()) return Error{impl_->path + ": " + stmt.error()};
   sqlite3_stmt* s = stmt->get();
-  auto bind = [s](const char* name, std::string_view text) {
-    bind_text(s, sqlite3_bind_parameter_index(s, name), text);
-  };
-  std::string type = query.type ? std::string(to_string(*query.type)) : std::string();
-  if (query.session_id) bind(":sid", *query.session_id);
-  if (query.type) bind(":type", type);
-  if (query.since) impl_->times.bind(s, ":since", *query.since);
-  if (query.until) impl_->times.bind(s, ":until", *query.until);
-  if (cursor) {
-    impl_->times.bind(s, ":cts", cursor->timestamp);
-    sqlite3_bind_int64(s, sqlite3_bind_parameter_index(s, ":cid"), cursor->id);
-  }
-  sqlite3_bind_int64(s, sqlite3_bind_parameter_index(s, ":limit"), std::int64_t{limit} + 1);
+  bind_delta_query(s, query, cursor, impl_->times, std::int64_t{limit} + 1);
   std::vector<StoredDelta> rows;
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {

@@ -61,6 +61,14 @@ struct Cursor {
 std::optional<Cursor> parse_cursor(std::string_view text);
 std::string format_cursor(const Cursor& cursor);
 
+// A DeltaQuery as SQL over a session_deltas table, in memory or in an archive
+// file, so that both page alike: " WHERE ... ORDER BY timestamp DESC, id DESC
+// LIMIT :limit", after a cursor when `cursor` is set. bind_delta_query binds
+// its parameters (times as `times` keeps them) and asks for `fetch` rows.
+std::string delta_query_sql(const DeltaQuery& query, bool cursor);
+void bind_delta_query(sqlite3_stmt* stmt, const DeltaQuery& query,
+                      const std::optional<Cursor>& cursor, TimeColumns times, std::int64_t fetch);
+
 // A database file image from serialize(); owns its memory, movable to a worker.
 class DatabaseImage {
  public:

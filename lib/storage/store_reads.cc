@@ -134,6 +134,30 @@ Status Store::Impl::resolve_references(std::vector<StoredDelta>& rows,
   return ok_status();
 }
 
+std::string delta_query_sql(const DeltaQuery& query, bool cursor) {
+  std::string sql = " WHERE 1";
+  if (query.session_id) sql += " AND session_id = :sid";
+  if (query.type) sql += " AND delta_type = :type";
+  if (query.since) sql += " AND timestamp >= :since";
+  if (query.until) sql += " AND timestamp < :until";
+  // The first term bounds the index range; the second orders ties by id.
+  if (cursor) sql += " AND timestamp <= :cts AND (timestamp, id) < (:cts, :cid)";
+  return sql + " ORDER BY timestamp DESC, id DESC LIMIT :limit";
+}
+
+void bind_delta_query(sqlite3_stmt* stmt, const DeltaQuery& query,
+                      const std::optional<Cursor>& cursor, TimeColumns times, std::int64_t fetch) {
+  if (query.session_id) bind_named(stmt, ":sid", *query.session_id);
+  if (query.type) bind_named(stmt, ":type", to_string(*query.type));
+  if (query.since) times.bind(stmt, ":since", *query.since);
+  if (query.until) times.bind(stmt, ":until", *query.until);
+  if (cursor) {
+    times.bind(stmt, ":cts", cursor->timestamp);
+    sqlite3_bind_int64(stmt, sqlite3_bind_parameter_index(stmt, ":cid"), cursor->id);
+  }
+  sqlite3_bind_int64(stmt, sqlite3_bind_parameter_index(stmt, ":limit"), fetch);
+}
+
 Result<DeltaPage> Store::get_deltas(const DeltaQuery& query) {
   std::optional<Cursor> cursor;
   if (query.before) {
@@ -141,26 +165,11 @@ Result<DeltaPage> Store::get_deltas(const DeltaQuery& query) {
     if (!cursor) return Error{"invalid cursor"};
   }
   int limit = std::clamp(query.limit, 1, kMaxQueryLimit);
-  std::string sql = "SELECT " + impl_->delta_columns() + " FROM session_deltas WHERE 1";
-  if (query.session_id) sql += " AND session_id = :sid";
-  if (query.type) sql += " AND delta_type = :type";
-  if (query.since) sql += " AND timestamp >= :since";
-  if (query.until) sql += " AND timestamp < :until";
-  // The first term bounds the index range; the second orders ties by id.
-  if (cursor) sql += " AND timestamp <= :cts AND (timestamp, id) < (:cts, :cid)";
-  sql += " ORDER BY timestamp DESC, id DESC LIMIT :limit";
-  auto stmt = impl_->statement(sql);
+  auto stmt = impl_->statement("SELECT " + impl_->delta_columns() + " FROM session_deltas" +
+                               delta_query_sql(query, cursor.has_value()));
   if (!stmt.ok()) return Error{stmt.error()};
   Use use(*stmt);
-  if (query.session_id) bind_named(*use, ":sid", *query.session_id);
-  if (query.type) bind_named(*use, ":type", to_string(*query.type));
-  if (query.since) impl_->times.bind(*use, ":since", *query.since);
-  if (query.until) impl_->times.bind(*use, ":until", *query.until);
-  if (cursor) {
-    impl_->times.bind(*use, ":cts", cursor->timestamp);
-    sqlite3_bind_int64(*use, sqlite3_bind_parameter_index(*use, ":cid"), cursor->id);
-  }
-  sqlite3_bind_int(*use, sqlite3_bind_parameter_index(*use, ":limit"), limit + 1);
+  bind_delta_query(*use, query, cursor, impl_->times, std::int64_t{limit} + 1);
   DeltaPage page;
   std::vector<Impl::PendingReference> pending;
   int rc;
