@@ -331,9 +331,11 @@ BOOST_AUTO_TEST_CASE(files_for_db_token_file_and_out) {
   write_file(dir / "data/sessions.journal", "");
   write_file(dir / "token", "t\n");
   auto prefix = (dir / "data/sess").string();
-  CHECK_OFFERED("deltatap --db " + prefix, db.string(), (dir / "data/sessions.journal").string());
-  CHECK_OFFERED("deltatap --db=" + prefix, db.string(), (dir / "data/sessions.journal").string());
-  CHECK_OFFERED("deltatap stats --db " + (dir / "data/sessions.s").string(), db.string());
+  // Every file, the digest a snapshot leaves beside the database included.
+  auto digest = db.string() + ".digest";
+  CHECK_OFFERED("deltatap --db " + prefix, db.string(), (dir / "data/sessions.journal").string(), digest);
+  CHECK_OFFERED("deltatap --db=" + prefix, db.string(), (dir / "data/sessions.journal").string(), digest);
+  CHECK_OFFERED("deltatap stats --db " + (dir / "data/sessions.s").string(), db.string(), digest);
   CHECK_OFFERED("deltatap --token-file " + (dir / "to").string(), (dir / "token").string());
   CHECK_OFFERED("deltatap export --out " + (dir / "da").string(), (dir / "data").string());
 }

@@ -25,6 +25,8 @@
 #include <random>
 #include <thread>
 
+#include "base/digest.h"
+#include "base/files.h"
 #include "base/logging.h"
 #include "storage/snapshot.h"
 #include "skip.h"
@@ -75,9 +77,15 @@ BOOST_AUTO_TEST_CASE(creates_private_directory_and_file) {
   // Replaced whole, no temporary files left behind.
   BOOST_REQUIRE(write_snapshot_file(path.string(), "second").ok());
   BOOST_TEST(read_file(path) == "second");
+  // Beside it, its digest (the hash of "second"), and no temporary files.
+  auto digest = read_file(snapshot_digest_path(path.string()));
+  BOOST_TEST(digest == file_digest(std::string_view("second")) + "\n");
+  BOOST_TEST(digest.starts_with("xxh3-128 "));
+  BOOST_TEST(digest.ends_with(" 6\n"));  // its size
+  BOOST_TEST(mode_of(snapshot_digest_path(path.string())) == 0600u);
   int entries = 0;
   for ([[maybe_unused]] auto& e : fs::directory_iterator(path.parent_path())) ++entries;
-  BOOST_TEST(entries == 1);
+  BOOST_TEST(entries == 2);
 }
 
 BOOST_AUTO_TEST_CASE(failed_write_keeps_the_old_file) {
@@ -107,11 +115,12 @@ BOOST_AUTO_TEST_CASE(failed_write_keeps_the_old_file) {
   BOOST_REQUIRE(::waitpid(child, &status, 0) == child);
   BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0),
              "a write past the limit did not fail (wait status " << status << ")");
-  // The old file whole, and no temporary left beside it.
+  // The old file whole with its digest, and no temporary left beside them.
   BOOST_TEST(read_file(path) == "old");
+  BOOST_TEST(snapshot_matches_digest(path.string()));
   int entries = 0;
   for ([[maybe_unused]] auto& e : fs::directory_iterator(path.parent_path())) ++entries;
-  BOOST_TEST(entries == 1);
+  BOOST_TEST(entries == 2);
 }
 
 BOOST_AUTO_TEST_CASE(missing_file_reads_as_none_and_move_aside_keeps_it) {
@@ -234,6 +243,67 @@ BOOST_AUTO_TEST_CASE(a_child_writes_the_database_as_it_was_at_the_fork,
   BOOST_TEST((*loaded)->delta_count() == 20'000);
 }
 
+// A start trusts a file that matches the digest its snapshot left, and reads
+// every page through quick_check when it does not: a file changed since (even
+// in a way quick_check cannot see), a digest from another file (the crash
+// between the two renames), or none at all.
+BOOST_AUTO_TEST_CASE(a_load_trusts_the_digest_only_of_the_file_it_describes) {
+  TempDir dir;
+  auto path = (dir / "data/sessions.sqlite").string();
+  auto store = Store::open_empty();
+  BOOST_REQUIRE(store.ok());
+  BOOST_REQUIRE((*store)->save_batch(numbered_deltas(0, 2'000)).ok());
+  BOOST_REQUIRE(write_snapshot_file(path, copy_of(**store)).ok());
+  BOOST_TEST(snapshot_matches_digest(path));
+  auto loaded = Store::load_file(path);
+  BOOST_REQUIRE_MESSAGE(loaded.ok(), loaded.error());
+  BOOST_TEST((*loaded)->delta_count() == 2'000);
+  BOOST_TEST(((*loaded)->load_check() == Store::LoadCheck::kDigest));
+  BOOST_TEST(((*store)->load_check() == Store::LoadCheck::kNone));
+
+  // One letter of one session id changed in place: still a sound database to
+  // SQLite, but not the file the snapshot wrote.
+  std::string bytes = read_file(path);
+  auto at = bytes.find("sess_1234");
+  BOOST_REQUIRE(at != std::string::npos);
+  bytes[at] = 'z';
+  write_file(path, bytes);
+  BOOST_TEST(!snapshot_matches_digest(path));
+  auto changed = Store::load_file(path);
+  BOOST_REQUIRE_MESSAGE(changed.ok(), changed.error());
+  BOOST_TEST(((*changed)->load_check() == Store::LoadCheck::kQuickCheck));
+
+  // A newer file renamed into place without its digest (a crash between the
+  // two renames): the old digest does not describe it.
+  BOOST_REQUIRE(write_snapshot_file(path, copy_of(**store)).ok());
+  BOOST_REQUIRE((*store)->save_batch(numbered_deltas(2'000, 10)).ok());
+  BOOST_REQUIRE(write_file_atomically(path, [&](const std::string& temp, int) {
+                  return (*store)->write_copy(temp);
+                }).ok());
+  auto newer = Store::load_file(path);
+  BOOST_REQUIRE_MESSAGE(newer.ok(), newer.error());
+  BOOST_TEST((*newer)->delta_count() == 2'010);
+  BOOST_TEST(((*newer)->load_check() == Store::LoadCheck::kQuickCheck));
+
+  // No digest at all, and a digest that is not one: quick_check.
+  fs::remove(snapshot_digest_path(path));
+  auto without = Store::load_file(path);
+  BOOST_REQUIRE_MESSAGE(without.ok(), without.error());
+  BOOST_TEST(((*without)->load_check() == Store::LoadCheck::kQuickCheck));
+  write_file(snapshot_digest_path(path), "not a digest\n");
+  auto garbled = Store::load_file(path);
+  BOOST_REQUIRE_MESSAGE(garbled.ok(), garbled.error());
+  BOOST_TEST(((*garbled)->load_check() == Store::LoadCheck::kQuickCheck));
+
+  // A file that fails quick_check fails to load whatever digest is beside it
+  // when the digest is not its own.
+  BOOST_REQUIRE(write_snapshot_file(path, copy_of(**store)).ok());
+  std::string whole = read_file(path);
+  whole.resize(whole.size() / 2);
+  write_file(path, whole);
+  BOOST_TEST(!Store::load_file(path).ok());
+}
+
 BOOST_AUTO_TEST_CASE(a_failing_child_says_why_and_keeps_the_old_file) {
   TempDir dir;
   auto path = (dir / "sessions.sqlite").string();
@@ -245,9 +315,10 @@ BOOST_AUTO_TEST_CASE(a_failing_child_says_why_and_keeps_the_old_file) {
   BOOST_REQUIRE(!status.ok());
   BOOST_TEST(status.error() == "disk on fire");
   BOOST_TEST(read_file(path) == "old");
+  BOOST_TEST(snapshot_matches_digest(path));
   int entries = 0;
   for ([[maybe_unused]] auto& e : fs::directory_iterator(dir.path())) ++entries;
-  BOOST_TEST(entries == 1);
+  BOOST_TEST(entries == 2);
 }
 
 BOOST_AUTO_TEST_CASE(the_child_dies_with_the_process_that_started_it,

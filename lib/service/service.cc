@@ -196,8 +196,12 @@ class Service final : public ApiBackend {
         auto loaded = Store::load_file(path);
         if (loaded.ok()) {
           store_ = std::move(loaded.value());
+          // Which check the file passed: a start that did not find the digest
+          // a snapshot left (or found the file changed since) read every page.
+          bool by_digest = store_->load_check() == Store::LoadCheck::kDigest;
           log_info("Database loaded", {{"DB_PATH", path},
-                                       {"DELTA_COUNT", std::to_string(store_->delta_count())}});
+                                       {"DELTA_COUNT", std::to_string(store_->delta_count())},
+                                       {"CHECKED_BY", by_digest ? "digest" : "quick_check"}});
         } else {
           auto aside = move_aside(path);
           log_error("Database file is unusable; moved aside and starting empty",

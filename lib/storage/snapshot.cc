@@ -13,6 +13,7 @@
 #include <csignal>
 #include <cstring>
 
+#include "base/digest.h"
 #include "base/logging.h"
 #include "base/timestamp.h"
 
@@ -34,15 +35,48 @@ class FileDescriptor {
 
 }  // namespace
 
+namespace {
+
+// The digest goes in place after the file: see snapshot.h for why that order
+// is safe. Its failure is the snapshot's: the file is in place, but the
+// digest beside it is the old one, and the error says so.
+Status write_digest(const std::string& path, const std::string& digest) {
+  auto written = write_file_atomically(snapshot_digest_path(path), digest + "\n");
+  if (!written.ok()) return Error{path + " is written, but not its digest: " + written.error()};
+  return ok_status();
+}
+
+}  // namespace
+
 Status write_snapshot_file(const std::string& path, const FillFile& fill) {
   if (auto s = ensure_parent_directory(path); !s.ok()) return s;
-  // SQLite writes the temporary by name; the descriptor is for the fsync.
-  return write_file_atomically(path, [&fill](const std::string& temp, int) { return fill(temp); });
+  // SQLite writes the temporary by name; the descriptor is for the digest,
+  // read back while the pages are still in the page cache, and the fsync.
+  std::string digest;
+  auto written = write_file_atomically(path, [&](const std::string& temp, int fd) -> Status {
+    if (auto s = fill(temp); !s.ok()) return s;
+    auto taken = file_digest(fd, temp);
+    if (!taken.ok()) return Error{taken.error()};
+    digest = std::move(*taken);
+    return ok_status();
+  });
+  if (!written.ok()) return written;
+  return write_digest(path, digest);
 }
 
 Status write_snapshot_file(const std::string& path, std::string_view bytes) {
   if (auto s = ensure_parent_directory(path); !s.ok()) return s;
-  return write_file_atomically(path, bytes);
+  if (auto s = write_file_atomically(path, bytes); !s.ok()) return s;
+  return write_digest(path, file_digest(bytes));
+}
+
+std::string snapshot_digest_path(const std::string& path) { return path + ".digest"; }
+
+bool snapshot_matches_digest(const std::string& path) {
+  auto recorded = read_snapshot_file(snapshot_digest_path(path));
+  if (!recorded.ok() || !*recorded) return false;
+  auto actual = file_digest(path);
+  return actual.ok() && **recorded == *actual + "\n";
 }
 
 namespace {

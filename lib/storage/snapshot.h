@@ -6,6 +6,15 @@
 // the directory), after creating the directory with mode 0700 when missing. On
 // failure the old file is untouched and the temporary file removed.
 //
+// Each write also leaves "<path>.digest" (snapshot_digest_path): the new
+// file's size and hash (base/digest.h's file_digest), taken from its bytes
+// before the fsync and written atomically after the rename. A start uses it to
+// skip PRAGMA quick_check, which reads every page through SQLite (3.8 s at
+// 10,000,000 deltas, against 0.4 s for the hash): a file that matches its
+// digest is, byte for byte, a file a snapshot wrote and checked. A crash
+// between the two renames leaves the old digest beside the new file; it does
+// not match, and that start runs quick_check as it would with no digest.
+//
 // The file helpers the daemon uses around snapshots (ensure_parent_directory,
 // remove_stale_temporaries, file_size) are base/files.h's, included here.
 //
@@ -35,6 +44,13 @@ using FillFile = std::function<Status(const std::string& temp_path)>;
 
 Status write_snapshot_file(const std::string& path, const FillFile& fill);
 Status write_snapshot_file(const std::string& path, std::string_view bytes);
+
+// "<path>.digest".
+std::string snapshot_digest_path(const std::string& path);
+// Whether the file at `path` has the size and hash its digest file records;
+// false when either file is missing or cannot be read (never an error: the
+// caller then checks the file the long way).
+bool snapshot_matches_digest(const std::string& path);
 
 // write_snapshot_file(path, fill) in a child process made by fork(). The child
 // sees this process's memory as it was at fork() (copy-on-write), so `fill` may

@@ -170,14 +170,21 @@ class Store {
   // An in-memory database holding a copy of the SQLite file at `path`, migrated
   // to the current schema. The pages are copied into an ordinary in-memory
   // database, which can grow as far as memory allows (a deserialized image
-  // could not grow past 1 GiB). PRAGMA quick_check reads the file on a second
-  // thread while the copy runs. An error means the file is not a usable database.
+  // could not grow past 1 GiB). While the copy runs, a second thread checks
+  // the file: a file that matches the digest its snapshot wrote beside it
+  // (storage/snapshot.h) is taken as checked; any other is read through
+  // PRAGMA quick_check. An error means the file is not a usable database.
   static Result<std::unique_ptr<Store>> load_file(const std::string& path);
   // As load_file, from the bytes of a SQLite file image.
   static Result<std::unique_ptr<Store>> load(std::string_view bytes);
   // The file itself, read-only (for the offline CLI). A version-0 file is loaded
   // into memory and migrated there, leaving the file as it was.
   static Result<std::unique_ptr<Store>> open_readonly(const std::string& path);
+
+  // How load_file checked the file this store was loaded from (kNone for a
+  // store that was not loaded from a file, or was loaded from bytes).
+  enum class LoadCheck { kNone, kDigest, kQuickCheck };
+  LoadCheck load_check() const;
 
   ~Store();
   Store(const Store&) = delete;

@@ -56,6 +56,8 @@ struct Store::Impl {
   TimeColumns times;
   // The form the rows are being moved to, while it differs (time_conversion.cc).
   std::optional<TimeColumns> times_target;
+  // How load_file checked the file (Store::load_check).
+  Store::LoadCheck load_check = Store::LoadCheck::kNone;
 
   // The queries read these columns, in this order (read_delta in store_reads.cc; the
   // states as stored: StateColumns decodes them and resolves before_ref; the

@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include "storage/session_ledger.h"
+#include "storage/snapshot.h"
 #include "storage/sqlite_statement.h"
 #include "storage/state_codec.h"
 #include "storage/state_columns.h"
@@ -421,6 +422,8 @@ Status Store::Impl::refresh_counts() {
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
 
+Store::LoadCheck Store::load_check() const { return impl_->load_check; }
+
 Result<std::unique_ptr<Store>> Store::open_empty(StoreOptions options) {
   auto impl = std::make_unique<Impl>();
   if (auto s = impl->open_memory(); !s.ok()) return Error{s.error()};
@@ -432,10 +435,19 @@ Result<std::unique_ptr<Store>> Store::open_empty(StoreOptions options) {
 }
 
 Result<std::unique_ptr<Store>> Store::load_file(const std::string& path) {
-  // The check reads the file through its own connection, so it can run beside
-  // the copy; together they take as long as the slower of the two.
+  // The check reads the file on its own (the digest with read(), quick_check
+  // through its own connection), so it can run beside the copy; together they
+  // take as long as the slower of the two.
   std::string check_result;
-  std::thread checker([&path, &check_result] { check_result = quick_check_file(path); });
+  LoadCheck check_used = LoadCheck::kQuickCheck;
+  std::thread checker([&path, &check_result, &check_used] {
+    if (snapshot_matches_digest(path)) {
+      check_used = LoadCheck::kDigest;
+      check_result = "ok";
+    } else {
+      check_result = quick_check_file(path);
+    }
+  });
   auto source = open_source_file(path);
   auto impl = std::make_unique<Impl>();
   Status copied = source.ok() ? impl->copy_from(source->get()) : Status(Error{source.error()});
@@ -443,6 +455,7 @@ Result<std::unique_ptr<Store>> Store::load_file(const std::string& path) {
   if (!copied.ok()) return Error{copied.error()};
   if (check_result != "ok") return Error{"integrity check failed: " + check_result};
   if (auto s = impl->finish_open(); !s.ok()) return Error{s.error()};
+  impl->load_check = check_used;
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
