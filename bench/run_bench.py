@@ -525,12 +525,23 @@ class Bench:
         (10,000,000 deltas) compressed: start-up, memory, queries, snapshots."""
         s = self.sizes
         result = {}
+        # The store lane's CPU per delta moves by a third from run to run on this
+        # VM, more than the difference between the modes: each mode's store is
+        # built three times, the modes alternating, and the ratio is taken pair
+        # by pair (the median and the spread are shown).
+        cpu = {"off": [], "zstd": []}
+        for build in range(3):
+            for mode in ("off", "zstd"):
+                data = os.path.join(self.work, f"store-capacity-{mode}")
+                log(f"building a store of {s['capacity']} deltas, compression {mode} ({build + 1} of 3)")
+                result[mode] = self.run_tool("make_store", "--templates", templates, "--deltas", s["capacity"],
+                                             "--chain", "--compression", mode,
+                                             "--out", os.path.join(data, "sessions.sqlite"))
+                cpu[mode].append(result[mode]["store_cpu_us_per_delta"])
+        result["cpu_ratios"] = [z / o for o, z in zip(cpu["off"], cpu["zstd"])]
+        result["cpu_us"] = cpu
         for mode in ("off", "zstd"):
             data = os.path.join(self.work, f"store-capacity-{mode}")
-            log(f"building a store of {s['capacity']} deltas, compression {mode}")
-            result[mode] = self.run_tool("make_store", "--templates", templates, "--deltas", s["capacity"],
-                                         "--chain", "--compression", mode,
-                                         "--out", os.path.join(data, "sessions.sqlite"))
             # Every delta of the store moved into archive files ([retention] archive),
             # three times from the same file (the move empties memory, not the file):
             # the median, and the spread beside it.
@@ -825,10 +836,14 @@ def table(r, sizes, quick):
         row(f"compression at {on['deltas']:,} (issue 16)", "file bytes per delta, zstd",
             f"{per_on:,.0f} (1/{per_off / per_on:.1f} of off)", f"compression off {per_off:,.0f}",
             "≤ 1/5 of off", verdict(per_on * 5 <= per_off))
-        ratio = on["store_cpu_us_per_delta"] / off["store_cpu_us_per_delta"]
-        row("", "store lane CPU per delta, zstd / off",
-            f"{on['store_cpu_us_per_delta']:.1f} / {off['store_cpu_us_per_delta']:.1f} µs (× {ratio:.2f})",
-            "compression off (same run)", "≤ × 1.3", verdict(ratio <= 1.3))
+        ratios = sorted(cap["cpu_ratios"])
+        ratio = ratios[len(ratios) // 2]
+        us = cap["cpu_us"]
+        row("", "store lane CPU per delta, zstd / off, median of three pairs",
+            f"× {ratio:.2f} (pairs {', '.join(f'× {r:.2f}' for r in cap['cpu_ratios'])})",
+            f"zstd {', '.join(f'{v:.1f}' for v in us['zstd'])} µs; "
+            f"off {', '.join(f'{v:.1f}' for v in us['off'])} µs (same run)",
+            "≤ × 1.3", verdict(ratio <= 1.3))
         for mode in ("zstd", "off"):
             am = cap[mode]["archive"]
             spread = ", ".join(f"{rate:,.0f}" for rate in am["runs"])
