@@ -189,9 +189,20 @@ BOOST_AUTO_TEST_CASE(a_version_0_database_comes_back_migrated_with_every_row) {
 
   Process daemon({deltatapd(), base_env("1"), dir.path()});
   BOOST_REQUIRE(wait_until([&] { return daemon.stderr_contains("Database loaded"); }));
+  // Written by another program: no digest, so every page is checked.
+  BOOST_TEST(daemon.stderr_contains("checkedBy=quick_check"), daemon.stderr_text());
   daemon.signal(SIGTERM);
   BOOST_TEST(daemon.wait().value_or(-1) == 0, daemon.stderr_text());
   BOOST_TEST(query_db(db_path, "PRAGMA user_version")[0][0] == std::to_string(deltatap::kSchemaVersion));
+  // The stop's snapshot left its digest: the next start trusts the file it wrote.
+  BOOST_TEST(fs::exists(dir / "data/sessions.sqlite.digest"));
+  {
+    Process again({deltatapd(), base_env("1"), dir.path()});
+    BOOST_REQUIRE(wait_until([&] { return again.stderr_contains("Database loaded"); }));
+    BOOST_TEST(again.stderr_contains("checkedBy=digest"), again.stderr_text());
+    again.signal(SIGTERM);
+    BOOST_TEST(again.wait().value_or(-1) == 0, again.stderr_text());
+  }
   BOOST_TEST(query_db(db_path, "SELECT COUNT(*) FROM session_deltas")[0][0] == "200");
   auto odd = query_db(db_path, "SELECT DISTINCT timestamp FROM session_deltas ORDER BY 1");
   BOOST_REQUIRE_EQUAL(odd.size(), 2u);
